@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The project's two commands (and the setup they share).
+#
+#   ./run.sh demo [OPTIONS]   set up, then run the whole flow locally (stsmon demo)
+#   ./run.sh test [ARGS]      set up with the test tools, then run the test suite (pytest)
+#   ./run.sh setup [--dev]    set up only
+#
+# Setup is idempotent and incremental: .venv (requirements*.txt, the stsmon
+# package), node_modules (the pinned CDK CLI), and for tests .venv-tools
+# (checkov) and Debian's chromium when running as root. Needs Python 3.11+ and
+# Node 20+.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+
+PYTHON=${PYTHON:-python3}
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
+export CDK_DISABLE_CLI_TELEMETRY=true
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+check_tools() {
+  command -v "$PYTHON" >/dev/null || die "Python 3.11+ is needed ($PYTHON not found; set PYTHON=...)"
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "Python 3.11+ is needed, $PYTHON is $("$PYTHON" -V 2>&1)"
+  command -v node >/dev/null || die "Node.js 20+ is needed (node not found)"
+  node -e 'process.exit(parseInt(process.versions.node) < 20 ? 1 : 0)' \
+    || die "Node.js 20+ is needed, found $(node --version)"
+  command -v npm >/dev/null || die "npm is needed (it comes with Node.js)"
+}
+
+# stamp NAME FILES... : true when FILES changed since the stamp was written
+stale() {
+  local name=$1; shift
+  local sum; sum=$(cat "$@" | sha256sum | cut -c1-64)
+  [ "$(cat ".setup-stamp-$name" 2>/dev/null)" != "$sum" ]
+}
+stamp() {
+  local name=$1; shift
+  cat "$@" | sha256sum | cut -c1-64 > ".setup-stamp-$name"
+}
+
+setup() {
+  local dev=${1:-}
+  check_tools
+  if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    "$PYTHON" -m venv .venv
+  fi
+  local reqs=requirements.txt name=venv
+  if [ "$dev" = "--dev" ]; then reqs=requirements-dev.txt; name=venv-dev; fi
+  if stale "$name" requirements.txt "$reqs" pyproject.toml; then
+    say "installing Python packages ($reqs)"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -r "$reqs"
+    .venv/bin/python -m pip install -q --no-deps -e .
+    stamp "$name" requirements.txt "$reqs" pyproject.toml
+  fi
+  if [ ! -x node_modules/.bin/cdk ] || stale npm package.json package-lock.json; then
+    say "installing the pinned CDK CLI (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error
+    stamp npm package.json package-lock.json
+  fi
+  if [ "$dev" = "--dev" ]; then
+    if [ ! -x .venv-tools/bin/checkov ] || stale tools requirements-tools.txt; then
+      say "installing checkov (.venv-tools)"
+      [ -x .venv-tools/bin/python ] || "$PYTHON" -m venv .venv-tools
+      .venv-tools/bin/python -m pip install -q -r requirements-tools.txt
+      stamp tools requirements-tools.txt
+    fi
+    if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      say "installing Debian's chromium (for the report rendering test)"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || say "could not install chromium; the report rendering test will say so"
+    fi
+  fi
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup)
+    setup "${1:-}"
+    ;;
+  demo)
+    setup
+    exec .venv/bin/stsmon demo "$@"
+    ;;
+  test)
+    setup --dev
+    export PATH="$ROOT/.venv-tools/bin:$ROOT/node_modules/.bin:$PATH"
+    exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
+    ;;
+  *)
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    [ -z "$cmd" ] || die "unknown command: $cmd"
+    exit 2
+    ;;
+esac

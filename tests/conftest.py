@@ -1,0 +1,50 @@
+"""Suite-wide fixtures: no network but loopback, the repo root, the MSRP corpus."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NETGUARD_DIR = Path(__file__).resolve().parent / "_netguard"
+
+sys.path.insert(0, str(NETGUARD_DIR))
+import netguard_impl  # noqa: E402
+
+netguard_impl.install()
+
+#: Environment variable naming a folder with the MSRP files (tests, CI, demo).
+MSRP_ENV = "STSMON_MSRP_DIR"
+MSRP_FILES = ("msr_paraphrase_train.txt", "msr_paraphrase_test.txt", "stsmsrpc.txt")
+
+
+def msrp_dir() -> Path:
+    """``$STSMON_MSRP_DIR``, else ``../shared/data/msrp`` next to the repo."""
+    return Path(os.environ.get(MSRP_ENV) or REPO_ROOT.parent / "shared" / "data" / "msrp")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def msrp() -> Path:
+    """The folder with the full MSRP corpus; fails (not skips) when it is missing."""
+    folder = msrp_dir()
+    missing = [f for f in MSRP_FILES if not (folder / f).is_file()]
+    if missing:
+        pytest.fail(f"MSRP corpus not found: {folder} lacks {missing}; set {MSRP_ENV}")
+    return folder
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """Environment for Python subprocesses: the same network guard, no AWS credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NETGUARD_DIR), env.get("PYTHONPATH", "")]))
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return env
