@@ -18,6 +18,9 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
 export CDK_DISABLE_CLI_TELEMETRY=true
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# pip prints a warning per package for this machine's local index folders; keep real errors.
+pipq() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
@@ -53,9 +56,8 @@ setup() {
   if [ "$dev" = "--dev" ]; then reqs=requirements-dev.txt; name=venv-dev; fi
   if stale "$name" requirements.txt "$reqs" pyproject.toml; then
     say "installing Python packages ($reqs)"
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -r "$reqs"
-    .venv/bin/python -m pip install -q --no-deps -e .
+    pipq .venv/bin/python -m pip install -q -r "$reqs"
+    pipq .venv/bin/python -m pip install -q --no-deps -e .
     stamp "$name" requirements.txt "$reqs" pyproject.toml
   fi
   if [ ! -x node_modules/.bin/cdk ] || stale npm package.json package-lock.json; then
@@ -67,7 +69,7 @@ setup() {
     if [ ! -x .venv-tools/bin/checkov ] || stale tools requirements-tools.txt; then
       say "installing checkov (.venv-tools)"
       [ -x .venv-tools/bin/python ] || "$PYTHON" -m venv .venv-tools
-      .venv-tools/bin/python -m pip install -q -r requirements-tools.txt
+      pipq .venv-tools/bin/python -m pip install -q -r requirements-tools.txt
       stamp tools requirements-tools.txt
     fi
     if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
