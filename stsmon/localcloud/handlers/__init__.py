@@ -1,0 +1,283 @@
+"""Resource handlers: what each CloudFormation resource type means locally.
+
+A handler is a subclass of :class:`ResourceHandler` registered for one or more
+resource types with :func:`register`::
+
+    from stsmon.localcloud.handlers import DeployContext, HandlerResult, ResourceHandler, register
+
+    @register("AWS::SageMaker::Endpoint")
+    class EndpointHandler(ResourceHandler):
+        def check(self, ctx, logical_id, props):      # optional: refuse before anything changes
+            ...
+        def create(self, ctx, logical_id, props):
+            return HandlerResult(physical_id=props["EndpointName"], attributes={"EndpointName": ...})
+        def update(self, ctx, logical_id, props, previous):   # optional, default: delete + create
+            ...
+        def delete(self, ctx, logical_id, previous):
+            ...
+
+The deployer (:mod:`stsmon.localcloud.deployer`) deploys one stack in two
+phases. **Check**: every resource type must have a handler, every intrinsic
+must be supported, and each handler's :meth:`ResourceHandler.check` sees the
+properties resolved as far as possible before anything is created (values
+that only exist after a create are :class:`Unresolved`); any error stops the
+deploy with nothing changed. **Apply**: in dependency order, each resource's
+properties are resolved for real and ``create``/``update`` is called; removed
+resources are deleted last. If an apply step fails, what this deploy created
+is deleted and what it updated is updated back (CloudFormation's rollback),
+and the stack keeps its previous record.
+
+Handlers are found by importing :data:`HANDLER_MODULES` (each module registers
+its types on import; a module that does not exist yet is skipped). Properties
+arrive resolved: plain JSON values (str, int, float, bool, list, dict), with
+CloudFormation's string forms (numbers and booleans in templates are often
+strings: ``"true"``, ``"5"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ...errors import StsmonError
+from ...state import StateDir
+from .. import LocalEnvironment
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..assembly import Assembly
+    from ..registry import Registry
+
+#: Modules that register handlers, imported (in this order) by :func:`load_handlers`.
+#: ``stsmon.endpoint.handlers``: AWS::SageMaker::Model / EndpointConfig / Endpoint and
+#: the approved-package lookup custom resource; ``stsmon.monitoring.handlers``:
+#: AWS::Scheduler::Schedule, AWS::CloudWatch::Alarm, AWS::CloudWatch::Dashboard.
+HANDLER_MODULES: tuple[str, ...] = (
+    "stsmon.localcloud.handlers.core",
+    "stsmon.localcloud.handlers.sagemaker",
+    "stsmon.endpoint.handlers",
+    "stsmon.monitoring.handlers",
+)
+
+_HANDLERS: dict[str, ResourceHandler] = {}
+_LOADED = False
+
+
+class DeployError(StsmonError):
+    """A stack could not be deployed; the message names the stack and resource."""
+
+
+class Unresolved:
+    """A value that exists only once another resource has been created.
+
+    Seen only by :meth:`ResourceHandler.check`; ``str(u)`` says what it stands
+    for (``"<Fn::GetAtt Bucket.Arn>"``). Functions applied to it (``Fn::Join``,
+    ``Fn::Sub`` ...) give another :class:`Unresolved`.
+    """
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"<{self.what}>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Unresolved) and other.what == self.what
+
+    def __hash__(self) -> int:
+        return hash(self.what)
+
+
+def is_resolved(value: Any) -> bool:
+    """True when ``value`` (recursively) contains no :class:`Unresolved`."""
+    if isinstance(value, Unresolved):
+        return False
+    if isinstance(value, dict):
+        return all(is_resolved(v) for v in value.values())
+    if isinstance(value, list):
+        return all(is_resolved(v) for v in value)
+    return True
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """The ``stsmon deploy`` flags that the serving handlers honour.
+
+    ``capture``: False with ``--no-capture`` (serve without data capture, even if
+    the endpoint config declares it). ``package_arn``: ``--package-arn`` pins the
+    model package instead of the latest approved one. ``foreground``: serve in
+    this process until Ctrl-C instead of a background server. ``host``/``port``:
+    where the local endpoint listens (``port=None``: the handler's default).
+    ``stop``: stop the local endpoint server (its record stays deployed).
+    """
+
+    capture: bool = True
+    package_arn: str | None = None
+    foreground: bool = False
+    host: str = "127.0.0.1"
+    port: int | None = None
+    stop: bool = False
+
+
+@dataclass(frozen=True)
+class DeployedResource:
+    """One resource as recorded in ``deployments/{stack}.json``."""
+
+    logical_id: str
+    type: str
+    physical_id: str
+    properties: dict[str, Any]
+    attributes: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "Type": self.type,
+            "PhysicalResourceId": self.physical_id,
+            "Properties": self.properties,
+            "Attributes": self.attributes,
+            "Metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_json(cls, logical_id: str, data: Mapping[str, Any]) -> DeployedResource:
+        return cls(
+            logical_id=logical_id,
+            type=data["Type"],
+            physical_id=data["PhysicalResourceId"],
+            properties=dict(data.get("Properties") or {}),
+            attributes=dict(data.get("Attributes") or {}),
+            metadata=dict(data.get("Metadata") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    """What a create/update returns: the physical id (what ``Ref`` gives) and the
+    attributes ``Fn::GetAtt`` may ask for."""
+
+    physical_id: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DeployContext:
+    """Everything a handler may use. One per stack deploy.
+
+    ``outputs``: the outputs of every stack deployed locally (stack name ->
+    output key -> value), including stacks deployed earlier in this run;
+    ``exports``: export name -> value (what ``Fn::ImportValue`` reads).
+    ``echo`` prints one progress line for the user.
+    """
+
+    state: StateDir
+    env: LocalEnvironment
+    stack_name: str
+    serving: ServingOptions = field(default_factory=ServingOptions)
+    assembly: Assembly | None = None
+    outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    exports: Mapping[str, str] = field(default_factory=dict)
+    echo: Callable[[str], None] = lambda message: None
+    _registry: Registry | None = field(default=None, repr=False)
+
+    @property
+    def registry(self) -> Registry:
+        """The local model registry (opened on first use)."""
+        if self._registry is None:
+            from ..registry import Registry
+
+            self._registry = Registry(self.state.registry_db, env=self.env)
+        return self._registry
+
+    def asset_path(self, bucket: str, key: str) -> Path | None:
+        """The cdk.out file or folder behind an asset's ``bucket``/``key``, if it is one."""
+        if self.assembly is None:
+            return None
+        return self.assembly.asset_source(bucket, key, self.env)
+
+
+class ResourceHandler:
+    """Base class of a resource type's local meaning. Subclass and :func:`register`.
+
+    Handlers are stateless singletons: keep state on disk under ``ctx.state``.
+    Raise :class:`stsmon.errors.StsmonError` (or :class:`DeployError`) with a
+    message for people; the deployer adds the stack and logical id.
+    """
+
+    #: The types this handler was registered for (set by :func:`register`).
+    resource_types: ClassVar[tuple[str, ...]] = ()
+
+    def check(self, ctx: DeployContext, logical_id: str, props: dict[str, Any]) -> None:
+        """Refuse early (before anything in the stack changes). Default: accept.
+
+        ``props`` are resolved except where a value depends on a resource not
+        created yet (:class:`Unresolved`). Must not change anything.
+        """
+
+    def create(self, ctx: DeployContext, logical_id: str, props: dict[str, Any]) -> HandlerResult:
+        raise NotImplementedError
+
+    def update(
+        self, ctx: DeployContext, logical_id: str, props: dict[str, Any], previous: DeployedResource
+    ) -> HandlerResult:
+        """Apply changed properties. Default: replace (delete the old, create the new)."""
+        self.delete(ctx, logical_id, previous)
+        return self.create(ctx, logical_id, props)
+
+    def delete(self, ctx: DeployContext, logical_id: str, previous: DeployedResource) -> None:
+        raise NotImplementedError
+
+
+def register(*resource_types: str) -> Callable[[type[ResourceHandler]], type[ResourceHandler]]:
+    """Class decorator: the handler for ``resource_types`` (one instance is kept).
+
+    Registering a type twice is an error (two modules disagree about its meaning).
+    """
+    if not resource_types:
+        raise ValueError("register() needs at least one resource type")
+
+    def decorate(cls: type[ResourceHandler]) -> type[ResourceHandler]:
+        instance = cls()
+        cls.resource_types = tuple(resource_types)
+        for rtype in resource_types:
+            existing = _HANDLERS.get(rtype)
+            if existing is not None and type(existing).__qualname__ != cls.__qualname__:
+                raise ValueError(f"two handlers for {rtype}: {type(existing).__qualname__} and {cls.__qualname__}")
+            _HANDLERS[rtype] = instance
+        return cls
+
+    return decorate
+
+
+def load_handlers() -> None:
+    """Import :data:`HANDLER_MODULES` once (a module that does not exist is skipped)."""
+    global _LOADED
+    if _LOADED:
+        return
+    for name in HANDLER_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # Only "this module does not exist yet" is skipped; a broken import
+            # inside an existing module is a bug and must surface.
+            if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+                raise
+    _LOADED = True
+
+
+def handler_for(resource_type: str) -> ResourceHandler | None:
+    """The registered handler for a type, or None."""
+    load_handlers()
+    return _HANDLERS.get(resource_type)
+
+
+def supported_types() -> list[str]:
+    """Every resource type with a handler, sorted."""
+    load_handlers()
+    return sorted(_HANDLERS)
