@@ -1,0 +1,154 @@
+"""SageMaker's data-capture and ground-truth record shapes (docs/CONTRACTS.md §2).
+
+Writers and readers used by ``stsmon ground-truth``, the tests and the
+benchmark. The monitor job itself (``processing_scripts/monitor.py``) has its
+own columnar reader; these are the small-scale, record-at-a-time versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..errors import StsmonError
+
+HOUR_LAYOUT = "%Y/%m/%d/%H"
+_HOUR_DIR = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})$")
+
+
+def hour_prefix(moment: datetime) -> str:
+    """``yyyy/mm/dd/hh`` of an instant, in UTC."""
+    return moment.astimezone(timezone.utc).strftime(HOUR_LAYOUT)
+
+
+def iso_ms(moment: datetime) -> str:
+    """``2026-11-27T12:00:00.123Z``: SageMaker's inferenceTime format."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def capture_record(
+    *,
+    event_id: str,
+    inference_time: datetime,
+    output: str,
+    output_type: str = "text/csv",
+    input_data: str = "",
+    input_type: str = "text/csv",
+    inference_id: str | None = None,
+) -> dict[str, Any]:
+    """One data-capture record, keys in SageMaker's order."""
+    def channel(content_type: str, mode: str, data: str) -> dict[str, str]:
+        encoding = "CSV" if content_type == "text/csv" else "JSON" if "json" in content_type else "BASE64"
+        return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
+
+    meta = {"eventId": event_id}
+    if inference_id is not None:
+        meta["inferenceId"] = inference_id
+    meta["inferenceTime"] = iso_ms(inference_time)
+    return {
+        "captureData": {
+            "endpointInput": channel(input_type, "INPUT", input_data),
+            "endpointOutput": channel(output_type, "OUTPUT", output),
+        },
+        "eventMetadata": meta,
+        "eventVersion": "0",
+    }
+
+
+def ground_truth_record(event_id: str, label: str | int | float) -> dict[str, Any]:
+    """One ground-truth record: ``eventId`` is the capture's inferenceId (else its eventId)."""
+    if isinstance(label, float) and label.is_integer():
+        label = int(label)
+    return {
+        "groundTruthData": {"data": str(label), "encoding": "CSV"},
+        "eventMetadata": {"eventId": event_id},
+        "eventVersion": "0",
+    }
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write records one per line, atomically (temp name, then rename). Returns the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+@dataclass(frozen=True)
+class CapturedInference:
+    """What ``stsmon ground-truth`` needs of a capture record."""
+
+    key: str  # inferenceId, else eventId: the ground truth's eventId
+    inference_id: str | None
+    event_id: str
+    inference_time: str
+    output: str
+    output_type: str
+
+
+def hour_of_folder(folder: str) -> datetime | None:
+    match = _HOUR_DIR.search(folder.replace(os.sep, "/"))
+    if not match:
+        return None
+    try:
+        return datetime(*(int(g) for g in match.groups()), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def iter_capture_lines(lines: Iterable[str], where: str) -> Iterator[CapturedInference]:
+    """Parse capture lines; malformed ones are skipped (the monitor counts them)."""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+            meta = record["eventMetadata"]
+            out = record["captureData"]["endpointOutput"]
+            event_id = meta["eventId"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        inference_id = meta.get("inferenceId") or None
+        yield CapturedInference(
+            key=inference_id or event_id,
+            inference_id=inference_id,
+            event_id=event_id,
+            inference_time=meta.get("inferenceTime", ""),
+            output=out.get("data", ""),
+            output_type=out.get("observedContentType", ""),
+        )
+
+
+def read_local_captures(root: Path, start: datetime, end: datetime) -> list[CapturedInference]:
+    """Capture records of the hour folders ``start <= hour < end`` below ``root`` (any depth)."""
+    found: list[CapturedInference] = []
+    if not root.is_dir():
+        return found
+    for dirpath, dirnames, filenames in sorted(os.walk(root)):
+        dirnames.sort()
+        hour = hour_of_folder(dirpath)
+        if hour is None or not (start <= hour < end):
+            continue
+        for name in sorted(filenames):
+            if not name.endswith(".jsonl"):
+                continue
+            path = Path(dirpath) / name
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise StsmonError(f"cannot read capture file {path}: {exc.strerror}") from None
+            found.extend(iter_capture_lines(text.splitlines(), str(path)))
+    return found
