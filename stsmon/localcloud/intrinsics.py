@@ -382,7 +382,7 @@ def _get_azs(arg: Any, scope: Scope, where: str) -> Any:
     return [f"{region}{suffix}" for suffix in "abc"]
 
 
-def _condition_value(name: Any, scope: Scope, where: str) -> bool:
+def condition_value(name: Any, scope: Scope, where: str) -> bool:
     if not isinstance(name, str):
         raise IntrinsicError(f"{where}: a condition name must be a string")
     if name not in scope.conditions:
@@ -395,7 +395,7 @@ def _condition_value(name: Any, scope: Scope, where: str) -> bool:
 def _if(arg: Any, scope: Scope, where: str) -> Any:
     if not (isinstance(arg, list) and len(arg) == 3):
         raise IntrinsicError(f"{where}: Fn::If takes [condition, then, else]")
-    branch = arg[1] if _condition_value(arg[0], scope, where) else arg[2]
+    branch = arg[1] if condition_value(arg[0], scope, where) else arg[2]
     return _resolve(branch, scope, where)
 
 
@@ -422,7 +422,7 @@ def _bool_args(arg: Any, scope: Scope, where: str, fn: str, count: tuple[int, in
     out = []
     for item in arg:
         if isinstance(item, dict) and set(item) == {"Condition"}:
-            out.append(_condition_value(item["Condition"], scope, where))
+            out.append(condition_value(item["Condition"], scope, where))
         else:
             value = _resolve(item, scope, where)
             out.append(value in (True, "true", "True"))
@@ -442,7 +442,7 @@ def _or(arg: Any, scope: Scope, where: str) -> Any:
 
 
 def _condition(arg: Any, scope: Scope, where: str) -> Any:
-    return _condition_value(arg, scope, where)
+    return condition_value(arg, scope, where)
 
 
 def _contains(arg: Any, scope: Scope, where: str) -> Any:

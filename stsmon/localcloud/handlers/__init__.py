@@ -15,6 +15,8 @@ resource types with :func:`register`::
             ...
         def delete(self, ctx, logical_id, previous):
             ...
+        def refresh(self, ctx, logical_id, props, previous):  # optional: unchanged resource, every deploy
+            ...
 
 The deployer (:mod:`stsmon.localcloud.deployer`) deploys one stack in two
 phases. **Check**: every resource type must have a handler, every intrinsic
@@ -232,6 +234,14 @@ class ResourceHandler:
 
     def delete(self, ctx: DeployContext, logical_id: str, previous: DeployedResource) -> None:
         raise NotImplementedError
+
+    def refresh(
+        self, ctx: DeployContext, logical_id: str, props: dict[str, Any], previous: DeployedResource
+    ) -> HandlerResult | None:
+        """Called on every deploy for a resource whose properties did not change
+        (e.g. restart a local server that is no longer running, honour
+        ``ctx.serving.stop``). Return a new result to record, or None (default)."""
+        return None
 
 
 def register(*resource_types: str) -> Callable[[type[ResourceHandler]], type[ResourceHandler]]:
