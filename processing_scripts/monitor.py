@@ -188,19 +188,19 @@ def hour_folders(root: Path) -> list[tuple[datetime, tuple[str, ...], Path]]:
     return found
 
 
-def files_in_hours(
-    root: Path, start: datetime, end: datetime, *, prefix_first: str | None = None
-) -> list[Path]:
+def files_in_hours(root: Path, start: datetime, end: datetime, *, endpoint: str | None = None) -> list[Path]:
     """``*.jsonl`` files of the hour folders with ``start <= hour < end``, in a stable order.
 
-    ``prefix_first`` (the endpoint name) keeps only folders whose first prefix
-    part is that name, when there is a prefix at all.
+    ``endpoint`` (the endpoint name): when ``root`` is the capture root
+    (``{endpoint}/{variant}/yyyy/...`` below it), only that endpoint's folders
+    count; when it is one endpoint's folder (``{variant}/yyyy/...``) or one
+    variant's, every hour folder does.
     """
     files: list[Path] = []
     for hour, prefix, folder in hour_folders(root):
         if not (start <= hour < end):
             continue
-        if prefix_first and prefix and prefix[0] != prefix_first:
+        if endpoint and len(prefix) >= 2 and prefix[-2] != endpoint:
             continue
         files.extend(sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(".jsonl")))
     return files
@@ -823,7 +823,7 @@ def run_monitor(settings: Settings, baseline: Baseline) -> dict[str, Any]:
     """
     problem_type = baseline.problem_type
     capture_files = files_in_hours(
-        settings.capture_dir, settings.window_start, settings.window_end, prefix_first=settings.endpoint_name or None
+        settings.capture_dir, settings.window_start, settings.window_end, endpoint=settings.endpoint_name or None
     )
     label_end = max(settings.window_end, floor_hour(settings.execution_time) + timedelta(hours=1))
     label_files = files_in_hours(settings.ground_truth_dir, settings.window_start, label_end)

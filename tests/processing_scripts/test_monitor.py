@@ -150,6 +150,16 @@ def test_other_endpoints_under_the_capture_prefix_are_ignored(env):
     assert result["counts"]["captured"] == 1 and result["counts"]["unmatched_labels"] == 1
 
 
+@pytest.mark.parametrize("below", [ENDPOINT, f"{ENDPOINT}/AllTraffic"])
+def test_capture_dir_may_be_the_endpoint_or_variant_folder(env, below):
+    """The pipeline passes {capture uri}/{endpoint}/ as --capture-dir."""
+    env.captures([("a", "1,0.9\n"), ("b", "0,0.1\n")])
+    env.labels([("a", 1), ("b", 0)])
+    env.capture = env.capture / below
+    _, result = env.run()
+    assert result["counts"]["captured"] == 2 and result["counts"]["matched"] == 2
+
+
 # ------------------------------------------------------------------ the drill
 
 
