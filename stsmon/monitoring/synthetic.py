@@ -69,7 +69,7 @@ def write_window(
     wrong = rng.random(n) >= accuracy
     y_pred = np.where(wrong, 1 - y_true, y_true)
     margin = rng.uniform(0.0, 0.5, n)
-    score = np.round(np.where(y_pred == 1, 0.5 + margin, 0.5 - margin), 4)
+    score = np.round(np.where(y_pred == 1, 0.5 + margin, 0.4999 - margin), 4)  # >= 0.5 iff predicted 1
     score = np.clip(score, 0.0, 1.0)
     ids = np.array([f"{id_prefix}_{i}" for i in range(n)])
     hour = hour.astimezone(timezone.utc)
