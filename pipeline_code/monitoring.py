@@ -1,0 +1,118 @@
+"""The monitoring pipeline: one Processing step, ``MonitorModelQuality``,
+running ``processing_scripts/monitor.py`` over the endpoint's captured data
+and the ground truth for one window, against the deployed package's baseline.
+
+EventBridge Scheduler starts it hourly (the monitoring stack); the local
+runtime's scheduler runs the same definition. Outputs go to
+``s3://{bucket}/{p}/monitoring/{schedule}/{execution id}/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processing_scripts import contract
+
+from stsmon.config import Config
+
+from . import placeholders
+from .common import PROCESSING_ROOT, Names, code_input, definition_dict, processing_input, processing_output, script_processor
+from .sdk import offline_sdk, pipeline_session
+
+P_WINDOW_END = "WindowEnd"
+P_WINDOW_HOURS = "WindowHours"
+P_LABEL_DELAY = "LabelDelayHours"
+P_MIN_COVERAGE = "MinLabelCoverage"
+P_PUBLISH = "PublishCloudWatch"
+P_BASELINE = "BaselineConstraintsUri"
+P_INSTANCE = "MonitoringInstanceType"
+
+#: CloudWatch namespace the monitor publishes to (pipeline backend).
+METRICS_NAMESPACE = "stsmodelmonitor"
+
+CAPTURE_DIR = f"{PROCESSING_ROOT}/input/capture"
+GROUND_TRUTH_DIR = f"{PROCESSING_ROOT}/input/ground_truth"
+BASELINE_DIR = f"{PROCESSING_ROOT}/input/baseline"
+OUTPUT_DIR = f"{PROCESSING_ROOT}/output"
+
+
+def capture_prefix(cfg: Config) -> str:
+    """Key prefix of the endpoint's data capture destination (``{p}/datacapture``)."""
+    return f"{cfg.prefix}/datacapture"
+
+
+def ground_truth_prefix(cfg: Config) -> str:
+    return f"{cfg.prefix}/ground-truth"
+
+
+def monitoring_prefix(cfg: Config) -> str:
+    return f"{cfg.prefix}/monitoring"
+
+
+def build_monitoring_definition(cfg: Config, code_prefix: str) -> dict[str, Any]:
+    """The monitoring pipeline definition with placeholders for the bucket,
+    role, KMS key and the default baseline URI (``placeholders.BASELINE_URI``,
+    resolved at deploy time from the served model package)."""
+    with offline_sdk(cfg.region):
+        return definition_dict(_pipeline(cfg, code_prefix))
+
+
+def _pipeline(cfg: Config, code_prefix: str) -> Any:
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    names = Names(cfg.base_job_prefix, code_prefix, cfg.region, cfg.sklearn_image_version)
+    session = pipeline_session(cfg.region, placeholders.BUCKET)
+    params = {
+        P_WINDOW_END: ParameterString(P_WINDOW_END, default_value=""),
+        P_WINDOW_HOURS: ParameterInteger(P_WINDOW_HOURS, default_value=cfg.monitor_window_hours),
+        P_LABEL_DELAY: ParameterInteger(P_LABEL_DELAY, default_value=cfg.monitor_label_delay_hours),
+        P_MIN_COVERAGE: ParameterFloat(P_MIN_COVERAGE, default_value=cfg.monitor_min_label_coverage),
+        P_PUBLISH: ParameterString(P_PUBLISH, default_value="true", enum_values=["true", "false"]),
+        P_BASELINE: ParameterString(P_BASELINE, default_value=placeholders.BASELINE_URI),
+        P_INSTANCE: ParameterString(P_INSTANCE, default_value=cfg.monitoring_instance_type),
+    }
+    # The monitor publishes CloudWatch metrics, so this job keeps network access.
+    processor = script_processor(
+        session, names=names, script=contract.SCRIPT_MONITOR, step=contract.STEP_MONITOR,
+        instance_type=params[P_INSTANCE], network_isolation=False,
+    )
+    bucket = names.bucket_uri
+    output_uri = Join(on="/", values=[f"{bucket}/{monitoring_prefix(cfg)}/{cfg.monitoring_schedule_name}", ExecutionVariables.PIPELINE_EXECUTION_ID])
+    step_args = processor.run(
+        inputs=[
+            code_input(names),
+            processing_input("capture", f"{bucket}/{capture_prefix(cfg)}/{cfg.endpoint_name}/", CAPTURE_DIR),
+            processing_input("ground_truth", f"{bucket}/{ground_truth_prefix(cfg)}/", GROUND_TRUTH_DIR),
+            processing_input("baseline", params[P_BASELINE], BASELINE_DIR),
+        ],
+        outputs=[processing_output(contract.OUTPUT_MONITORING, OUTPUT_DIR, output_uri)],
+        arguments=[
+            "--capture-dir", CAPTURE_DIR,
+            "--ground-truth-dir", GROUND_TRUTH_DIR,
+            "--baseline-dir", BASELINE_DIR,
+            "--output-dir", OUTPUT_DIR,
+            "--execution-time", ExecutionVariables.START_DATETIME,
+            # "--window-end=" keeps an empty value one argument.
+            Join(on="", values=["--window-end=", params[P_WINDOW_END]]),
+            "--window-hours", params[P_WINDOW_HOURS].to_string(),
+            "--label-delay-hours", params[P_LABEL_DELAY].to_string(),
+            "--min-label-coverage", params[P_MIN_COVERAGE].to_string(),
+            "--endpoint-name", cfg.endpoint_name,
+            "--schedule-name", cfg.monitoring_schedule_name,
+            "--namespace", METRICS_NAMESPACE,
+            "--publish-cloudwatch", params[P_PUBLISH],
+            "--problem-type", "auto",
+        ],
+    )
+    step = ProcessingStep(name=contract.STEP_MONITOR, step_args=step_args)
+    return Pipeline(
+        name=cfg.monitoring_pipeline_name,
+        parameters=list(params.values()),
+        steps=[step],
+        sagemaker_session=session,
+        pipeline_experiment_config=None,
+    )

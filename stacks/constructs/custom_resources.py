@@ -1,0 +1,215 @@
+"""Our two Lambda-backed custom resources (code in ``stacks/lambdas/``).
+
+- :class:`ServedModelPackage` (``Custom::StsApprovedModelPackage``): which
+  model package to serve or monitor, resolved at deploy time, never at synth.
+- :class:`PipelineCleanup` (``Custom::StsPipelineCleanup``): on deletion in
+  the dev profile, stops running pipeline executions and deletes the model
+  packages pipeline runs registered.
+
+Their properties and attributes are listed in docs/CONTRACTS.md §3 so the
+local runtime can implement the same types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from ..nag import AWS, acknowledge, acknowledge_custom_resource_lambda
+
+LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+#: Asset exclusions: bytecode caches would make the asset hash depend on who imported what.
+ASSET_EXCLUDE = ["__pycache__", "*.pyc"]
+
+APPROVED_PACKAGE_TYPE = "Custom::StsApprovedModelPackage"
+CLEANUP_TYPE = "Custom::StsPipelineCleanup"
+
+
+class _HandlerFunction(Construct):
+    """A small Python Lambda with its own role, customer-managed policy and
+    encrypted log group. Add permissions with :meth:`allow`."""
+
+    def __init__(self, scope: Construct, id: str, *, handler: str, description: str, key: kms.IKey, log_retention: logs.RetentionDays, removal: RemovalPolicy, timeout: Duration) -> None:
+        super().__init__(scope, id)
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, encryption_key=key, removal_policy=removal)
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
+        # A managed policy rather than an inline one (NIST IAMNoInlinePolicy).
+        self.policy = iam.ManagedPolicy(self, "Policy", roles=[self.role], description=description)
+        self.allow("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"], [self.log_group.log_group_arn])
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            handler=handler,
+            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=ASSET_EXCLUDE),
+            description=description,
+            timeout=timeout,
+            memory_size=256,
+            role=self.role,
+            log_group=self.log_group,
+        )
+        self.function.node.add_dependency(self.policy)
+        acknowledge_custom_resource_lambda(self.function)
+
+    def allow(self, sid: str, actions: Sequence[str], resources: Sequence[str]) -> None:
+        self.policy.add_statements(iam.PolicyStatement(sid=sid, actions=list(actions), resources=list(resources)))
+
+
+class ServedModelPackage(Construct):
+    """The model package to serve: the latest *Approved* one in a group, a
+    pinned ARN, or (with ``endpoint_name``) the one an endpoint serves.
+
+    CloudFormation calls the function only when a property changes, so
+    ``refresh`` (any text) is how a redeploy picks up a newer approved package;
+    see docs/aws.md.
+
+    Attributes are tokens resolved at deploy time: ``model_package_arn``,
+    ``baseline_uri``, ``baseline_constraints_uri``, and per metric
+    :meth:`threshold` / :meth:`comparison` from the package's constraints.json.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        model_package_group_name: str,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        prefix: str,
+        metric_names: Sequence[str],
+        log_retention: logs.RetentionDays,
+        removal: RemovalPolicy,
+        pinned_arn: str = "",
+        refresh: str = "",
+        endpoint_name: str = "",
+    ) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        self.handler = _HandlerFunction(
+            self, "Handler", handler="approved_package.handler",
+            description="Resolves the model package to serve (Custom::StsApprovedModelPackage)",
+            key=key, log_retention=log_retention, removal=removal, timeout=Duration.minutes(2),
+        )
+        sm = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        allow = self.handler.allow
+        # ListModelPackages supports no resource-level permission.
+        allow("ListPackages", ["sagemaker:ListModelPackages"], ["*"])
+        packages = f"{sm}:model-package/{model_package_group_name.lower()}/*"
+        allow("DescribePackages", ["sagemaker:DescribeModelPackage"], [packages])
+        baselines = bucket.arn_for_objects(f"{prefix}/pipelines/*")
+        allow("ReadBaselines", ["s3:GetObject"], [baselines])
+        allow("DecryptBaselines", ["kms:Decrypt"], [key.key_arn])
+        policy = self.handler.policy
+        acknowledge(policy, f"{AWS}-IAM5[Resource::*]", "sagemaker:ListModelPackages has no resource-level permissions; the other statements are scoped.")
+        acknowledge(policy, f"{AWS}-IAM5[Resource::{packages}]", "Any version of this app's model package group may be the latest approved one.")
+        acknowledge(policy, f"{AWS}-IAM5[Resource::{baselines}]", "Baseline files live under per-execution keys of the pipeline output prefix.")
+        if endpoint_name:
+            # Which config and model the endpoint uses is only known at deploy time.
+            configs, models = f"{sm}:endpoint-config/*", f"{sm}:model/*"
+            allow(
+                "DescribeServing",
+                ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+                [f"{sm}:endpoint/{endpoint_name.lower()}", configs, models],
+            )
+            reason = "Read-only Describe of the generated config/model names behind our endpoint, unknown until deployment."
+            acknowledge(policy, f"{AWS}-IAM5[Resource::{configs}]", reason)
+            acknowledge(policy, f"{AWS}-IAM5[Resource::{models}]", reason)
+
+        self.metric_names = tuple(metric_names)
+        properties = {
+            "ModelPackageGroupName": model_package_group_name,
+            "ModelPackageArn": pinned_arn,
+            "EndpointName": endpoint_name,
+            "MetricNames": list(self.metric_names),
+            "Refresh": refresh,
+        }
+        self.resource = CustomResource(
+            self, "Resource", service_token=self.handler.function.function_arn,
+            resource_type=APPROVED_PACKAGE_TYPE, properties=properties,
+        )
+        # The role's policy must be attached before the function is called.
+        self.resource.node.add_dependency(self.handler.policy)
+
+    @property
+    def model_package_arn(self) -> str:
+        return self.resource.get_att_string("ModelPackageArn")
+
+    @property
+    def model_package_version(self) -> str:
+        return self.resource.get_att_string("ModelPackageVersion")
+
+    @property
+    def baseline_uri(self) -> str:
+        return self.resource.get_att_string("BaselineUri")
+
+    @property
+    def baseline_constraints_uri(self) -> str:
+        return self.resource.get_att_string("BaselineConstraintsUri")
+
+    def threshold(self, metric: str) -> float:
+        """The constraint's threshold for ``metric`` (a number token)."""
+        self._check(metric)
+        return Token.as_number(self.resource.get_att(f"{metric}Threshold"))
+
+    def comparison(self, metric: str) -> str:
+        """The constraint's comparison operator (``LessThanThreshold`` ...), a CloudWatch operator too."""
+        self._check(metric)
+        return self.resource.get_att_string(f"{metric}Comparison")
+
+    def _check(self, metric: str) -> None:
+        if metric not in self.metric_names:
+            raise ValueError(f"{metric!r} is not one of the looked-up metrics {self.metric_names}")
+
+
+class PipelineCleanup(Construct):
+    """On deletion: stop the pipelines' running executions, delete the group's packages."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        pipeline_names: Sequence[str],
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+        model_package_group_name: str = "",
+    ) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        self.handler = _HandlerFunction(
+            self, "Handler", handler="cleanup.handler",
+            description="Stops pipeline executions and deletes model packages on stack deletion (Custom::StsPipelineCleanup)",
+            key=key, log_retention=log_retention, removal=RemovalPolicy.DESTROY, timeout=Duration.minutes(14),
+        )
+        sm = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        allow, policy = self.handler.allow, self.handler.policy
+        pipelines = [f"{sm}:pipeline/{name.lower()}" for name in pipeline_names]
+        executions = [f"{p}/execution/*" for p in pipelines]
+        allow("ListExecutions", ["sagemaker:ListPipelineExecutions"], pipelines)
+        allow("StopExecutions", ["sagemaker:StopPipelineExecution", "sagemaker:DescribePipelineExecution"], executions)
+        for arn in executions:
+            acknowledge(policy, f"{AWS}-IAM5[Resource::{arn}]", "Stops whichever executions of this app's pipeline are running at deletion.")
+        properties: dict = {"PipelineNames": list(pipeline_names)}
+        if model_package_group_name:
+            packages = f"{sm}:model-package/{model_package_group_name.lower()}/*"
+            # ListModelPackages supports no resource-level permission.
+            allow("ListPackages", ["sagemaker:ListModelPackages"], ["*"])
+            allow("DeletePackages", ["sagemaker:DeleteModelPackage"], [packages])
+            acknowledge(policy, f"{AWS}-IAM5[Resource::*]", "sagemaker:ListModelPackages has no resource-level permissions; deletion is scoped to our group.")
+            acknowledge(policy, f"{AWS}-IAM5[Resource::{packages}]", "Deletes every version registered in this app's group so the group can be deleted.")
+            properties["ModelPackageGroupName"] = model_package_group_name
+        self.resource = CustomResource(
+            self, "Resource", service_token=self.handler.function.function_arn,
+            resource_type=CLEANUP_TYPE, properties=properties,
+        )
+        self.resource.node.add_dependency(policy)

@@ -1,0 +1,351 @@
+"""Hourly model-quality monitoring of an endpoint: two interchangeable backends.
+
+- :class:`PipelineQualityMonitor` (default): a one-step SageMaker pipeline
+  running ``processing_scripts/monitor.py``, started by EventBridge Scheduler
+  under a role that may start exactly that pipeline and nothing else.
+- :class:`NativeQualityMonitor`: SageMaker Model Monitor's
+  ``ModelQualityJobDefinition`` + ``MonitoringSchedule``, for accounts that
+  still have Model Monitor (closed to new customers).
+
+Both expose ``schedule_name``, ``output_uri`` and :meth:`metric_quality`, so
+alarms and the dashboard (:class:`QualityAlarms`, :class:`MonitoringDashboard`)
+work with either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from aws_cdk import Duration, Fn, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from .capture_endpoint import CaptureEndpoint
+from .custom_resources import ServedModelPackage
+from .sagemaker_pipeline import SageMakerPipeline
+
+PIPELINE_NAMESPACE = "stsmodelmonitor"
+MODEL_MONITOR_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
+QUALITY_PERIOD = Duration.hours(1)
+
+
+class QualityMonitor(Protocol):
+    schedule_name: str
+    output_uri: str
+
+    def metric_quality(self, metric: str) -> cloudwatch.Metric: ...
+
+
+def _quality_metric(namespace: str, metric: str, endpoint_name: str, schedule_name: str) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=namespace,
+        metric_name=metric,
+        dimensions_map={"Endpoint": endpoint_name, "MonitoringSchedule": schedule_name},
+        statistic="Average",
+        period=QUALITY_PERIOD,
+    )
+
+
+class PipelineQualityMonitor(Construct):
+    """The monitoring pipeline and its hourly EventBridge schedule.
+
+    ``definition`` comes from ``pipeline_code.monitoring`` with placeholders;
+    ``replacements`` maps them to tokens (bucket, role, key, baseline URI).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        pipeline_name: str,
+        schedule_name: str,
+        schedule_expression: str,
+        definition: Mapping[str, Any],
+        replacements: Mapping[str, str],
+        role: iam.IRole,
+        endpoint_name: str,
+        output_uri: str,
+    ) -> None:
+        super().__init__(scope, id)
+        self.endpoint_name = endpoint_name
+        self.schedule_name = schedule_name
+        self.output_uri = output_uri
+        self.pipeline = SageMakerPipeline(
+            self,
+            "Pipeline",
+            pipeline_name=pipeline_name,
+            definition=definition,
+            role=role,
+            replacements=replacements,
+            description=f"Hourly model-quality monitor of endpoint {endpoint_name} (processing_scripts/monitor.py)",
+        )
+        stack = Stack.of(self)
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            description=f"EventBridge Scheduler: start the {pipeline_name} pipeline, nothing else",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+        )
+        # A managed policy rather than an inline one (NIST IAMNoInlinePolicy).
+        self.scheduler_policy = iam.ManagedPolicy(
+            self,
+            "SchedulerPolicy",
+            roles=[self.scheduler_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="StartMonitoringPipeline",
+                    actions=["sagemaker:StartPipelineExecution"],
+                    resources=[self.pipeline.pipeline_arn],
+                )
+            ],
+        )
+        self.schedule = scheduler.CfnSchedule(
+            self,
+            "Schedule",
+            name=schedule_name,
+            description=f"Runs {pipeline_name} ({schedule_expression}, UTC)",
+            schedule_expression=schedule_expression,
+            schedule_expression_timezone="UTC",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            state="ENABLED",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=self.pipeline.pipeline_arn,
+                role_arn=self.scheduler_role.role_arn,
+                sage_maker_pipeline_parameters=scheduler.CfnSchedule.SageMakerPipelineParametersProperty(
+                    pipeline_parameter_list=[
+                        scheduler.CfnSchedule.SageMakerPipelineParameterProperty(name="PublishCloudWatch", value="true"),
+                    ]
+                ),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=3, maximum_event_age_in_seconds=3600),
+            ),
+        )
+        self.schedule.node.add_dependency(self.pipeline)
+        # The role's policy must exist before the first invocation.
+        self.schedule.node.add_dependency(self.scheduler_policy)
+
+    def metric_quality(self, metric: str) -> cloudwatch.Metric:
+        """A quality metric as monitor.py publishes it (Model Monitor's names)."""
+        return _quality_metric(PIPELINE_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
+
+    def metric_failed_runs(self) -> cloudwatch.Metric:
+        """Failed executions of the monitoring pipeline per hour."""
+        return cloudwatch.Metric(
+            namespace="AWS/Sagemaker/ModelBuildingPipeline",
+            metric_name="ExecutionFailed",
+            dimensions_map={"PipelineName": self.pipeline.pipeline_name},
+            statistic="Sum",
+            period=QUALITY_PERIOD,
+        )
+
+
+class NativeQualityMonitor(Construct):
+    """Model Monitor's model-quality job definition and hourly schedule."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        prefix: str,
+        schedule_name: str,
+        schedule_expression: str,
+        endpoint: CaptureEndpoint,
+        package: ServedModelPackage,
+        role: iam.IRole,
+        key: kms.IKey,
+        image_uri: str,
+        problem_type: str,
+        instance_type: str,
+        ground_truth_uri: str,
+        output_uri: str,
+    ) -> None:
+        super().__init__(scope, id)
+        self.endpoint_name = endpoint.endpoint_name
+        self.schedule_name = schedule_name
+        self.output_uri = output_uri
+        endpoint_input: dict[str, Any] = {
+            "endpoint_name": endpoint.endpoint_name,
+            "local_path": "/opt/ml/processing/input/endpoint",
+            # The endpoint answers "label,probability" (docs/CONTRACTS.md §1).
+            "inference_attribute": "0",
+        }
+        if problem_type == "BinaryClassification":
+            endpoint_input.update(probability_attribute="1", probability_threshold_attribute=0.5)
+        literal = {
+            "image": image_uri, "problem": problem_type, "instance": instance_type,
+            "input": endpoint_input, "schedule": schedule_name,
+        }
+        # Job definitions are immutable: a change replaces them, so the name
+        # carries a hash of the synth-time settings and the served package's
+        # version (which moves the baseline) to never clash with the old one.
+        digest = hashlib.sha256(json.dumps(literal, sort_keys=True).encode()).hexdigest()[:8]
+        job_name = Fn.join("", [f"{prefix}-mq-{digest}-v", package.model_package_version])
+        self.job_definition = sagemaker.CfnModelQualityJobDefinition(
+            self,
+            "JobDefinition",
+            job_definition_name=job_name,
+            endpoint_name=endpoint.endpoint_name,
+            role_arn=role.role_arn,
+            model_quality_app_specification=sagemaker.CfnModelQualityJobDefinition.ModelQualityAppSpecificationProperty(
+                image_uri=image_uri, problem_type=problem_type,
+            ),
+            model_quality_baseline_config=sagemaker.CfnModelQualityJobDefinition.ModelQualityBaselineConfigProperty(
+                constraints_resource=sagemaker.CfnModelQualityJobDefinition.ConstraintsResourceProperty(
+                    s3_uri=package.baseline_constraints_uri
+                ),
+            ),
+            model_quality_job_input=sagemaker.CfnModelQualityJobDefinition.ModelQualityJobInputProperty(
+                endpoint_input=sagemaker.CfnModelQualityJobDefinition.EndpointInputProperty(**endpoint_input),
+                ground_truth_s3_input=sagemaker.CfnModelQualityJobDefinition.MonitoringGroundTruthS3InputProperty(s3_uri=ground_truth_uri),
+            ),
+            model_quality_job_output_config=sagemaker.CfnModelQualityJobDefinition.MonitoringOutputConfigProperty(
+                kms_key_id=key.key_arn,
+                monitoring_outputs=[
+                    sagemaker.CfnModelQualityJobDefinition.MonitoringOutputProperty(
+                        s3_output=sagemaker.CfnModelQualityJobDefinition.S3OutputProperty(
+                            local_path="/opt/ml/processing/output", s3_uri=output_uri, s3_upload_mode="EndOfJob",
+                        )
+                    )
+                ],
+            ),
+            job_resources=sagemaker.CfnModelQualityJobDefinition.MonitoringResourcesProperty(
+                cluster_config=sagemaker.CfnModelQualityJobDefinition.ClusterConfigProperty(
+                    instance_count=1, instance_type=instance_type, volume_size_in_gb=20, volume_kms_key_id=key.key_arn,
+                )
+            ),
+            network_config=sagemaker.CfnModelQualityJobDefinition.NetworkConfigProperty(
+                enable_inter_container_traffic_encryption=True, enable_network_isolation=False,
+            ),
+            stopping_condition=sagemaker.CfnModelQualityJobDefinition.StoppingConditionProperty(max_runtime_in_seconds=1800),
+        )
+        self.job_definition.node.add_dependency(endpoint.endpoint)
+        self.schedule = sagemaker.CfnMonitoringSchedule(
+            self,
+            "Schedule",
+            monitoring_schedule_name=schedule_name,
+            endpoint_name=endpoint.endpoint_name,
+            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
+                monitoring_job_definition_name=job_name,
+                monitoring_type="ModelQuality",
+                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(schedule_expression=schedule_expression),
+            ),
+        )
+        self.schedule.add_dependency(self.job_definition)
+
+    def metric_quality(self, metric: str) -> cloudwatch.Metric:
+        return _quality_metric(MODEL_MONITOR_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
+
+
+class QualityAlarms(Construct):
+    """One alarm per quality metric against the served package's constraints.
+
+    Threshold and comparison operator come from the package's
+    ``constraints.json`` at deploy time (``ServedModelPackage``), so the alarm
+    fires exactly when the monitor would report a violation.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        monitor: QualityMonitor,
+        package: ServedModelPackage,
+        metrics: Sequence[str],
+        topic: sns.ITopic,
+        prefix: str,
+    ) -> None:
+        super().__init__(scope, id)
+        self.alarms: dict[str, cloudwatch.CfnAlarm] = {}
+        for metric in metrics:
+            quality = monitor.metric_quality(metric)
+            alarm = cloudwatch.CfnAlarm(
+                self,
+                metric,
+                alarm_name=f"{prefix}-quality-{metric}",
+                alarm_description=f"{metric} of the monitored endpoint violates the baseline constraint",
+                namespace=quality.namespace,
+                metric_name=metric,
+                dimensions=[cloudwatch.CfnAlarm.DimensionProperty(name=k, value=v) for k, v in quality.dimensions.items()],
+                statistic="Average",
+                period=int(QUALITY_PERIOD.to_seconds()),
+                evaluation_periods=1,
+                threshold=package.threshold(metric),
+                comparison_operator=package.comparison(metric),
+                # No monitoring result in an hour is not a quality problem;
+                # a failing monitor has its own alarm.
+                treat_missing_data="notBreaching",
+                alarm_actions=[topic.topic_arn],
+                ok_actions=[topic.topic_arn],
+            )
+            self.alarms[metric] = alarm
+
+
+class MonitoringDashboard(Construct):
+    """Invocations, latency, errors, quality metrics over time, alarm states."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        dashboard_name: str,
+        endpoint: CaptureEndpoint,
+        monitor: QualityMonitor,
+        metrics: Sequence[str],
+        alarm_arns: Sequence[str],
+    ) -> None:
+        super().__init__(scope, id)
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Invocations", left=[endpoint.metric_invocations()], width=8),
+            cloudwatch.GraphWidget(
+                title="Model latency (microseconds)",
+                left=[endpoint.metric_model_latency("p50"), endpoint.metric_model_latency("p90"), endpoint.metric_model_latency("p99")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(title="Errors", left=[endpoint.metric_4xx_errors(), endpoint.metric_5xx_errors()], width=8),
+        )
+        self.dashboard.add_widgets(
+            *[cloudwatch.GraphWidget(title=f"Quality: {metric}", left=[monitor.metric_quality(metric)], width=8) for metric in metrics]
+        )
+        if alarm_arns:
+            self.dashboard.add_widgets(
+                cloudwatch.AlarmStatusWidget(
+                    title="Alarms",
+                    alarms=[cloudwatch.Alarm.from_alarm_arn(self, f"Alarm{i}", arn) for i, arn in enumerate(alarm_arns)],
+                    width=24,
+                )
+            )
+        region = Stack.of(self).region
+        self.dashboard_url = f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={dashboard_name}"
+
+
+def add_failure_alarm(scope: Construct, monitor: PipelineQualityMonitor, topic: sns.ITopic, prefix: str) -> cloudwatch.Alarm:
+    """Alarm when a monitoring run fails (the pipeline backend)."""
+    alarm = cloudwatch.Alarm(
+        scope,
+        "MonitorFailed",
+        alarm_name=f"{prefix}-monitor-failed",
+        alarm_description="The model-quality monitoring pipeline failed",
+        metric=monitor.metric_failed_runs(),
+        threshold=1,
+        evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    alarm.add_alarm_action(cw_actions.SnsAction(topic))
+    return alarm

@@ -1,0 +1,77 @@
+"""An ``AWS::SageMaker::Pipeline`` from a definition built by ``pipeline_code``.
+
+The definition arrives as a dict with literal placeholders
+(``pipeline_code.placeholders``); this construct swaps them for CDK tokens
+(bucket name, role ARN, key ARN, ...) and serializes the result with
+``Stack.to_json_string``, so the template carries the definition as one
+``Fn::Join`` of literal JSON and references: standard intrinsics only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from pipeline_code import placeholders
+
+
+class SageMakerPipeline(Construct):
+    """A SageMaker pipeline.
+
+    Attributes:
+        pipeline_name: the literal pipeline name.
+        pipeline_arn: its ARN (SageMaker lower-cases the name in ARNs).
+        definition: the definition dict as built (placeholders intact), for tests.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        pipeline_name: str,
+        definition: Mapping[str, Any],
+        role: iam.IRole,
+        replacements: Mapping[str, str],
+        description: str,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        missing = [p for p in placeholders.ALL if p in _strings(definition) and p not in replacements]
+        if missing:
+            raise ValueError(f"pipeline {pipeline_name}: no value for placeholders {missing}")
+        self.definition = definition
+        body = stack.to_json_string(placeholders.substitute(dict(definition), replacements))
+        self.resource = sagemaker.CfnPipeline(
+            self,
+            "Resource",
+            pipeline_name=pipeline_name,
+            pipeline_display_name=pipeline_name,
+            pipeline_description=description,
+            role_arn=role.role_arn,
+            pipeline_definition={"PipelineDefinitionBody": body},
+        )
+        self.pipeline_name = pipeline_name
+        self.pipeline_arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:pipeline/{pipeline_name.lower()}"
+
+    def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Allow ``grantee`` to start executions (e.g. EventBridge Scheduler's role)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sagemaker:StartPipelineExecution"], resource_arns=[self.pipeline_arn]
+        )
+
+
+def _strings(value: Any) -> str:
+    """All strings inside a JSON-like value, joined (for placeholder checks)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return "\n".join(_strings(k) + "\n" + _strings(v) for k, v in value.items())
+    if isinstance(value, list):
+        return "\n".join(_strings(v) for v in value)
+    return ""

@@ -1,0 +1,88 @@
+"""``{p}-foundation``: what every other stack uses and what outlives them.
+
+KMS key, artifact and access-log buckets, the SageMaker execution role, the
+model package group and the alarm topic. Retained in ``prod``; destroyable in
+``dev`` (after the stacks that use it).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from pipeline_code.images import model_monitor_repository, sklearn_repository
+from pipeline_code.monitoring import ground_truth_prefix
+from stsmon.config import Config
+
+from .constructs.execution_role import SageMakerExecutionRole
+from .constructs.quality_monitor import MODEL_MONITOR_NAMESPACE, PIPELINE_NAMESPACE
+from .constructs.storage import ArtifactStore, s3_uri
+
+
+class FoundationStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: Config, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        cfg = config
+        retain = cfg.is_prod
+        self.store = ArtifactStore(
+            self,
+            "Store",
+            prefix=cfg.prefix,
+            retain=retain,
+            data_retention_days=cfg.data_retention_days,
+            noncurrent_version_days=cfg.noncurrent_version_days,
+        )
+        self.key = self.store.key
+        self.bucket = self.store.bucket
+        self.bucket_name = self.store.bucket_name
+
+        repositories = [sklearn_repository(cfg.region)]
+        if cfg.monitor_backend == "model-monitor":
+            repositories.append(model_monitor_repository(cfg.region))
+        self.execution_role = SageMakerExecutionRole(
+            self,
+            "ExecutionRole",
+            prefix=cfg.prefix,
+            bucket_name=self.bucket_name,
+            key=self.key,
+            model_package_group_name=cfg.model_package_group_name,
+            image_repositories=repositories,
+            metric_namespaces=[PIPELINE_NAMESPACE, MODEL_MONITOR_NAMESPACE, "/aws/sagemaker/*"],
+        ).role
+
+        self.package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=cfg.model_package_group_name,
+            model_package_group_description=f"Paraphrase models registered by the {cfg.pipeline_name} pipeline",
+        )
+        self.package_group.apply_removal_policy(RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY)
+
+        self.alarm_topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{cfg.prefix}-alarms",
+            display_name=f"{cfg.prefix} endpoint and model-quality alarms",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+
+        self.ground_truth_uri = self.uri(ground_truth_prefix(cfg))
+        CfnOutput(self, "ArtifactBucketName", value=self.bucket_name, description="Artifact bucket")
+        CfnOutput(self, "KmsKeyArn", value=self.key.key_arn, description="Key of the bucket, volumes, capture and logs")
+        CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn, description="SageMaker execution role")
+        CfnOutput(self, "ModelPackageGroupName", value=cfg.model_package_group_name, description="Model registry group")
+        CfnOutput(self, "GroundTruthUri", value=self.ground_truth_uri, description="Upload ground truth under {uri}/yyyy/mm/dd/hh/")
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn, description="Subscribe to get alarms")
+
+    def uri(self, *parts: str) -> str:
+        """``s3://{artifact bucket}/{parts...}`` (a literal)."""
+        return s3_uri(self.bucket_name, *parts)
+
+    def artifact_bucket(self, scope: Construct) -> s3.IBucket:
+        """The artifact bucket as seen from another stack: by its literal name,
+        so policies there carry readable ARNs instead of cross-stack tokens."""
+        return s3.Bucket.from_bucket_attributes(scope, "ArtifactBucket", bucket_name=self.bucket_name, encryption_key=self.key)

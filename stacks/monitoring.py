@@ -1,0 +1,110 @@
+"""``{p}-monitoring``: hourly model-quality monitoring, alarms and dashboard.
+
+Backend ``pipeline`` (default): the monitoring pipeline from
+``pipeline_code.monitoring`` started by EventBridge Scheduler. Backend
+``model-monitor``: SageMaker Model Monitor's native schedule. Both read the
+baseline of the package the endpoint serves, resolved at deploy time.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from pipeline_code import placeholders
+from pipeline_code.images import model_monitor_image
+from pipeline_code.monitoring import build_monitoring_definition, monitoring_prefix
+from stsmon.config import Config
+
+from .common import log_retention, removal
+from .constructs.custom_resources import PipelineCleanup, ServedModelPackage
+from .constructs.quality_monitor import (
+    MonitoringDashboard,
+    NativeQualityMonitor,
+    PipelineQualityMonitor,
+    QualityAlarms,
+    add_failure_alarm,
+)
+from .foundation import FoundationStack
+from .serving import ServingStack
+from .training import TrainingStack, replacements
+
+
+class MonitoringStack(Stack):
+    def __init__(
+        self, scope: Construct, id: str, *, config: Config, foundation: FoundationStack,
+        training: TrainingStack, serving: ServingStack, **kwargs,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        cfg = config
+        self.add_stack_dependency(serving)  # the endpoint (by name) and, through training, the step code
+        # The package the endpoint serves now: its baseline and thresholds.
+        self.package = ServedModelPackage(
+            self,
+            "MonitoredPackage",
+            model_package_group_name=cfg.model_package_group_name,
+            bucket=foundation.artifact_bucket(self),
+            key=foundation.key,
+            prefix=cfg.prefix,
+            metric_names=cfg.monitored_metrics,
+            log_retention=log_retention(cfg),
+            removal=removal(cfg),
+            pinned_arn=cfg.model_package_arn,
+            refresh=cfg.model_package_refresh,
+            endpoint_name=cfg.endpoint_name,
+        )
+        output_uri = foundation.uri(monitoring_prefix(cfg), cfg.monitoring_schedule_name) + "/"
+        alarm_arns = []
+        if cfg.monitor_backend == "pipeline":
+            values = replacements(foundation)
+            values[placeholders.BASELINE_URI] = self.package.baseline_uri
+            monitor = PipelineQualityMonitor(
+                self,
+                "Monitor",
+                pipeline_name=cfg.monitoring_pipeline_name,
+                schedule_name=cfg.monitoring_schedule_name,
+                schedule_expression=cfg.monitor_schedule,
+                definition=build_monitoring_definition(cfg, training.code.key_prefix),
+                replacements=values,
+                role=foundation.execution_role,
+                endpoint_name=cfg.endpoint_name,
+                output_uri=output_uri,
+            )
+            alarm_arns.append(add_failure_alarm(self, monitor, foundation.alarm_topic, cfg.prefix).alarm_arn)
+            if not cfg.is_prod:
+                cleanup = PipelineCleanup(
+                    self, "Cleanup", pipeline_names=[cfg.monitoring_pipeline_name],
+                    key=foundation.key, log_retention=log_retention(cfg),
+                )
+                cleanup.node.add_dependency(monitor.pipeline)
+            CfnOutput(self, "MonitoringPipelineName", value=cfg.monitoring_pipeline_name, description="Run it now with stsmon monitor --target aws")
+        else:
+            monitor = NativeQualityMonitor(
+                self,
+                "Monitor",
+                prefix=cfg.prefix,
+                schedule_name=cfg.monitoring_schedule_name,
+                schedule_expression=cfg.monitor_schedule,
+                endpoint=serving.endpoint,
+                package=self.package,
+                role=foundation.execution_role,
+                key=foundation.key,
+                image_uri=model_monitor_image(cfg.region),
+                problem_type=cfg.problem_type,
+                instance_type=cfg.monitoring_instance_type,
+                ground_truth_uri=foundation.ground_truth_uri,
+                output_uri=output_uri,
+            )
+        alarms = QualityAlarms(
+            self, "QualityAlarms", monitor=monitor, package=self.package,
+            metrics=cfg.monitored_metrics, topic=foundation.alarm_topic, prefix=cfg.prefix,
+        )
+        alarm_arns += [alarm.attr_arn for alarm in alarms.alarms.values()]
+        dashboard = MonitoringDashboard(
+            self, "Dashboard", dashboard_name=f"{cfg.prefix}-model-quality", endpoint=serving.endpoint,
+            monitor=monitor, metrics=cfg.monitored_metrics, alarm_arns=alarm_arns,
+        )
+        CfnOutput(self, "MonitoringScheduleName", value=cfg.monitoring_schedule_name, description="Schedule of the monitor")
+        CfnOutput(self, "MonitoringOutputUri", value=output_uri, description="Reports: {uri}{execution id}/")
+        CfnOutput(self, "DashboardUrl", value=dashboard.dashboard_url, description="CloudWatch dashboard")
+        CfnOutput(self, "BaselineUri", value=self.package.baseline_uri, description="Baseline of the monitored package")

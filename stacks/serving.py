@@ -1,0 +1,64 @@
+"""``{p}-serving``: the endpoint with data capture, and its alarms.
+
+The model comes from the model registry: the latest *Approved* package of the
+group, resolved at deploy time by ``Custom::StsApprovedModelPackage``, or the
+package pinned with ``-c MODEL_PACKAGE_ARN=...``. Synth never calls AWS.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from pipeline_code.monitoring import capture_prefix
+from stsmon.config import Config
+
+from .common import log_retention, removal
+from .constructs.capture_endpoint import CaptureEndpoint
+from .constructs.custom_resources import ServedModelPackage
+from .foundation import FoundationStack
+from .training import TrainingStack
+
+
+class ServingStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: Config, foundation: FoundationStack, training: TrainingStack, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        cfg = config
+        # Packages come from training runs; destroying serving first keeps
+        # the served package alive until its endpoint is gone.
+        self.add_stack_dependency(training)
+        self.package = ServedModelPackage(
+            self,
+            "ServedPackage",
+            model_package_group_name=cfg.model_package_group_name,
+            bucket=foundation.artifact_bucket(self),
+            key=foundation.key,
+            prefix=cfg.prefix,
+            metric_names=cfg.monitored_metrics,
+            log_retention=log_retention(cfg),
+            removal=removal(cfg),
+            pinned_arn=cfg.model_package_arn,
+            refresh=cfg.model_package_refresh,
+        )
+        self.capture_uri = foundation.uri(capture_prefix(cfg))
+        self.endpoint = CaptureEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=cfg.endpoint_name,
+            model_package_arn=self.package.model_package_arn,
+            role=foundation.execution_role,
+            key=foundation.key,
+            capture_uri=self.capture_uri,
+            sampling_percentage=cfg.capture_sampling_percentage,
+            instance_type=cfg.endpoint_instance_type,
+            instance_count=cfg.endpoint_instance_count,
+        )
+        self.endpoint.add_alarms(
+            topic=foundation.alarm_topic,
+            max_5xx=cfg.alarm_5xx_threshold,
+            max_latency_ms=cfg.alarm_latency_ms,
+            prefix=cfg.prefix,
+        )
+        CfnOutput(self, "EndpointName", value=cfg.endpoint_name, description="Invoke with sagemaker-runtime")
+        CfnOutput(self, "DataCaptureUri", value=self.capture_uri, description="Capture files: {uri}/{endpoint}/AllTraffic/yyyy/mm/dd/hh/")
+        CfnOutput(self, "ServedModelPackageArn", value=self.package.model_package_arn, description="The model package behind the endpoint")
