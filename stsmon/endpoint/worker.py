@@ -1,0 +1,467 @@
+"""One server worker process: an asyncio HTTP loop plus one inference thread.
+
+The event loop thread accepts connections, parses requests, answers
+``/ping`` and every error it can decide alone (404, 405, 413, validation,
+overload), and queues invocations. The inference thread takes **all** queued
+invocations at once (up to ``max_batch``), runs them through the model's
+``input_fn`` → one ``predict_fn`` → ``output_fn`` (see
+:class:`stsmon.endpoint.model.InferenceHandler`) and hands the results back
+to the loop, which writes the responses and queues the capture records. So a
+worker costs one core, and under concurrency the per-call overhead of the
+model (input parsing, scikit-learn's checks, the estimator call) is paid once
+per batch instead of once per request.
+
+Limits, each answered, never a hang: body above ``max_body`` → 413; more
+than ``max_queue`` invocations waiting → 503 with ``Retry-After``; more than
+``max_connections`` open connections → 503 and close; an invocation not
+answered within ``timeout`` seconds → 504 on ``/invocations`` (424
+``ModelError`` on the runtime path, as SageMaker); a request whose bytes do
+not all arrive within ``timeout`` → connection closed; idle keep-alive
+connections closed after ``idle_timeout``.
+
+SIGTERM: stop accepting, answer everything already received (responses say
+``Connection: close``), close idle connections, write and close the capture
+files, exit. ``drain_timeout`` bounds the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from .capture import CaptureEvent, CaptureWriter
+from .model import InferenceHandler, Result
+from .protocol import HttpConnection, Request
+
+log = logging.getLogger("stsmon.endpoint.worker")
+
+#: GIL switch interval of a worker (s): short, so the loop thread gets the GIL
+#: back quickly from the CPU-bound inference thread to read requests and write
+#: answers (Python's default, 5 ms, shows up directly in p99 latency).
+SWITCH_INTERVAL = 0.0005
+
+#: SageMaker's limits.
+MAX_BODY = 6 * 1024 * 1024
+INVOCATION_TIMEOUT = 60.0
+MAX_INFERENCE_ID = 64
+MAX_CUSTOM_ATTRIBUTES = 1024
+
+_VALIDATION = "ValidationError:http://internal.amazon.com/coral/com.amazon.coral.validate/"
+_MODEL_ERROR = "ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker/"
+_UNAVAILABLE = "ServiceUnavailable:http://internal.amazon.com/coral/com.amazon.sagemaker/"
+_INTERNAL = "InternalFailure:http://internal.amazon.com/coral/com.amazon.coral.service/"
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    """Limits and timeouts of a worker (seconds, bytes, counts)."""
+
+    max_body: int = MAX_BODY
+    timeout: float = INVOCATION_TIMEOUT
+    max_batch: int = 64
+    max_queue: int = 256
+    max_connections: int = 1024
+    idle_timeout: float = 60.0
+    drain_timeout: float = 30.0
+
+
+class Job:
+    """One invocation waiting for (or in) the inference thread."""
+
+    __slots__ = ("conn", "runtime", "body", "content_type", "accept", "inference_id",
+                 "arrived", "deadline", "done", "keep_alive", "request_id")
+
+    def __init__(self, conn, runtime, body, content_type, accept, inference_id, arrived, deadline, keep_alive):
+        self.conn = conn
+        self.runtime = runtime
+        self.body = body
+        self.content_type = content_type
+        self.accept = accept
+        self.inference_id = inference_id
+        self.arrived = arrived
+        self.deadline = deadline
+        self.done = False
+        self.keep_alive = keep_alive
+        self.request_id = None
+
+
+class Worker:
+    """Serves one listening socket (shared with sibling workers) until drained."""
+
+    def __init__(
+        self,
+        listen_sock: socket.socket,
+        handler: InferenceHandler,
+        *,
+        endpoint_name: str,
+        variant: str = "AllTraffic",
+        limits: WorkerLimits = WorkerLimits(),
+        capture: CaptureWriter | None = None,
+        sampling_percentage: float = 100.0,
+        default_accept: str | None = None,
+        region: str = "us-east-1",
+        account: str = "000000000000",
+    ) -> None:
+        self.sock = listen_sock
+        self.handler = handler
+        self.endpoint_name = endpoint_name
+        self.variant = variant
+        self.limits = limits
+        self.capture = capture
+        self.sampling = float(sampling_percentage)
+        self.default_accept = default_accept
+        self.region = region
+        self.account = account
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.connections: set[HttpConnection] = set()
+        self.pending: collections.deque[Job] = collections.deque()
+        self.inflight: dict[int, Job] = {}
+        self.cv = threading.Condition()
+        self.draining = False
+        self.stopping = False
+        self._done: asyncio.Future | None = None
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+        self._runtime_prefix = "/endpoints/"
+        self._variant_header = ("X-Amzn-Invoked-Production-Variant", variant)
+        self._log_stream = (f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}")
+        self._rng = random.Random()
+        self.counts = collections.Counter()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT has drained everything (blocking)."""
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        self._done = loop.create_future()
+        self.sock.setblocking(False)
+        loop.add_reader(self.sock.fileno(), self._accept)
+        self._accepting = True
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.begin_drain)
+        self._thread = threading.Thread(target=self._infer_loop, name="inference", daemon=True)
+        self._thread.start()
+        loop.call_later(1.0, self._sweep)
+        try:
+            loop.run_until_complete(self._done)
+        finally:
+            self._shutdown()
+            loop.close()
+
+    def begin_drain(self) -> None:
+        """Stop accepting; answer what was received; then stop."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("draining: %d connection(s), %d invocation(s) in flight",
+                 len(self.connections), len(self.inflight))
+        self._stop_accepting()
+        for conn in list(self.connections):
+            if conn.idle:
+                conn.close()
+        deadline = time.monotonic() + self.limits.drain_timeout
+        self._check_drained(deadline)
+
+    def _stop_accepting(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()  # this process's copy; siblings keep theirs
+
+    def _check_drained(self, deadline: float) -> None:
+        if not self.inflight and not any(not c.idle for c in self.connections):
+            for conn in list(self.connections):
+                conn.close()
+            if not self._done.done():
+                self._done.set_result(None)
+            return
+        if time.monotonic() > deadline:
+            log.warning("drain timeout: closing %d connection(s) with %d invocation(s) unanswered",
+                        len(self.connections), len(self.inflight))
+            for conn in list(self.connections):
+                conn.close()
+            if not self._done.done():
+                self._done.set_result(None)
+            return
+        self.loop.call_later(0.02, self._check_drained, deadline)
+
+    def _shutdown(self) -> None:
+        with self.cv:
+            self.stopping = True
+            self.cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        if self.capture is not None:
+            stats = self.capture.close()
+            log.info("capture closed: %d written, %d dropped, %d file(s)", stats.written, stats.dropped, stats.files)
+
+    # -- connections -------------------------------------------------------------
+
+    def _accept(self) -> None:
+        # Take one connection per wakeup: sibling workers woken by the same
+        # event get the next ones, which spreads connections across workers.
+        try:
+            conn, _addr = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # EMFILE and friends: back off a little
+            log.warning("accept failed: %s", exc)
+            self.loop.remove_reader(self.sock.fileno())
+            self.loop.call_later(0.1, self._resume_accept)
+            return
+        if len(self.connections) >= self.limits.max_connections:
+            try:
+                conn.setblocking(False)
+                conn.send(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
+                          b"Connection: close\r\n\r\n")
+            except OSError:
+                pass
+            conn.close()
+            self.counts["503"] += 1
+            return
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.loop.create_task(self._attach(conn))
+
+    async def _attach(self, conn: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: HttpConnection(self, self.limits.max_body), sock=conn)
+        except OSError:
+            conn.close()
+
+    def _resume_accept(self) -> None:
+        if self._accepting:
+            self.loop.add_reader(self.sock.fileno(), self._accept)
+
+    def connection_made(self, conn: HttpConnection) -> None:
+        self.connections.add(conn)
+
+    def connection_lost(self, conn: HttpConnection) -> None:
+        self.connections.discard(conn)
+
+    def _sweep(self) -> None:
+        """Once a second: time out invocations, close idle and stalled connections."""
+        now_wall = time.time()
+        expired = [job for job in self.inflight.values() if job.deadline < now_wall]
+        for job in expired:
+            self._timeout(job)
+        now = time.monotonic()
+        for conn in list(self.connections):
+            if conn.expired(now, self.limits.idle_timeout, self.limits.timeout):
+                conn.close()
+        if not self._done.done():
+            self.loop.call_later(1.0, self._sweep)
+
+    # -- requests ---------------------------------------------------------------
+
+    def dispatch(self, conn: HttpConnection, req: Request) -> None:
+        path = req.target.split("?", 1)[0]
+        method = req.method
+        keep = req.keep_alive and not self.draining
+        if path == "/ping":
+            if method == "GET" or method == "HEAD":
+                conn.write_response(200, b"", None, (), keep)
+            else:
+                self._plain(conn, 405, f"method {method} is not allowed on /ping; use GET", keep, (("Allow", "GET, HEAD"),))
+            return
+        runtime = False
+        if path == "/invocations":
+            pass
+        elif path.startswith(self._runtime_prefix):
+            parts = path.split("/")
+            if len(parts) != 4 or parts[3] != "invocations" or not parts[2]:
+                self._plain(conn, 404, f"no such path: {path}", keep)
+                return
+            runtime = True
+            name = unquote(parts[2])
+            if method == "POST" and name != self.endpoint_name:
+                self._aws_error(conn, 404, _VALIDATION,
+                                f"Endpoint {name} of account {self.account} not found. "
+                                f"This server serves endpoint {self.endpoint_name}.", keep)
+                return
+        else:
+            self._plain(conn, 404, f"no such path: {path} (try POST /invocations or GET /ping)", keep)
+            return
+        if method != "POST":
+            msg = f"method {method} is not allowed on {path}; use POST"
+            if runtime:
+                self._aws_error(conn, 405, _VALIDATION, msg, keep, (("Allow", "POST"),))
+            else:
+                self._plain(conn, 405, msg, keep, (("Allow", "POST"),))
+            return
+        self._invoke(conn, req, runtime, keep)
+
+    def too_large(self, conn: HttpConnection, req: Request | None) -> None:
+        keep = bool(req and req.keep_alive) and not self.draining
+        runtime = bool(req and req.target.startswith(self._runtime_prefix))
+        msg = f"request body is larger than the {self.limits.max_body} byte limit"
+        self.counts["413"] += 1
+        if runtime:
+            self._aws_error(conn, 413, _VALIDATION, msg, keep)
+        else:
+            self._plain(conn, 413, msg, keep)
+
+    def _invoke(self, conn: HttpConnection, req: Request, runtime: bool, keep: bool) -> None:
+        headers = req.headers
+        body = req.body
+        problem = None
+        inference_id = headers.get("x-amzn-sagemaker-inference-id")
+        if inference_id is not None and not _valid_inference_id(inference_id):
+            problem = (f"X-Amzn-SageMaker-Inference-Id must be 1-{MAX_INFERENCE_ID} printable characters "
+                       f"not starting with a space, got {inference_id[:80]!r}")
+        attrs = headers.get("x-amzn-sagemaker-custom-attributes")
+        if attrs is not None and (len(attrs) > MAX_CUSTOM_ATTRIBUTES or not attrs.isascii()):
+            problem = f"X-Amzn-SageMaker-Custom-Attributes must be at most {MAX_CUSTOM_ATTRIBUTES} ASCII characters"
+        variant = headers.get("x-amzn-sagemaker-target-variant")
+        if variant is not None and variant != self.variant:
+            problem = f"TargetVariant {variant} does not exist on endpoint {self.endpoint_name} (variants: {self.variant})"
+        if "x-amzn-sagemaker-target-model" in headers:
+            problem = f"endpoint {self.endpoint_name} is not a multi-model endpoint; do not send TargetModel"
+        if problem is None and not body:
+            problem = "request body is empty"
+        if problem is not None:
+            self.counts["400"] += 1
+            if runtime:
+                self._aws_error(conn, 400, _VALIDATION, problem, keep)
+            else:
+                self._plain(conn, 400, problem, keep)
+            return
+        if len(self.pending) >= self.limits.max_queue:
+            self.counts["503"] += 1
+            msg = "the endpoint is overloaded; retry after 1 second"
+            extra = (("Retry-After", "1"),)
+            if runtime:
+                self._aws_error(conn, 503, _UNAVAILABLE, msg, keep, extra)
+            else:
+                self._plain(conn, 503, msg, keep, extra)
+            return
+        accept = headers.get("accept")
+        if (accept is None or accept == "*/*") and self.default_accept:
+            accept = self.default_accept
+        now = time.time()
+        job = Job(conn, runtime, body, headers.get("content-type", ""), accept or "*/*", inference_id,
+                  now, now + self.limits.timeout, keep)
+        self.inflight[id(job)] = job
+        with self.cv:
+            self.pending.append(job)
+            self.cv.notify()
+
+    # -- inference thread -------------------------------------------------------
+
+    def _infer_loop(self) -> None:
+        handler = self.handler
+        cv = self.cv
+        pending = self.pending
+        max_batch = self.limits.max_batch
+        while True:
+            with cv:
+                while not pending and not self.stopping:
+                    cv.wait()
+                if not pending:
+                    return
+                batch = []
+                while pending and len(batch) < max_batch:
+                    batch.append(pending.popleft())
+            live = [job for job in batch if not job.done]
+            if not live:
+                continue
+            try:
+                results = handler.infer([(j.body, j.content_type, j.accept) for j in live])
+            except Exception:  # a bug in the batching itself: fail these, keep serving
+                log.exception("inference batch failed")
+                msg = b"internal error while running the model; see the endpoint log"
+                results = [Result(500, msg, "text/plain; charset=utf-8", "server", msg.decode())] * len(live)
+            self.loop.call_soon_threadsafe(self._deliver, live, results)
+
+    # -- answering --------------------------------------------------------------
+
+    def _deliver(self, jobs: list[Job], results: list[Result]) -> None:
+        capture = self.capture
+        for job, res in zip(jobs, results):
+            if job.done:
+                continue
+            job.done = True
+            del self.inflight[id(job)]
+            conn = job.conn
+            if conn.closed:
+                self.counts["client gone"] += 1
+                continue
+            keep = job.keep_alive and not self.draining
+            if res.kind == "ok":
+                conn.write_response(200, res.body, res.content_type,
+                                    (self._variant_header, ("x-amzn-RequestId", str(uuid.uuid4()))), keep)
+                self.counts["200"] += 1
+                if capture is not None and (self.sampling >= 100 or self._rng.random() * 100 < self.sampling):
+                    capture.submit(CaptureEvent(job.arrived, job.inference_id, job.content_type, job.body,
+                                                res.content_type, res.body))
+            else:
+                self.counts[str(res.status)] += 1
+                if job.runtime:
+                    self._model_error(conn, res.status, res.message, keep)
+                else:
+                    conn.write_response(res.status, res.body, res.content_type, (self._variant_header,), keep)
+
+    def _timeout(self, job: Job) -> None:
+        if job.done:
+            return
+        job.done = True
+        self.inflight.pop(id(job), None)
+        self.counts["timeout"] += 1
+        conn = job.conn
+        if conn.closed:
+            return
+        seconds = f"{self.limits.timeout:g}"
+        keep = job.keep_alive and not self.draining
+        if job.runtime:
+            self._model_error(conn, 424, f"Your invocation timed out after {seconds} s while waiting for a "
+                              "response from container primary.", keep, original_status=0, client=False)
+        else:
+            self._plain(conn, 504, f"the model did not answer within {seconds} s", keep)
+
+    def _plain(self, conn, status: int, message: str, keep: bool, extra=()) -> None:
+        conn.write_response(status, (message + "\n").encode("utf-8"), "text/plain; charset=utf-8", extra, keep)
+
+    def _aws_error(self, conn, status: int, error_type: str, message: str, keep: bool, extra=()) -> None:
+        body = json.dumps({"message": message}).encode("utf-8")
+        headers = (("x-amzn-ErrorType", error_type), ("x-amzn-RequestId", str(uuid.uuid4())), *extra)
+        conn.write_response(status, body, "application/json", headers, keep)
+
+    def _model_error(self, conn, status: int, message: str, keep: bool, *,
+                     original_status: int | None = None, client: bool | None = None) -> None:
+        """SageMaker's ``ModelError`` shape (``OriginalStatusCode``, ``OriginalMessage``)."""
+        original = status if original_status is None else original_status
+        is_client = (400 <= status < 500) if client is None else client
+        kind = "client" if is_client else "server"
+        body = json.dumps({
+            "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
+            "LogStreamArn": self._log_stream,
+            "Message": f"Received {kind} error ({original}) from primary with message \"{message}\". "
+                       f"See the endpoint log for more information.",
+            "OriginalMessage": message,
+            "OriginalStatusCode": original,
+        }).encode("utf-8")
+        headers = (("x-amzn-ErrorType", _MODEL_ERROR), ("x-amzn-RequestId", str(uuid.uuid4())), self._variant_header)
+        conn.write_response(status, body, "application/json", headers, keep)
+
+
+def _valid_inference_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_INFERENCE_ID and not value[0].isspace() and value.isprintable()
+
+
+def worker_pid_label() -> str:
+    return f"worker {os.getpid()}"

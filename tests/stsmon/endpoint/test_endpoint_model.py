@@ -1,0 +1,167 @@
+"""Loading a package like SageMaker's container and batching requests through its functions."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stsmon.endpoint import model as model_mod
+from stsmon.endpoint.model import InferenceHandler, ModelLoadError, code_location, prepare_model_dir
+
+CSV = "text/csv"
+JSON = "application/json"
+
+
+def make_tar(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_archive_is_extracted_once_by_content(tmp_path, toy_model_dir):
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for f in sorted(toy_model_dir.rglob("*")):
+            tar.add(f, arcname=str(f.relative_to(toy_model_dir)), recursive=False)
+    first = prepare_model_dir(archive, tmp_path / "cache")
+    assert (first / "model.joblib").is_file() and (first / "code" / "inference.py").is_file()
+    assert prepare_model_dir(archive, tmp_path / "cache") == first
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [first.name]  # no temp leftovers
+    assert prepare_model_dir(toy_model_dir, tmp_path / "cache") == toy_model_dir.resolve()
+
+
+def test_archive_members_escaping_the_folder_are_refused(tmp_path):
+    archive = make_tar(tmp_path / "evil.tar.gz", {"../evil.py": b"x", "model.joblib": b"y"})
+    with pytest.raises(ModelLoadError, match="cannot extract"):
+        prepare_model_dir(archive, tmp_path / "cache")
+    assert not (tmp_path / "evil.py").exists()
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing half-extracted
+
+
+def test_missing_or_broken_archives_are_clear_errors(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        prepare_model_dir(tmp_path / "nope.tar.gz", tmp_path / "cache")
+    (tmp_path / "bad.tar.gz").write_bytes(b"not a tar")
+    with pytest.raises(ModelLoadError, match="cannot extract"):
+        prepare_model_dir(tmp_path / "bad.tar.gz", tmp_path / "cache")
+
+
+def test_code_location_maps_container_paths_into_the_model(tmp_path):
+    assert code_location(tmp_path, {}) == (tmp_path / "code", "inference.py")
+    env = {"SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code", "SAGEMAKER_PROGRAM": "serve.py"}
+    assert code_location(tmp_path, env) == (tmp_path / "code", "serve.py")
+    with pytest.raises(ModelLoadError, match="S3 source archive"):
+        code_location(tmp_path, {"SAGEMAKER_SUBMIT_DIRECTORY": "s3://b/sourcedir.tar.gz"})
+    with pytest.raises(ModelLoadError, match="file name"):
+        code_location(tmp_path, {"SAGEMAKER_PROGRAM": "../x.py"})
+
+
+def write_package(folder: Path, inference_src: str) -> Path:
+    (folder / "code").mkdir(parents=True)
+    (folder / "code" / "inference.py").write_text(inference_src)
+    return folder
+
+
+def test_load_errors_name_the_problem(tmp_path, isolated_imports):
+    with pytest.raises(ModelLoadError, match="inference program not found"):
+        InferenceHandler.load(tmp_path / "empty")
+    pkg = write_package(tmp_path / "a", "def model_fn(d):\n    return 1\n")
+    with pytest.raises(ModelLoadError, match="does not define input_fn, predict_fn, output_fn"):
+        InferenceHandler.load(pkg)
+    pkg = write_package(tmp_path / "b", "import no_such_module_xyz\n")
+    with pytest.raises(ModelLoadError, match="cannot import .*No module named 'no_such_module_xyz'"):
+        InferenceHandler.load(pkg)
+    src = ("def model_fn(d):\n    raise FileNotFoundError('model.joblib missing')\n"
+           "input_fn = predict_fn = output_fn = lambda *a: None\n")
+    pkg = write_package(tmp_path / "c", src)
+    with pytest.raises(ModelLoadError, match="model_fn.*failed: FileNotFoundError: model.joblib missing"):
+        InferenceHandler.load(pkg)
+
+
+def test_batched_results_equal_one_by_one_and_predict_runs_once(toy_model_dir, isolated_imports):
+    handler = InferenceHandler.load(toy_model_dir)
+    requests = [
+        (b"the cat sat,a cat sat\n", CSV, CSV),
+        (json.dumps({"instances": [{"sentence1": "x y", "sentence2": "x z"}]}).encode(), JSON, JSON),
+        (b"stocks fell,shares fell\nI like tea,the train\n", CSV, JSON),
+        (b'["a b", "a b"]\n{"sentence1": "q", "sentence2": "r"}\n', "application/jsonlines", "application/jsonlines"),
+    ]
+    one_by_one = [handler.infer([r])[0] for r in requests]
+    calls = []
+    real = handler.predict_fn
+
+    def counting(data, model):
+        calls.append(len(data))
+        return real(data, model)
+
+    handler.predict_fn = counting
+    batched = handler.infer(requests)
+    assert calls == [6]  # one predict_fn call for 6 rows of 4 requests
+    assert batched == one_by_one
+    assert [r.status for r in batched] == [200] * 4
+    assert batched[0].content_type == CSV and batched[0].body.count(b"\n") == 1
+    assert len(json.loads(batched[2].body)["predictions"]) == 2
+
+
+def test_one_bad_request_does_not_fail_its_batch(toy_model_dir, isolated_imports):
+    handler = InferenceHandler.load(toy_model_dir)
+    results = handler.infer([
+        (b"a b,a c\n", CSV, CSV),
+        (b"only one column\n", CSV, CSV),  # input_fn: 400
+        (b"a b,a c\n", "text/plain", CSV),  # input_fn: 415
+        (b"a b,a c\n", CSV, "image/png"),  # output_fn: 406
+        (b"__boom__,x\n", CSV, CSV),  # predict_fn bug: 500, retried alone
+        (b"x y,x y\n", CSV, CSV),
+    ])
+    assert [r.status for r in results] == [200, 400, 415, 406, 500, 200]
+    assert [r.kind for r in results] == ["ok", "client", "client", "client", "server", "ok"]
+    assert b"expected 2 columns" in results[1].body
+    assert b"Traceback" not in results[4].body and b"predict_fn" in results[4].body
+
+
+def test_max_batch_splits_predict_calls(toy_model_dir, isolated_imports):
+    handler = InferenceHandler.load(toy_model_dir, max_batch=2)
+    calls = []
+    real = handler.predict_fn
+    handler.predict_fn = lambda data, model: calls.append(len(data)) or real(data, model)
+    assert all(r.status == 200 for r in handler.infer([(b"a,b\n", CSV, CSV)] * 5))
+    assert calls == [2, 2, 1]
+
+
+@pytest.mark.parametrize("items, pred, sizes", [
+    ([[1, 2], [3]], [10, 20, 30], [2, 1]),
+    ([np.zeros((2, 3)), np.ones((1, 3))], np.arange(3), [2, 1]),
+    ([pd.DataFrame({"a": [1, 2]}), pd.DataFrame({"a": [3]})], pd.DataFrame({"p": [1, 2, 3]}), [2, 1]),
+    ([[1], [2, 3]], {"label": np.array([0, 1, 1]), "probability": np.array([0.1, 0.6, 0.7])}, [1, 2]),
+    ([[1], [2, 3]], (np.array([0, 1, 1]), np.array([0.1, 0.6, 0.7])), [1, 2]),
+])
+def test_stacking_and_splitting_round_trip(items, pred, sizes):
+    stacked = model_mod._concat(items)
+    assert model_mod._rows(stacked) == sum(sizes)
+    parts = model_mod._split(pred, sizes)
+    assert len(parts) == len(sizes)
+    for part, n in zip(parts, sizes):
+        if isinstance(part, dict):
+            assert all(len(v) == n for v in part.values())
+        elif isinstance(part, tuple):
+            assert all(len(v) == n for v in part)
+        else:
+            assert len(part) == n
+
+
+def test_unstackable_inputs_are_not_stacked():
+    assert model_mod._concat([[1], np.zeros(1)]) is None
+    assert model_mod._concat([np.zeros((1, 2)), np.zeros((1, 3))]) is None
+    assert model_mod._concat([pd.DataFrame({"a": [1]}), pd.DataFrame({"b": [1]})]) is None
+    assert model_mod._rows({"a": 1}) is None
+    with pytest.raises(ValueError):
+        model_mod._split([1, 2], [2, 1])
