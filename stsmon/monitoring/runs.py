@@ -1,0 +1,248 @@
+"""Run the deployed monitoring pipeline locally and take in its result.
+
+One path for ``stsmon monitor run`` and the scheduler process:
+:func:`run_monitoring` starts the monitoring pipeline through the local
+executor (recorded like any execution, ``executions/{pipeline}/{id}/``),
+then :func:`collect` reads the ``monitoring`` output of its
+``MonitorModelQuality`` step, ingests ``cloudwatch_metrics.json`` into the
+local metrics store, evaluates the deployed alarms and writes a run record
+``runs/monitor-{execution id}.json``.
+
+Locally ``PublishCloudWatch`` is always ``false``: there is no CloudWatch;
+the ingest is its local equivalent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotDeployedError, UsageError
+from ..state import StateDir
+from . import metrics
+
+#: Names shared with processing_scripts/contract.py (OUTPUT_MONITORING, STEP_MONITOR) and monitor.py.
+MONITORING_OUTPUT = "monitoring"
+MONITOR_STEP = "MonitorModelQuality"
+RESULT_FILE = "monitoring_result.json"
+CLOUDWATCH_FILE = "cloudwatch_metrics.json"
+REPORT_FILE = "report.html"
+
+#: Stack outputs (docs/CONTRACTS.md §3) the local monitor needs.
+OUTPUT_KEYS = {
+    "pipeline": "MonitoringPipelineName",
+    "schedule": "MonitoringScheduleName",
+    "endpoint": "EndpointName",
+    "capture_uri": "DataCaptureUri",
+    "ground_truth_uri": "GroundTruthUri",
+    "output_uri": "MonitoringOutputUri",
+}
+
+
+@dataclass(frozen=True)
+class MonitoringTarget:
+    pipeline: str
+    schedule: str
+    endpoint: str
+    capture_uri: str
+    ground_truth_uri: str
+
+
+def deployed_outputs(state: StateDir) -> dict[str, Any]:
+    """Every locally deployed stack's outputs, merged (later stacks win on a clash)."""
+    from ..localcloud.deployer import stack_outputs
+
+    merged: dict[str, Any] = {}
+    for outputs in stack_outputs(state).values():
+        merged.update(outputs)
+    return merged
+
+
+def monitoring_target(state: StateDir) -> MonitoringTarget:
+    """The deployed monitoring pipeline and what it watches; NotDeployedError naming what is missing."""
+    outputs = deployed_outputs(state)
+    keys = ("pipeline", "schedule", "endpoint", "capture_uri", "ground_truth_uri")
+    missing = [OUTPUT_KEYS[k] for k in keys if not outputs.get(OUTPUT_KEYS[k])]
+    if missing:
+        raise NotDeployedError(
+            f"the monitoring stack is not deployed locally in {state.root} (missing stack outputs: "
+            f"{', '.join(missing)}): run `stsmon deploy` first")
+    return MonitoringTarget(*(str(outputs[OUTPUT_KEYS[k]]) for k in keys))
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def _parse(text: str, what: str) -> datetime:
+    try:
+        return metrics.parse_time(text)
+    except ValueError:
+        raise UsageError(f"--window: {what} {text!r} is not an ISO-8601 time (e.g. 2026-11-27T13:00:00Z)") from None
+
+
+def window_parameters(window: str, now: datetime | None = None) -> dict[str, str]:
+    """Pipeline parameters for ``--window``.
+
+    ``previous`` (default): the pipeline's own default (the previous full hour
+    minus the deployed label delay). ``current``: the hour in progress.
+    ``END``: the hour before END. ``START/END``: whole hours from START to
+    END (WindowHours set too). Times are ISO-8601, floored to the hour, UTC if
+    no offset is given.
+    """
+    now = now or datetime.now(timezone.utc)
+    text = (window or "previous").strip()
+    if text == "previous":
+        return {}
+    if text == "current":
+        return {"WindowEnd": metrics.iso(_hour(now) + timedelta(hours=1)), "WindowHours": "1", "LabelDelayHours": "0"}
+    if "/" in text:
+        start_text, end_text = text.split("/", 1)
+        start, end = _hour(_parse(start_text, "start")), _hour(_parse(end_text, "end"))
+        hours = int((end - start).total_seconds() // 3600)
+        if hours < 1:
+            raise UsageError(f"--window {text!r}: the end must be at least one whole hour after the start")
+        return {"WindowEnd": metrics.iso(end), "WindowHours": str(hours), "LabelDelayHours": "0"}
+    end = _hour(_parse(text, "end"))
+    return {"WindowEnd": metrics.iso(end), "LabelDelayHours": "0"}
+
+
+@dataclass
+class MonitorRun:
+    """One monitoring execution and what came of it."""
+
+    execution: dict[str, Any]
+    result: dict[str, Any] | None = None
+    output_uri: str | None = None
+    output_dir: Path | None = None
+    ingested: int = 0
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    record_path: Path | None = None
+
+    @property
+    def status(self) -> str:
+        """The monitor's status, or the execution's failure when there is no result."""
+        if self.result is not None:
+            return self.result["status"]
+        return "Failed"
+
+    @property
+    def failure_reason(self) -> str:
+        if self.result is not None:
+            return self.result.get("failure_reason", "")
+        return self.execution.get("FailureReason") or f"execution {self.execution.get('PipelineExecutionStatus')}"
+
+
+def _monitor_step(execution: dict[str, Any]) -> dict[str, Any] | None:
+    for step in execution.get("Steps", []):
+        if step.get("StepName") == MONITOR_STEP:
+            return step
+    return None
+
+
+def output_uri_of(execution: dict[str, Any]) -> str | None:
+    """The S3 URI of the monitor step's ``monitoring`` output, if the step ran."""
+    step = _monitor_step(execution) or {}
+    outputs = ((step.get("Properties") or {}).get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    for out in outputs:
+        if out.get("OutputName") == MONITORING_OUTPUT:
+            return (out.get("S3Output") or {}).get("S3Uri")
+    return None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def collect(state: StateDir, execution: dict[str, Any], *, trigger: str = "manual") -> MonitorRun:
+    """Read a finished monitoring execution's result; ingest its metrics; evaluate alarms; record it."""
+    run = MonitorRun(execution=execution)
+    uri = output_uri_of(execution)
+    if uri and execution.get("PipelineExecutionStatus") == "Succeeded":
+        run.output_uri = uri
+        run.output_dir = state.s3_path(uri)
+        result_path = run.output_dir / RESULT_FILE
+        if result_path.is_file():
+            run.result = json.loads(result_path.read_text(encoding="utf-8"))
+        cw_path = run.output_dir / CLOUDWATCH_FILE
+        if cw_path.is_file():
+            payload = json.loads(cw_path.read_text(encoding="utf-8"))
+            store = metrics.MetricStore(state)
+            run.ingested = store.put(payload["Namespace"], payload["MetricData"], source=execution["PipelineExecutionId"])
+            stamps = [metrics.parse_time(d["Timestamp"]) for d in payload["MetricData"]]
+            if stamps:
+                run.alarms = metrics.evaluate_alarms(state, max(stamps), namespace=payload["Namespace"])
+    run.record_path = state.runs / f"monitor-{execution['PipelineExecutionId']}.json"
+    _write_json(run.record_path, {
+        "kind": "monitor",
+        "trigger": trigger,
+        "pipeline": execution.get("PipelineName"),
+        "execution_id": execution.get("PipelineExecutionId"),
+        "execution_status": execution.get("PipelineExecutionStatus"),
+        "parameters": execution.get("Parameters", []),
+        "created": execution.get("CreationTime"),
+        "ended": execution.get("EndTime"),
+        "output_uri": run.output_uri,
+        "status": run.status,
+        "failure_reason": run.failure_reason,
+        "window": (run.result or {}).get("window"),
+        "counts": (run.result or {}).get("counts"),
+        "metrics": (run.result or {}).get("metrics"),
+        "violations": (run.result or {}).get("violations", []),
+        "ingested_data_points": run.ingested,
+        "alarms": run.alarms,
+    })
+    return run
+
+
+def run_monitoring(
+    state: StateDir,
+    parameters: dict[str, str] | None = None,
+    *,
+    pipeline: str | None = None,
+    trigger: str = "manual",
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> MonitorRun:
+    """Start the monitoring pipeline now (to the end) and collect its result."""
+    from ..localcloud.executor import start_execution
+
+    name = pipeline or monitoring_target(state).pipeline
+    params = dict(parameters or {})
+    params["PublishCloudWatch"] = "false"
+    display = f"monitor-{trigger}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    execution = start_execution(state, name, params, display_name=display, on_event=on_event)
+    return collect(state, execution, trigger=trigger)
+
+
+def list_results(state: StateDir, pipeline: str) -> list[MonitorRun]:
+    """Every recorded execution of the monitoring pipeline with its result, oldest first."""
+    from ..localcloud.executor import list_executions
+
+    runs = []
+    for execution in reversed(list_executions(state, pipeline)):
+        if execution.get("PipelineExecutionStatus") == "Executing":
+            continue
+        run = MonitorRun(execution=execution)
+        uri = output_uri_of(execution)
+        if uri:
+            run.output_uri = uri
+            run.output_dir = state.s3_path(uri)
+            path = run.output_dir / RESULT_FILE
+            if path.is_file():
+                try:
+                    run.result = json.loads(path.read_text(encoding="utf-8"))
+                except ValueError:
+                    run.result = None
+        runs.append(run)
+    return runs

@@ -1,0 +1,103 @@
+"""The local CloudWatch: data points and alarm evaluation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from stsmon.errors import StsmonError
+from stsmon.monitoring import metrics
+from stsmon.state import StateDir
+
+DIMS = {"Endpoint": "ep", "MonitoringSchedule": "sch"}
+
+
+def datum(name, value, stamp, dims=DIMS):
+    return {"MetricName": name, "Timestamp": stamp, "Value": value, "Unit": "None",
+            "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}
+
+
+def at(hour, minute=0):
+    return datetime(2026, 11, 27, hour, minute, tzinfo=timezone.utc)
+
+
+def definition(**over):
+    base = {"Namespace": "ns", "MetricName": "accuracy", "Dimensions": [{"Name": k, "Value": v} for k, v in DIMS.items()],
+            "Statistic": "Average", "Period": "3600", "EvaluationPeriods": "1", "Threshold": "0.8",
+            "ComparisonOperator": "LessThanThreshold", "TreatMissingData": "missing"}
+    base.update(over)
+    return base
+
+
+def test_store_filters_by_metric_and_exact_dimensions_and_ignores_repeats(tmp_path):
+    store = metrics.MetricStore(StateDir(tmp_path))
+    assert store.put("ns", [datum("accuracy", 0.9, "2026-11-27T13:00:00Z"), datum("f1", 0.7, "2026-11-27T13:00:00Z"),
+                            datum("accuracy", 0.1, "2026-11-27T13:00:00Z", {"Endpoint": "other"})], source="e1") == 3
+    assert store.put("ns", [datum("accuracy", 0.5, "2026-11-27T14:00:00Z")], source="e1") == 0  # same source
+    assert store.put("ns", [datum("accuracy", float("nan"), "2026-11-27T14:00:00Z")], source="e2") == 0
+    points = store.points("ns", "accuracy", DIMS)
+    assert [(p.value, p.timestamp) for p in points] == [(0.9, at(13))]
+    assert store.namespaces() == ["ns"]
+
+
+@pytest.mark.parametrize(
+    "points, over, state",
+    [  # points: (hour, minute, value); evaluated at 14:00 (the period [14:00, 15:00) is the last)
+        ([(14, 0, 0.9)], {}, "OK"),
+        ([(14, 0, 0.7)], {}, "ALARM"),
+        ([(13, 0, 0.7)], {}, "INSUFFICIENT_DATA"),  # an older period does not count
+        ([], {"TreatMissingData": "notBreaching"}, "OK"),
+        ([], {"TreatMissingData": "breaching"}, "ALARM"),
+        ([(14, 0, 0.7), (14, 30, 0.9)], {}, "OK"),  # Average 0.8 is not < 0.8
+        ([(14, 0, 0.7), (14, 30, 0.9)], {"Statistic": "Minimum"}, "ALARM"),
+        ([(13, 0, 0.9), (14, 0, 0.2)], {"EvaluationPeriods": "2", "DatapointsToAlarm": "2"}, "OK"),  # 1 of 2
+        ([(13, 0, 0.2), (14, 0, 0.3)], {"EvaluationPeriods": "2", "DatapointsToAlarm": "2"}, "ALARM"),
+        ([(14, 0, 0.3)], {"EvaluationPeriods": "2", "DatapointsToAlarm": "2", "TreatMissingData": "breaching"}, "ALARM"),
+    ],
+)
+def test_alarm_states(points, over, state):
+    series = [metrics.Point("accuracy", DIMS, at(h, m), v, "None", "s") for h, m, v in points]
+    result, reason, periods = metrics.evaluate(definition(**over), series, at(14), "OK")
+    assert result == state, reason
+    assert len(periods) == int(over.get("EvaluationPeriods", 1))
+
+
+def test_ignore_keeps_the_state_without_data():
+    assert metrics.evaluate(definition(TreatMissingData="ignore"), [], at(14), "ALARM")[0] == "ALARM"
+
+
+def test_evaluate_alarms_records_transitions_and_keeps_state_across_redeploys(tmp_path):
+    state = StateDir(tmp_path)
+    metrics.save_alarm(state, "a1", "arn:a1", definition(AlarmActions=["arn:topic"], OKActions=["arn:topic"]))
+    store = metrics.MetricStore(state)
+    store.put("ns", [datum("accuracy", 0.5, "2026-11-27T13:00:00Z")], source="x")
+    (first,) = metrics.evaluate_alarms(state, at(13))
+    assert (first["previous"], first["state"], first["changed"]) == ("INSUFFICIENT_DATA", "ALARM", True)
+    assert "Threshold Crossed" in first["reason"]
+    metrics.save_alarm(state, "a1", "arn:a1", definition(Threshold="0.4"))  # an update keeps the state
+    record = metrics.list_alarms(state)[0]
+    assert record["StateValue"] == "ALARM" and record["Definition"]["Threshold"] == "0.4"
+    (second,) = metrics.evaluate_alarms(state, at(13))
+    assert (second["state"], second["changed"]) == ("OK", True)
+    history = metrics.list_alarms(state)[0]["History"]
+    assert [(h["From"], h["To"]) for h in history] == [("INSUFFICIENT_DATA", "ALARM"), ("ALARM", "OK")]
+    assert history[0]["Actions"] == ["arn:topic"]
+    metrics.delete_alarm(state, "a1")
+    assert metrics.list_alarms(state) == []
+
+
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        ({"Metrics": [{"Id": "m1"}]}, "metric-math alarms"),
+        ({"ComparisonOperator": "LessThanLowerOrGreaterThanUpperThreshold"}, "is not evaluated locally"),
+        ({"ExtendedStatistic": "p90"}, "ExtendedStatistic 'p90'"),
+        ({"Threshold": "high"}, "Threshold 'high' is not a number"),
+        ({"TreatMissingData": "sometimes"}, "TreatMissingData 'sometimes'"),
+        ({"MetricName": ""}, "MetricName is required"),
+    ],
+)
+def test_alarm_properties_the_local_cloud_cannot_evaluate_are_refused(over, message):
+    with pytest.raises(StsmonError, match=message):
+        metrics.check_alarm_properties(definition(**over), "alarm")

@@ -1,0 +1,105 @@
+"""The monitoring pipeline run locally through the executor: result, metrics ingest, alarms, run record."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from stsmon.errors import NotDeployedError, UsageError
+from stsmon.localcloud.executor import list_executions
+from stsmon.monitoring import metrics, runs
+from stsmon.monitoring.records import ground_truth_record, hour_prefix, write_jsonl
+from stsmon.monitoring.synthetic import write_window
+from stsmon.state import StateDir
+
+from monitoring_deploy import ENDPOINT, PIPELINE, SCHEDULE
+
+H12 = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
+DIMS = [{"Name": "Endpoint", "Value": ENDPOINT}, {"Name": "MonitoringSchedule", "Value": SCHEDULE}]
+
+
+def alarm(state, metric="accuracy", threshold=0.8, op="LessThanThreshold"):
+    metrics.save_alarm(state, f"sts-quality-{metric}", f"arn:aws:cloudwatch:us-east-1:000000000000:alarm:sts-quality-{metric}", {
+        "Namespace": "stsmodelmonitor", "MetricName": metric, "Dimensions": DIMS, "Statistic": "Average",
+        "Period": "3600", "EvaluationPeriods": "1", "Threshold": str(threshold), "ComparisonOperator": op,
+        "TreatMissingData": "notBreaching", "AlarmActions": ["arn:aws:sns:us-east-1:000000000000:sts-alarms"]})
+
+
+@pytest.mark.parametrize("window, expected", [
+    ("previous", {}),
+    ("current", {"WindowEnd": "2026-11-27T13:00:00Z", "WindowHours": "1", "LabelDelayHours": "0"}),
+    ("2026-11-27T13:20:00Z", {"WindowEnd": "2026-11-27T13:00:00Z", "LabelDelayHours": "0"}),
+    ("2026-11-27T08:00:00+01:00/2026-11-27T13:00:00Z", {"WindowEnd": "2026-11-27T13:00:00Z", "WindowHours": "6", "LabelDelayHours": "0"}),
+])
+def test_window_parameters(window, expected):
+    assert runs.window_parameters(window, now=datetime(2026, 11, 27, 12, 40, tzinfo=timezone.utc)) == expected
+
+
+@pytest.mark.parametrize("window", ["yesterday", "2026-11-27T13:00:00Z/2026-11-27T13:30:00Z"])
+def test_bad_windows(window):
+    with pytest.raises(UsageError, match="--window"):
+        runs.window_parameters(window)
+
+
+def test_not_deployed_names_what_is_missing(tmp_path):
+    with pytest.raises(NotDeployedError, match="MonitoringPipelineName"):
+        runs.monitoring_target(StateDir(tmp_path))
+
+
+@pytest.mark.slow
+def test_drill_through_the_local_pipeline(deployment):
+    """True labels: Completed, alarm OK. 30 % noise in the next hour: CompletedWithViolations, alarm ALARM."""
+    state = deployment.state
+    alarm(state)
+    clean = write_window(deployment.capture_root, deployment.ground_truth_root, H12, 600, accuracy=0.9, seed=1,
+                         files=2, endpoint=ENDPOINT, id_prefix="a")
+    run = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z"))
+    assert run.execution["PipelineExecutionStatus"] == "Succeeded", run.execution.get("FailureReason")
+    assert run.status == "Completed" and run.result["counts"]["matched"] == 600
+    assert run.output_uri.startswith(f"s3://sts-artifacts/sts/monitoring/{SCHEDULE}/")
+    assert (run.output_dir / "report.html").is_file()
+    assert ["PublishCloudWatch", "false"] in [[p["Name"], p["Value"]] for p in run.execution["Parameters"]]
+    assert run.ingested > 10
+    assert [(a["name"], a["state"]) for a in run.alarms] == [("sts-quality-accuracy", "OK")]
+
+    h13 = H12.replace(hour=13)
+    noisy = write_window(deployment.capture_root, deployment.state.root.parent / "unused", h13, 600, accuracy=0.9,
+                         seed=2, files=1, endpoint=ENDPOINT, id_prefix="b")
+    flip = np.random.default_rng(0).random(600) < 0.3
+    write_jsonl(deployment.ground_truth_root / hour_prefix(h13) / "noisy.jsonl",
+                [ground_truth_record(i, int(1 - y if f else y)) for i, y, f in zip(noisy.ids, noisy.y_true, flip)])
+    run2 = runs.run_monitoring(state, runs.window_parameters("2026-11-27T14:00:00Z"))
+    assert run2.status == "CompletedWithViolations"
+    assert "accuracy" in {v["metric_name"] for v in run2.result["violations"]}
+    (state_alarm,) = run2.alarms
+    assert state_alarm["state"] == "ALARM" and state_alarm["changed"] and state_alarm["previous"] == "OK"
+    history = metrics.list_alarms(state)[0]["History"]
+    assert history[-1]["To"] == "ALARM" and history[-1]["Actions"] == ["arn:aws:sns:us-east-1:000000000000:sts-alarms"]
+
+    points = metrics.MetricStore(state).points("stsmodelmonitor", "accuracy", {d["Name"]: d["Value"] for d in DIMS})
+    assert [p.timestamp.hour for p in points] == [13, 14]
+    # ingesting the same execution again adds nothing
+    assert runs.collect(state, run.execution).ingested == 0
+    record = json.loads(run2.record_path.read_text())
+    assert record["status"] == "CompletedWithViolations" and record["execution_id"] == run2.execution["PipelineExecutionId"]
+    assert [r.status for r in runs.list_results(state, PIPELINE)] == ["Completed", "CompletedWithViolations"]
+    assert len(list_executions(state, PIPELINE)) == 2
+    assert clean.ids.size == 600
+
+
+@pytest.mark.slow
+def test_no_capture_data_at_all_fails_the_execution_with_its_reason(deployment):
+    run = runs.run_monitoring(deployment.state, {})
+    assert run.execution["PipelineExecutionStatus"] == "Failed" and run.result is None
+    assert run.status == "Failed" and "no S3 objects found" in run.failure_reason
+
+
+@pytest.mark.slow
+def test_empty_window_is_a_failed_result_not_a_failed_execution(deployment):
+    write_window(deployment.capture_root, deployment.ground_truth_root, H12, 5, endpoint=ENDPOINT)
+    run = runs.run_monitoring(deployment.state, runs.window_parameters("2026-11-27T10:00:00Z"))
+    assert run.execution["PipelineExecutionStatus"] == "Succeeded"
+    assert run.status == "Failed" and "no capture records in the window" in run.failure_reason
