@@ -46,3 +46,18 @@ assembly_option = click.option(
 def resolve_state_dir(state_dir: Path | None) -> StateDir:
     """The StateDir for a ``--state-dir`` value (None = the default)."""
     return StateDir((state_dir or default_state_dir()).resolve())
+
+
+def load_cli_config(context: tuple[str, ...] | list[str] = ()):  # -> stsmon.config.Config
+    """The configuration as the CLI sees it: defaults < ./cdk.json context <
+    ./.env < environment < ``-c KEY=VALUE`` (the same layers as ``app.py``)."""
+    import os
+
+    from ..config import load_config, parse_context_pairs, read_cdk_json_context
+
+    return load_config(
+        context=parse_context_pairs(list(context)),
+        env=os.environ,
+        dotenv_path=Path(".env"),
+        cdk_json_context=read_cdk_json_context(Path("cdk.json")),
+    )

@@ -1082,3 +1082,25 @@ def reconcile(state: StateDir, pipeline_name: str) -> list[str]:
         _atomic_json(path, record)
         fixed.append(record.get("PipelineExecutionId", path.parent.name))
     return fixed
+
+
+def stop_running_executions(state: StateDir, pipeline_name: str, timeout: float = 60.0) -> list[str]:
+    """Ask the executors of running executions to stop (SIGTERM) and wait until
+    each records a terminal status (or its process is gone). Returns their ids."""
+    import time
+
+    reconcile(state, pipeline_name)
+    running = [r for r in list_executions(state, pipeline_name) if r.get("PipelineExecutionStatus") == "Executing"]
+    for record in running:
+        with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
+            os.kill(int(record["ExecutorPid"]), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    pending = {r["PipelineExecutionId"] for r in running}
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.2)
+        reconcile(state, pipeline_name)
+        for execution_id in list(pending):
+            rec = describe_execution(state, pipeline_name, execution_id)
+            if rec.get("PipelineExecutionStatus") in TERMINAL:
+                pending.discard(execution_id)
+    return [r["PipelineExecutionId"] for r in running]

@@ -157,3 +157,34 @@ class ModelPackageGroupHandler(ResourceHandler):
                 "ModelPackageGroupStatus": "Completed",
             },
         )
+
+
+@register("Custom::StsPipelineCleanup")
+class PipelineCleanupHandler(ResourceHandler):
+    """``stacks/lambdas/cleanup.py`` locally: create/update do nothing; delete
+    stops the running local executions of ``PipelineNames`` (SIGTERM to their
+    executor, which records them Stopped) and deletes every package of
+    ``ModelPackageGroupName``."""
+
+    def create(self, ctx: DeployContext, logical_id: str, props: dict[str, Any]) -> HandlerResult:
+        return HandlerResult("cleanup-" + "-".join(props.get("PipelineNames", []))[:200], {})
+
+    def update(self, ctx: DeployContext, logical_id: str, props: dict[str, Any], previous: DeployedResource) -> HandlerResult:
+        return self.create(ctx, logical_id, props)
+
+    def delete(self, ctx: DeployContext, logical_id: str, previous: DeployedResource) -> None:
+        from ..executor import stop_running_executions
+
+        for name in previous.properties.get("PipelineNames", []):
+            for execution_id in stop_running_executions(ctx.state, name):
+                ctx.echo(f"{ctx.stack_name}: stopped execution {execution_id} of pipeline {name}")
+        group = previous.properties.get("ModelPackageGroupName")
+        if group:
+            try:
+                packages = ctx.registry.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+            except ResourceNotFound:
+                return
+            for pkg in packages:
+                ctx.registry.delete_model_package(ModelPackageName=pkg["ModelPackageArn"])
+            if packages:
+                ctx.echo(f"{ctx.stack_name}: deleted {len(packages)} model package(s) of group {group}")
