@@ -1,0 +1,171 @@
+"""The local scheduler: the deployed schedule fires the monitoring pipeline; the process starts and stops."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from monitoring_deploy import ENDPOINT, PIPELINE, SCHEDULE
+
+from stsmon.errors import StsmonError
+from stsmon.localcloud import LocalEnvironment
+from stsmon.localcloud.handlers import DeployContext, DeployedResource, Unresolved, handler_for
+from stsmon.monitoring import metrics, scheduler
+from stsmon.monitoring.synthetic import write_window
+
+T0 = datetime(2026, 11, 27, 12, 30, tzinfo=timezone.utc)
+PIPELINE_ARN = f"arn:aws:sagemaker:us-east-1:000000000000:pipeline/{PIPELINE.lower()}"
+
+
+def schedule_props(expression="cron(0 * ? * * *)", state="ENABLED"):
+    return {
+        "Name": SCHEDULE, "ScheduleExpression": expression, "ScheduleExpressionTimezone": "UTC", "State": state,
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {"Arn": PIPELINE_ARN, "RoleArn": "arn:aws:iam::000000000000:role/sched",
+                   "SageMakerPipelineParameters": {"PipelineParameterList": [{"Name": "PublishCloudWatch", "Value": "true"}]}},
+    }
+
+
+def ctx(deployment):
+    return DeployContext(state=deployment.state, env=LocalEnvironment(), stack_name="sts-monitoring")
+
+
+@dataclass
+class FakeRun:
+    execution: dict
+    status: str = "Completed"
+    failure_reason: str = ""
+    alarms: list = field(default_factory=list)
+
+
+def test_schedule_handler_records_the_target_pipeline_and_parameters(deployment):
+    handler = handler_for("AWS::Scheduler::Schedule")
+    result = handler.create(ctx(deployment), "Schedule", schedule_props())
+    assert result.physical_id == SCHEDULE
+    assert result.attributes["Arn"] == f"arn:aws:scheduler:us-east-1:000000000000:schedule/default/{SCHEDULE}"
+    (record,) = scheduler.list_schedules(deployment.state)
+    assert record["PipelineName"] == PIPELINE and record["Parameters"] == {"PublishCloudWatch": "true"}
+    assert scheduler.process_info(deployment.state) is None  # autostart off in these tests
+    previous = DeployedResource("Schedule", "AWS::Scheduler::Schedule", SCHEDULE, schedule_props())
+    handler.update(ctx(deployment), "Schedule", schedule_props("rate(2 hours)"), previous)
+    assert scheduler.list_schedules(deployment.state)[0]["ScheduleExpression"] == "rate(2 hours)"
+    handler.delete(ctx(deployment), "Schedule", previous)
+    assert scheduler.list_schedules(deployment.state) == []
+
+
+@pytest.mark.parametrize(
+    "props, message",
+    [
+        (dict(schedule_props(), ScheduleExpression="cron(0 * * * *)"), "cron needs 6 fields"),
+        (dict(schedule_props(), Target={"Arn": "arn:aws:lambda:us-east-1:000000000000:function:f"}),
+         "only SageMaker pipeline targets run locally"),
+        (dict(schedule_props(), State="PAUSED"), "State 'PAUSED'"),
+    ],
+)
+def test_schedule_handler_check_refuses_what_cannot_run(deployment, props, message):
+    with pytest.raises(StsmonError, match=message):
+        handler_for("AWS::Scheduler::Schedule").check(ctx(deployment), "Schedule", props)
+
+
+def test_check_accepts_values_not_resolved_yet(deployment):
+    props = dict(schedule_props(), Target=dict(schedule_props()["Target"], Arn=Unresolved("Fn::GetAtt Pipeline.Arn")))
+    handler_for("AWS::Scheduler::Schedule").check(ctx(deployment), "Schedule", props)
+    alarm = {"Namespace": "stsmodelmonitor", "MetricName": "accuracy", "ComparisonOperator": Unresolved("x"),
+             "EvaluationPeriods": 1, "Threshold": Unresolved("y"), "Period": 3600}
+    handler_for("AWS::CloudWatch::Alarm").check(ctx(deployment), "Alarm", alarm)
+
+
+def test_unknown_target_pipeline_is_an_error(deployment):
+    props = dict(schedule_props(), Target=dict(schedule_props()["Target"], Arn=PIPELINE_ARN + "x"))
+    with pytest.raises(StsmonError, match="is not deployed locally"):
+        handler_for("AWS::Scheduler::Schedule").create(ctx(deployment), "Schedule", props)
+
+
+def test_alarm_and_dashboard_handlers(deployment):
+    alarm = {"AlarmName": "sts-quality-accuracy", "Namespace": "stsmodelmonitor", "MetricName": "accuracy",
+             "ComparisonOperator": "LessThanThreshold", "EvaluationPeriods": "1", "Threshold": "0.8", "Period": "3600",
+             "Statistic": "Average"}
+    result = handler_for("AWS::CloudWatch::Alarm").create(ctx(deployment), "Alarm", alarm)
+    assert result.attributes["Arn"] == "arn:aws:cloudwatch:us-east-1:000000000000:alarm:sts-quality-accuracy"
+    assert metrics.list_alarms(deployment.state)[0]["StateValue"] == "INSUFFICIENT_DATA"
+    dash = handler_for("AWS::CloudWatch::Dashboard")
+    result = dash.create(ctx(deployment), "Dash", {"DashboardName": "sts", "DashboardBody": json.dumps({"widgets": []})})
+    assert json.loads((metrics.dashboards_dir(deployment.state) / "sts.json").read_text())["DashboardBody"] == {"widgets": []}
+    with pytest.raises(StsmonError, match="DashboardBody of sts is not JSON"):
+        dash.create(ctx(deployment), "Dash", {"DashboardName": "sts", "DashboardBody": "{nope"})
+    dash.delete(ctx(deployment), "Dash", DeployedResource("Dash", "AWS::CloudWatch::Dashboard", "sts", {}))
+    assert not (metrics.dashboards_dir(deployment.state) / "sts.json").exists()
+
+
+def test_run_due_fires_at_the_scheduled_time_only_once_and_without_catch_up(deployment):
+    handler_for("AWS::Scheduler::Schedule").create(ctx(deployment), "Schedule", schedule_props())
+    calls = []
+
+    def runner(state, parameters, *, pipeline, trigger):
+        calls.append((pipeline, parameters, trigger))
+        return FakeRun({"PipelineExecutionId": f"x{len(calls)}", "PipelineExecutionStatus": "Succeeded"})
+
+    sched = scheduler.Scheduler(deployment.state, runner=runner)
+    assert sched.run_due(T0) == []  # first sight: the next fire time is 13:00
+    assert scheduler.status(deployment.state, T0)["schedules"][0]["next"] == "2026-11-27T13:00:00Z"
+    assert sched.run_due(T0 + timedelta(minutes=29)) == []
+    fired = sched.run_due(T0 + timedelta(minutes=30))
+    assert [f["execution"] for f in fired] == ["x1"]
+    assert calls == [(PIPELINE, {"PublishCloudWatch": "true"}, f"schedule:{SCHEDULE}")]
+    assert sched.run_due(T0 + timedelta(minutes=31)) == []
+    fired = sched.run_due(T0 + timedelta(hours=5))  # down for hours: one run, not five
+    assert len(fired) == 1 and len(calls) == 2
+    row = scheduler.status(deployment.state, T0)["schedules"][0]
+    assert row["last_execution"] == "x2" and row["last_status"] == "Completed"
+
+
+def test_disabled_schedule_does_not_fire(deployment):
+    handler_for("AWS::Scheduler::Schedule").create(ctx(deployment), "Schedule", schedule_props(state="DISABLED"))
+    sched = scheduler.Scheduler(deployment.state, runner=lambda *a, **k: pytest.fail("fired"))
+    assert sched.run_due(T0) == [] and sched.run_due(T0 + timedelta(days=1)) == []
+
+
+@pytest.mark.slow
+def test_scheduled_run_goes_through_the_local_pipeline(deployment):
+    """The schedule's own parameters (PublishCloudWatch=true) are overridden locally: no CloudWatch here."""
+    write_window(deployment.capture_root, deployment.ground_truth_root, datetime(2026, 11, 27, 12, tzinfo=timezone.utc),
+                 300, endpoint=ENDPOINT)
+    handler_for("AWS::Scheduler::Schedule").create(ctx(deployment), "Schedule", schedule_props("rate(1 hour)"))
+    sched = scheduler.Scheduler(deployment.state)
+    created = scheduler.list_schedules(deployment.state)[0]["CreatedAt"]
+    start = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    sched.run_due(start)
+    (fired,) = sched.run_due(start + timedelta(hours=1))
+    assert fired["status"] == "Failed"  # the window of the real clock has no data
+    runs_dir = deployment.state.runs
+    (record,) = [json.loads(p.read_text()) for p in runs_dir.glob("monitor-*.json")]
+    assert record["trigger"] == f"schedule:{SCHEDULE}" and record["execution_status"] == "Succeeded"
+    assert "no capture records in the window" in record["failure_reason"]
+
+
+@pytest.mark.slow
+def test_the_process_starts_with_the_schedule_and_stops_with_it(deployment, monkeypatch, subprocess_env):
+    monkeypatch.setenv("STSMON_SCHEDULER_AUTOSTART", "1")
+    monkeypatch.setenv("PYTHONPATH", subprocess_env["PYTHONPATH"])
+    handler = handler_for("AWS::Scheduler::Schedule")
+    handler.create(ctx(deployment), "Schedule", schedule_props())
+    try:
+        info = scheduler.process_info(deployment.state)
+        assert info and info["pid"] > 0
+        assert scheduler.start(deployment.state)["pid"] == info["pid"]  # idempotent
+        log = deployment.state.scheduler / "scheduler.log"
+        for _ in range(100):
+            if "scheduler started" in log.read_text():
+                break
+            time.sleep(0.1)
+        assert "scheduler started" in log.read_text()
+        assert scheduler.status(deployment.state)["running"]
+    finally:
+        handler.delete(ctx(deployment), "Schedule",
+                       DeployedResource("Schedule", "AWS::Scheduler::Schedule", SCHEDULE, schedule_props()))
+    assert scheduler.process_info(deployment.state) is None
+    assert not (deployment.state.scheduler / "scheduler.json").exists()
+    assert "scheduler stopped" in (deployment.state.scheduler / "scheduler.log").read_text()
