@@ -1,0 +1,131 @@
+"""The monitoring pipeline definition follows monitor.py's interface (docs/CONTRACTS.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from pipeline_code import placeholders
+from pipeline_code.monitoring import build_monitoring_definition
+from pipeline_graph import all_steps, edges
+from processing_scripts import contract
+from stsmon.config import load_config
+
+CODE_PREFIX = "sts/code/0123456789abcdef/"
+BUCKET = placeholders.BUCKET
+
+
+@pytest.fixture(scope="module")
+def definition():
+    cfg = load_config({"MONITOR_WINDOW_HOURS": "2", "MONITOR_LABEL_DELAY_HOURS": "3", "MONITOR_MIN_LABEL_COVERAGE": "0.4"})
+    return build_monitoring_definition(cfg, CODE_PREFIX)
+
+
+@pytest.fixture(scope="module")
+def step(definition):
+    (step,) = definition["Steps"]
+    return step
+
+
+def test_one_processing_step_no_edges(definition, step):
+    assert step["Name"] == contract.STEP_MONITOR and step["Type"] == "Processing"
+    assert len(all_steps(definition)) == 1 and edges(definition) == set()
+
+
+def test_parameters_and_defaults_from_config(definition):
+    params = {p["Name"]: (p["Type"], p["DefaultValue"]) for p in definition["Parameters"]}
+    assert params == {
+        "WindowEnd": ("String", ""),
+        "WindowHours": ("Integer", 2),
+        "LabelDelayHours": ("Integer", 3),
+        "MinLabelCoverage": ("Float", 0.4),
+        "PublishCloudWatch": ("String", "true"),
+        "BaselineConstraintsUri": ("String", placeholders.BASELINE_URI),
+        "MonitoringInstanceType": ("String", "ml.m5.large"),
+    }
+
+
+def test_inputs_map_capture_ground_truth_and_baseline(step):
+    inputs = {i["InputName"]: i["S3Input"] for i in step["Arguments"]["ProcessingInputs"]}
+    assert inputs["code"]["S3Uri"] == f"s3://{BUCKET}/{CODE_PREFIX}"
+    assert inputs["capture"]["S3Uri"] == f"s3://{BUCKET}/sts/datacapture/sts-endpoint/"
+    assert inputs["capture"]["LocalPath"] == "/opt/ml/processing/input/capture"
+    assert inputs["ground_truth"]["S3Uri"] == f"s3://{BUCKET}/sts/ground-truth/"
+    assert inputs["ground_truth"]["LocalPath"] == "/opt/ml/processing/input/ground_truth"
+    assert inputs["baseline"]["S3Uri"] == {"Get": "Parameters.BaselineConstraintsUri"}
+    assert inputs["baseline"]["LocalPath"] == "/opt/ml/processing/input/baseline"
+
+
+def test_output_by_schedule_and_execution(step):
+    (output,) = step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    assert output["OutputName"] == contract.OUTPUT_MONITORING
+    assert output["S3Output"]["LocalPath"] == "/opt/ml/processing/output"
+    assert output["S3Output"]["S3Uri"]["Std:Join"] == {
+        "On": "/",
+        "Values": [f"s3://{BUCKET}/sts/monitoring/sts-model-quality", {"Get": "Execution.PipelineExecutionId"}],
+    }
+    assert step["Arguments"]["ProcessingOutputConfig"]["KmsKeyId"] == placeholders.KMS_KEY_ARN
+
+
+def _resolve(arg, values):
+    """A container argument with pipeline expressions evaluated for one execution."""
+    if isinstance(arg, str):
+        return arg
+    if "Get" in arg:
+        return values[arg["Get"]]
+    join = arg["Std:Join"]
+    return join["On"].join(str(_resolve(v, values)) for v in join["Values"])
+
+
+def test_arguments_parse_with_the_monitor_interface(step):
+    args = step["Arguments"]["AppSpecification"]
+    assert args["ContainerEntrypoint"] == ["python3", "/opt/ml/processing/input/code/monitor.py"]
+    values = {
+        "Execution.StartDateTime": "2026-11-27T13:05:00Z",
+        "Parameters.WindowEnd": "",
+        "Parameters.WindowHours": 2,
+        "Parameters.LabelDelayHours": 3,
+        "Parameters.MinLabelCoverage": 0.4,
+        "Parameters.PublishCloudWatch": "true",
+    }
+    argv = [_resolve(a, values) for a in args["ContainerArguments"]]
+    # The interface fixed by the lead (docs/CONTRACTS.md): parse like monitor.py would.
+    parser = argparse.ArgumentParser()
+    for name in ("capture-dir", "ground-truth-dir", "baseline-dir", "output-dir", "execution-time", "window-end",
+                 "window-hours", "label-delay-hours", "endpoint-name", "schedule-name", "namespace",
+                 "publish-cloudwatch", "min-label-coverage", "problem-type"):
+        parser.add_argument(f"--{name}")
+    parsed = vars(parser.parse_args(argv))
+    assert parsed == {
+        "capture_dir": "/opt/ml/processing/input/capture",
+        "ground_truth_dir": "/opt/ml/processing/input/ground_truth",
+        "baseline_dir": "/opt/ml/processing/input/baseline",
+        "output_dir": "/opt/ml/processing/output",
+        "execution_time": "2026-11-27T13:05:00Z",
+        "window_end": "",
+        "window_hours": "2",
+        "label_delay_hours": "3",
+        "endpoint_name": "sts-endpoint",
+        "schedule_name": "sts-model-quality",
+        "namespace": "stsmodelmonitor",
+        "publish_cloudwatch": "true",
+        "min_label_coverage": "0.4",
+        "problem_type": "auto",
+    }
+
+
+def test_monitor_job_keeps_network_for_cloudwatch_but_encrypts(step):
+    args = step["Arguments"]
+    assert args["NetworkConfig"]["EnableNetworkIsolation"] is False
+    assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == placeholders.KMS_KEY_ARN
+    assert args["ProcessingResources"]["ClusterConfig"]["InstanceType"] == {"Get": "Parameters.MonitoringInstanceType"}
+
+
+def test_names_follow_the_configuration():
+    cfg = load_config({"BASE_JOB_PREFIX": "para", "ENDPOINT_NAME": "para-live"})
+    definition = build_monitoring_definition(cfg, "para/code/abc/")
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in definition["Steps"][0]["Arguments"]["ProcessingInputs"]}
+    assert inputs["capture"] == f"s3://{BUCKET}/para/datacapture/para-live/"
+    argv = definition["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert argv[argv.index("--schedule-name") + 1] == "para-model-quality"
