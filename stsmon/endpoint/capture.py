@@ -377,14 +377,33 @@ class CaptureWriter:
                 except Exception as exc:  # an unencodable record is one drop, not a dead writer
                     self._drop(1, "encoding error", exc)
             if lines:
-                self._append(hour, group[0].time, b"".join(lines), len(lines))
+                self._append(hour, group[0].time, lines)
 
-    def _append(self, hour, first_time: float, chunk: bytes, count: int) -> None:
+    def _append(self, hour, first_time: float, lines: list[bytes]) -> None:
+        """Append whole lines: one write for all; after a failure (full disk),
+        line by line, so what fits is kept and only the rest is dropped."""
         try:
             f = self._files.get(hour) or self._open(hour, first_time)
         except OSError as exc:
-            self._drop(count, _reason(exc), exc)
+            self._drop(len(lines), _reason(exc), exc)
             return
+        error = self._write(f, b"".join(lines))
+        if error is None:
+            self.stats.written += len(lines)
+            return
+        if len(lines) > 1 and hour in self._files:
+            for i, line in enumerate(lines):
+                error = self._write(f, line)
+                if error is not None:
+                    self._drop(len(lines) - i, _reason(error), error)
+                    return
+                self.stats.written += 1
+            return
+        self._drop(len(lines), _reason(error), error)
+
+    def _write(self, f: _OpenFile, chunk: bytes) -> OSError | None:
+        """Write ``chunk`` at the end of ``f`` (all of it, then fdatasync) or
+        take it back; the error if it failed."""
         view = memoryview(chunk)
         written = 0
         try:
@@ -392,17 +411,16 @@ class CaptureWriter:
                 written += os.write(f.fd, view[written:])
             os.fdatasync(f.fd)
         except OSError as exc:
-            self._drop(count, _reason(exc), exc)
             # Take the partial chunk back so the file keeps whole lines only.
             try:
                 os.ftruncate(f.fd, f.offset)
                 os.lseek(f.fd, f.offset, os.SEEK_SET)
             except OSError:
                 # Cannot repair: close it; a reader skips its incomplete last line.
-                self._close_file(hour)
-            return
+                self._close_file(f.hour)
+            return exc
         f.offset += len(chunk)
-        self.stats.written += count
+        return None
 
     def _open(self, hour, first_time: float) -> _OpenFile:
         yyyy, mm, dd, hh = hour

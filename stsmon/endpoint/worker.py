@@ -51,6 +51,8 @@ log = logging.getLogger("stsmon.endpoint.worker")
 #: back quickly from the CPU-bound inference thread to read requests and write
 #: answers (Python's default, 5 ms, shows up directly in p99 latency).
 SWITCH_INTERVAL = 0.0005
+#: While draining, a keep-alive connection idle this long (s) is closed.
+DRAIN_IDLE_GRACE = 0.25
 
 #: SageMaker's limits.
 MAX_BODY = 6 * 1024 * 1024
@@ -171,9 +173,6 @@ class Worker:
         log.info("draining: %d connection(s), %d invocation(s) in flight",
                  len(self.connections), len(self.inflight))
         self._stop_accepting()
-        for conn in list(self.connections):
-            if conn.idle:
-                conn.close()
         deadline = time.monotonic() + self.limits.drain_timeout
         self._check_drained(deadline)
 
@@ -184,7 +183,14 @@ class Worker:
             self.sock.close()  # this process's copy; siblings keep theirs
 
     def _check_drained(self, deadline: float) -> None:
-        if not self.inflight and not any(not c.idle for c in self.connections):
+        # A connection idle for DRAIN_IDLE_GRACE is closed; a busy client's next
+        # request is still answered (with Connection: close), so a client that
+        # sends back to back never races the close of its connection.
+        now = time.monotonic()
+        for conn in list(self.connections):
+            if conn.idle and now - conn.last_active >= DRAIN_IDLE_GRACE:
+                conn.close()
+        if not self.inflight and not self.connections:
             for conn in list(self.connections):
                 conn.close()
             if not self._done.done():

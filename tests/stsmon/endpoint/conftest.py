@@ -45,6 +45,18 @@ def build_toy_model(out: Path, work: int = 0) -> Path:
 
 
 @pytest.fixture(scope="session")
+def toy_builder():
+    """``toy_builder(out_dir, work=0) -> out_dir``: build a toy model package."""
+    return build_toy_model
+
+
+@pytest.fixture(scope="session")
+def server_env() -> dict[str, str]:
+    """The environment background servers of these tests run with (network guard on)."""
+    return guarded_env()
+
+
+@pytest.fixture(scope="session")
 def toy_model_dir(tmp_path_factory) -> Path:
     return build_toy_model(tmp_path_factory.mktemp("toy") / "model")
 
