@@ -1,0 +1,118 @@
+"""Monitoring stack intents: schedule, scheduler role, pipeline, native backend, alarms, dashboard."""
+
+from __future__ import annotations
+
+import json
+
+from cdk_helpers import logical_id, pipeline_definition, policy_statements, render
+
+
+def test_monitored_package_is_the_one_the_endpoint_serves(dev):
+    lookup = dev.one("monitoring", "Custom::StsApprovedModelPackage")["Properties"]
+    assert lookup["EndpointName"] == "sts-endpoint"
+    assert lookup["ModelPackageGroupName"] == "stsPackageGroup"
+
+
+def test_pipeline_backend_schedule_runs_the_monitoring_pipeline_hourly(dev):
+    schedule = dev.one("monitoring", "AWS::Scheduler::Schedule")["Properties"]
+    assert schedule["ScheduleExpression"] == "cron(0 * ? * * *)"
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["State"] == "ENABLED"
+    target = schedule["Target"]
+    assert target["Arn"] == "arn:aws:sagemaker:us-east-1:000000000000:pipeline/stspipelinemonitoring"
+    assert target["SageMakerPipelineParameters"]["PipelineParameterList"] == [{"Name": "PublishCloudWatch", "Value": "true"}]
+
+
+def test_scheduler_role_may_only_start_that_pipeline(dev):
+    template = dev.template("monitoring")
+    role_id = logical_id(template, "AWS::IAM::Role", "Monitor/SchedulerRole")
+    role = template["Resources"][role_id]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "000000000000"}}
+    assert policy_statements(template, role_id) == [
+        {
+            "Action": "sagemaker:StartPipelineExecution",
+            "Effect": "Allow",
+            "Resource": "arn:aws:sagemaker:us-east-1:000000000000:pipeline/stspipelinemonitoring",
+            "Sid": "StartMonitoringPipeline",
+        }
+    ]
+    schedule = dev.one("monitoring", "AWS::Scheduler::Schedule")
+    assert schedule["Properties"]["Target"]["RoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+
+
+def test_monitoring_pipeline_defaults_to_the_served_baseline(dev):
+    template = dev.template("monitoring")
+    lookup_id = logical_id(template, "Custom::StsApprovedModelPackage", "MonitoredPackage/Resource")
+    resource = dev.one("monitoring", "AWS::SageMaker::Pipeline")
+    assert resource["Properties"]["PipelineName"] == "stsPipelineMonitoring"
+    definition = pipeline_definition(resource)
+    params = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert params["BaselineConstraintsUri"] == f"<{lookup_id}.BaselineUri>"
+    code = next(i for i in definition["Steps"][0]["Arguments"]["ProcessingInputs"] if i["InputName"] == "code")
+    assert code["S3Input"]["S3Uri"] == f"s3://sts-artifacts-000000000000-us-east-1/{dev.stacks.training.code.key_prefix}"
+
+
+def test_quality_alarms_use_the_constraints_of_the_served_package(dev):
+    template = dev.template("monitoring")
+    lookup_id = logical_id(template, "Custom::StsApprovedModelPackage", "MonitoredPackage/Resource")
+    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in dev.resources("monitoring", "AWS::CloudWatch::Alarm").values()}
+    assert set(alarms) == {"accuracy", "precision", "recall", "f1", "auc", "ExecutionFailed"}
+    for metric in ("accuracy", "precision", "recall", "f1", "auc"):
+        alarm = alarms[metric]
+        assert alarm["Namespace"] == "stsmodelmonitor"
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"Endpoint": "sts-endpoint", "MonitoringSchedule": "sts-model-quality"}
+        assert alarm["Threshold"] == {"Fn::GetAtt": [lookup_id, f"{metric}Threshold"]}
+        assert alarm["ComparisonOperator"] == {"Fn::GetAtt": [lookup_id, f"{metric}Comparison"]}
+        assert alarm["Period"] == 3600 and alarm["AlarmActions"]
+    failed = alarms["ExecutionFailed"]
+    assert failed["Dimensions"] == [{"Name": "PipelineName", "Value": "stsPipelineMonitoring"}]
+
+
+def test_dashboard_shows_traffic_latency_errors_quality_and_alarms(dev):
+    body = render(dev.one("monitoring", "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
+    widgets = json.loads(body)["widgets"]
+    titles = [w["properties"].get("title") for w in widgets]
+    for title in ("Invocations", "Model latency (microseconds)", "Errors", "Quality: accuracy", "Quality: auc", "Alarms"):
+        assert title in titles
+    outputs = dev.template("monitoring")["Outputs"]
+    assert outputs["DashboardUrl"]["Value"] == (
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards:name=sts-model-quality"
+    )
+    assert outputs["MonitoringScheduleName"]["Value"] == "sts-model-quality"
+    assert outputs["MonitoringOutputUri"]["Value"] == "s3://sts-artifacts-000000000000-us-east-1/sts/monitoring/sts-model-quality/"
+    assert outputs["MonitoringPipelineName"]["Value"] == "stsPipelineMonitoring"
+
+
+def test_dev_stops_monitoring_executions_on_destroy(dev, prod):
+    cleanup = dev.one("monitoring", "Custom::StsPipelineCleanup")["Properties"]
+    assert cleanup["PipelineNames"] == ["stsPipelineMonitoring"] and "ModelPackageGroupName" not in cleanup
+    assert prod.resources("monitoring", "Custom::StsPipelineCleanup") == {}
+
+
+def test_model_monitor_backend_declares_the_native_schedule(prod):
+    template = prod.template("monitoring")
+    assert prod.resources("monitoring", "AWS::SageMaker::Pipeline") == {}
+    assert prod.resources("monitoring", "AWS::Scheduler::Schedule") == {}
+    lookup_id = logical_id(template, "Custom::StsApprovedModelPackage", "MonitoredPackage/Resource")
+    job = prod.one("monitoring", "AWS::SageMaker::ModelQualityJobDefinition")["Properties"]
+    assert job["ModelQualityAppSpecification"]["ProblemType"] == "BinaryClassification"
+    assert job["ModelQualityAppSpecification"]["ImageUri"].endswith("/sagemaker-model-monitor-analyzer:latest")
+    assert job["ModelQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == {"Fn::GetAtt": [lookup_id, "BaselineConstraintsUri"]}
+    endpoint_input = job["ModelQualityJobInput"]["EndpointInput"]
+    assert endpoint_input["EndpointName"] == "para-endpoint"
+    assert (endpoint_input["InferenceAttribute"], endpoint_input["ProbabilityAttribute"]) == ("0", "1")
+    assert job["ModelQualityJobInput"]["GroundTruthS3Input"]["S3Uri"] == "s3://para-artifacts-000000000000-us-east-1/para/ground-truth"
+    assert "Fn::ImportValue" in job["JobResources"]["ClusterConfig"]["VolumeKmsKeyId"]
+    assert "Fn::ImportValue" in job["ModelQualityJobOutputConfig"]["KmsKeyId"]
+    # Replacement-safe name: a hash of the settings plus the served package version.
+    name = render(job["JobDefinitionName"])
+    assert name.startswith("para-mq-") and name.endswith(f"-v<{lookup_id}.ModelPackageVersion>")
+    schedule = prod.one("monitoring", "AWS::SageMaker::MonitoringSchedule")["Properties"]
+    assert schedule["MonitoringScheduleName"] == "para-model-quality"
+    assert schedule["MonitoringScheduleConfig"]["MonitoringType"] == "ModelQuality"
+    assert schedule["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == "cron(0 * ? * * *)"
+    assert schedule["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == job["JobDefinitionName"]
+    alarms = [a["Properties"] for a in prod.resources("monitoring", "AWS::CloudWatch::Alarm").values()]
+    assert {a["Namespace"] for a in alarms} == {"aws/sagemaker/Endpoints/model-metrics"}
