@@ -1,0 +1,89 @@
+"""``stsmon monitor run --target aws``: start the AWS monitoring pipeline now and show its result.
+
+boto3 clients are passed in (tests use botocore's Stubber). The result is
+read from the monitor step's ``monitoring`` output in S3, the alarm states
+from CloudWatch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import StsmonError
+from .runs import MONITOR_STEP, MONITORING_OUTPUT, RESULT_FILE
+
+TERMINAL = ("Succeeded", "Failed", "Stopped")
+
+
+def _client_error(exc: Exception, what: str) -> StsmonError:
+    return StsmonError(f"{what} failed: {exc}")
+
+
+def run_aws_monitoring(
+    sm: Any,
+    s3: Any,
+    cloudwatch: Any,
+    *,
+    pipeline: str,
+    parameters: dict[str, str],
+    alarm_prefix: str,
+    on_step: Callable[[dict[str, Any]], None] = lambda step: None,
+    poll_seconds: float = 15.0,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout_seconds: float = 3600.0,
+) -> dict[str, Any]:
+    """Start, wait, read the result. Returns {execution, result, alarms, output_uri}."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        started = sm.start_pipeline_execution(
+            PipelineName=pipeline,
+            PipelineExecutionDisplayName=f"monitor-manual-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
+            PipelineParameters=[{"Name": k, "Value": v} for k, v in parameters.items()],
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _client_error(exc, f"starting pipeline {pipeline}") from None
+    arn = started["PipelineExecutionArn"]
+    waited = 0.0
+    seen: dict[str, str] = {}
+    while True:
+        try:
+            execution = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+            steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn).get("PipelineExecutionSteps", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise _client_error(exc, f"reading execution {arn}") from None
+        for step in steps:
+            if seen.get(step["StepName"]) != step.get("StepStatus"):
+                seen[step["StepName"]] = step.get("StepStatus")
+                on_step(step)
+        if execution["PipelineExecutionStatus"] in TERMINAL:
+            break
+        if waited >= timeout_seconds:
+            raise StsmonError(f"execution {arn} still {execution['PipelineExecutionStatus']} after {timeout_seconds:.0f} s")
+        sleep(poll_seconds)
+        waited += poll_seconds
+    out: dict[str, Any] = {"execution": execution, "result": None, "output_uri": None, "alarms": []}
+    step = next((s for s in steps if s["StepName"] == MONITOR_STEP), None)
+    job_arn = (((step or {}).get("Metadata") or {}).get("ProcessingJob") or {}).get("Arn")
+    try:
+        if job_arn and execution["PipelineExecutionStatus"] == "Succeeded":
+            job = sm.describe_processing_job(ProcessingJobName=job_arn.rsplit("/", 1)[-1])
+            for output in job["ProcessingOutputConfig"]["Outputs"]:
+                if output["OutputName"] == MONITORING_OUTPUT:
+                    out["output_uri"] = output["S3Output"]["S3Uri"]
+            if out["output_uri"]:
+                bucket, _, prefix = out["output_uri"][len("s3://"):].partition("/")
+                body = s3.get_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/{RESULT_FILE}")["Body"].read()
+                out["result"] = json.loads(body)
+        alarms = cloudwatch.describe_alarms(AlarmNamePrefix=alarm_prefix, AlarmTypes=["MetricAlarm"])
+        out["alarms"] = [{"name": a["AlarmName"], "metric": a.get("MetricName"), "state": a["StateValue"],
+                          "reason": a.get("StateReason", ""), "threshold": a.get("Threshold"),
+                          "comparison": a.get("ComparisonOperator"), "changed": False, "previous": None}
+                         for a in alarms.get("MetricAlarms", [])]
+    except (ClientError, BotoCoreError) as exc:
+        raise _client_error(exc, "reading the monitoring result") from None
+    return out
