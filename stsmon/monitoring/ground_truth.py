@@ -143,8 +143,9 @@ def plan_labels(
 ) -> LabelPlan:
     """Labels for the captured inferences, deterministic for a seed.
 
-    Each record is decided from (seed, its id) alone, so the same inference
-    gets the same label whatever else is in the window.
+    Whether a record's label is made wrong (noise) or what it is (random)
+    depends on (seed, its id) alone, so the same inference gets the same
+    treatment whatever else is in the window.
     """
     if mode not in MODES:
         raise UsageError(f"--mode {mode!r} is not one of {', '.join(MODES)}")
