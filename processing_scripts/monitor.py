@@ -1099,7 +1099,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"violation: {v['description']}")
     if settings.publish_cloudwatch:
         payload = json.loads((settings.output_dir / CLOUDWATCH_FILE).read_text(encoding="utf-8"))
-        sent = publish_cloudwatch(payload)
+        try:
+            sent = publish_cloudwatch(payload)
+        except Exception as exc:  # botocore's errors share no base class worth naming here
+            # The outputs are written and complete; the job fails so the pipeline shows it.
+            print(f"error: publishing to CloudWatch namespace {settings.namespace} failed: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
         print(f"published {sent} metric data points to CloudWatch namespace {settings.namespace}")
     return 0
 

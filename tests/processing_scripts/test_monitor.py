@@ -483,6 +483,30 @@ def test_publish_cloudwatch_sends_every_data_point_with_dimensions():
         stub.assert_no_pending_responses()
 
 
+def test_main_publishes_when_asked_and_reports_a_failure_after_writing_outputs(env, capsys, monkeypatch):
+    from botocore.stub import Stubber
+    import boto3
+
+    env.captures(binary_rows([1, 0]))
+    env.labels([("sts_0", 1), ("sts_1", 0)])
+    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    monkeypatch.setattr(boto3, "client", lambda service, **kw: client)
+    with Stubber(client) as stub:
+        stub.add_response("put_metric_data", {})  # 20 data points per call: 6 counts + 17 metrics = 2 calls
+        stub.add_response("put_metric_data", {})
+        code, result = env.run("--publish-cloudwatch", "true")
+        stub.assert_no_pending_responses()
+    assert code == 0 and "published 23 metric data points" in capsys.readouterr().out
+    with Stubber(client) as stub:
+        stub.add_client_error("put_metric_data", "AccessDenied", "not allowed")
+        code = monitor.main(["--capture-dir", str(env.capture), "--ground-truth-dir", str(env.gt), "--baseline-dir",
+                             str(env.baseline), "--output-dir", str(env.out), "--execution-time", EXEC,
+                             "--endpoint-name", ENDPOINT, "--schedule-name", "s", "--publish-cloudwatch", "true"])
+    assert code == 1
+    assert "publishing to CloudWatch namespace stsmodelmonitor failed: ClientError" in capsys.readouterr().err
+    assert (env.out / "monitoring_result.json").is_file()
+
+
 def test_publish_requires_the_dimensions(env, capsys):
     code, _ = env.run("--publish-cloudwatch", "true", "--endpoint-name", "")
     assert code == 2 and "needs --endpoint-name and --schedule-name" in capsys.readouterr().err
