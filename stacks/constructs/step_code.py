@@ -29,7 +29,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from ..nag import AWS, INLINE_POLICY_CDK, NIST, acknowledge, acknowledge_custom_resource_lambda
+from ..nag import AWS, INLINE_POLICY_CDK, NIST, acknowledge, acknowledge_custom_resource_lambda, skip_checkov
 
 #: Files of processing_scripts/ that are not shipped.
 EXCLUDED = {"__init__.py"}
@@ -149,6 +149,11 @@ class StepCode(Construct):
         for rule, reason in findings.items():
             acknowledge(handler, rule, reason)
         acknowledge_custom_resource_lambda(handler)
+        skip_checkov(
+            handler.node.default_child,
+            "CKV_AWS_173",
+            "CDK's BucketDeployment handler sets no secrets in its environment (only CLI settings).",
+        )
 
     @property
     def handler_role(self) -> iam.IRole:
