@@ -165,6 +165,24 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+#: SageMaker's own per-pipeline metrics (what the "monitor failed" alarm watches).
+PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
+
+
+def _pipeline_metrics(state: StateDir, execution: dict[str, Any]) -> list[dict[str, Any]]:
+    """Record ExecutionStarted/Succeeded/Failed for the execution, as SageMaker does; evaluate their alarms."""
+    status = execution.get("PipelineExecutionStatus")
+    if status not in ("Succeeded", "Failed", "Stopped"):
+        return []
+    stamp = execution.get("EndTime") or execution.get("LastModifiedTime") or metrics.iso(datetime.now(timezone.utc))
+    dims = [{"Name": "PipelineName", "Value": execution.get("PipelineName", "")}]
+    data = [{"MetricName": name, "Timestamp": stamp, "Dimensions": dims, "Value": value, "Unit": "Count"}
+            for name, value in (("ExecutionStarted", 1.0), ("ExecutionSucceeded", float(status == "Succeeded")),
+                                ("ExecutionFailed", float(status == "Failed")), ("ExecutionStopped", float(status == "Stopped")))]
+    metrics.MetricStore(state).put(PIPELINE_NAMESPACE, data, source=f"{execution['PipelineExecutionId']}:pipeline")
+    return metrics.evaluate_alarms(state, metrics.parse_time(stamp), namespace=PIPELINE_NAMESPACE)
+
+
 def collect(state: StateDir, execution: dict[str, Any], *, trigger: str = "manual") -> MonitorRun:
     """Read a finished monitoring execution's result; ingest its metrics; evaluate alarms; record it."""
     run = MonitorRun(execution=execution)
@@ -183,6 +201,7 @@ def collect(state: StateDir, execution: dict[str, Any], *, trigger: str = "manua
             stamps = [metrics.parse_time(d["Timestamp"]) for d in payload["MetricData"]]
             if stamps:
                 run.alarms = metrics.evaluate_alarms(state, max(stamps), namespace=payload["Namespace"])
+    run.alarms += _pipeline_metrics(state, execution)
     run.record_path = state.runs / f"monitor-{execution['PipelineExecutionId']}.json"
     _write_json(run.record_path, {
         "kind": "monitor",

@@ -92,9 +92,14 @@ def test_drill_through_the_local_pipeline(deployment):
 
 @pytest.mark.slow
 def test_no_capture_data_at_all_fails_the_execution_with_its_reason(deployment):
+    metrics.save_alarm(deployment.state, "sts-monitor-failed", "arn:x", {
+        "Namespace": "AWS/Sagemaker/ModelBuildingPipeline", "MetricName": "ExecutionFailed", "Statistic": "Sum",
+        "Dimensions": [{"Name": "PipelineName", "Value": PIPELINE}], "Period": 3600, "EvaluationPeriods": 1,
+        "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching"})
     run = runs.run_monitoring(deployment.state, {})
     assert run.execution["PipelineExecutionStatus"] == "Failed" and run.result is None
     assert run.status == "Failed" and "no S3 objects found" in run.failure_reason
+    assert [(a["name"], a["state"]) for a in run.alarms] == [("sts-monitor-failed", "ALARM")]
 
 
 @pytest.mark.slow
