@@ -47,6 +47,9 @@ MODEL_FILE = "model.joblib"
 MODEL_INFO_FILE = "model_info.json"
 MODEL_CODE_DIR = "code"
 INFERENCE_PROGRAM = "inference.py"
+#: Files train.py copies into code/ of the model: the serving entry point and
+#: the modules it (or unpickling model.joblib) imports.
+MODEL_CODE_FILES = (INFERENCE_PROGRAM, "featurizer.py", "stsmodel.py", "contract.py")
 
 # Evaluation report (a PropertyFile of the Evaluate step).
 EVALUATION_FILE = "evaluation.json"

@@ -1,0 +1,174 @@
+"""inference.py: strict parsing of every wire format, content negotiation, errors, thread safety."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import inference
+from inference import InferenceError
+
+
+@pytest.fixture(scope="module")
+def model(binary_run):
+    return inference.model_fn(str(binary_run.model))
+
+
+PAIR = ("The bank raised rates by a quarter point.", 'Rates rose a "quarter point", the bank said.')
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b'The bank raised rates by a quarter point.,"Rates rose a ""quarter point"", the bank said."\n', "text/csv"),
+    (b'The bank raised rates by a quarter point.,"Rates rose a ""quarter point"", the bank said."',
+     "text/csv; charset=utf-8"),
+    (json.dumps({"instances": [{"sentence1": PAIR[0], "sentence2": PAIR[1]}]}).encode(), "application/json"),
+    (json.dumps([list(PAIR)]).encode(), "application/json"),
+    (json.dumps({"sentence1": PAIR[0], "sentence2": PAIR[1]}).encode(), "application/json"),
+    (json.dumps({"instances": [list(PAIR)]}).encode(), "Application/JSON"),
+    (json.dumps({"sentence1": PAIR[0], "sentence2": PAIR[1]}).encode() + b"\n", "application/jsonlines"),
+    (json.dumps(list(PAIR)).encode(), "application/jsonlines"),
+    ("\ufeff" + json.dumps([list(PAIR)]), "application/json"),  # str bodies work too
+])
+def test_every_wire_format_parses_to_the_same_pair(body, content_type):
+    data = inference.input_fn(body, content_type)
+    assert list(data) == [PAIR]
+    assert data.content_type == content_type.split(";")[0].lower()
+
+
+def test_many_pairs_keep_their_order():
+    pairs = [(f"Sentence number {i}.", f"Another sentence {i}, with a comma.") for i in range(50)]
+    lines = "".join(json.dumps({"sentence1": a, "sentence2": b}) + "\n" for a, b in pairs)
+    assert list(inference.input_fn(lines.encode(), "application/jsonlines")) == pairs
+    csv_body = "".join(f'{a},"{b}"\r\n' for a, b in pairs).encode()
+    assert list(inference.input_fn(csv_body, "text/csv")) == pairs
+
+
+BAD = [
+    (b"", "text/csv", 400, "empty request body"),
+    (b"  \n ", "application/json", 400, "empty request body"),
+    (None, "text/csv", 400, "empty request body"),
+    (b"a,b", "text/plain", 415, "unsupported content type 'text/plain'"),
+    (b"a,b", None, 415, "unsupported content type None"),
+    (b"a,b", "text/csv; charset=latin-1", 415, "unsupported charset 'latin-1'"),
+    (b"caf\xe9,b", "text/csv", 400, "not UTF-8 text (byte 0xe9 at offset 3)"),
+    (b"only one column\n", "text/csv", 400, "row 1: expected 2 columns (sentence1,sentence2), got 1"),
+    (b"a,b\n1,a,b\n", "text/csv", 400, "row 2: expected 2 columns (sentence1,sentence2), got 3"),
+    (b"a,b\n\nc,d\n", "text/csv", 400, "row 2 is empty"),
+    (b'a,"b\n', "text/csv", 400, "malformed CSV"),
+    (b'a,"b"c\n', "text/csv", 400, "malformed CSV"),
+    (b"a, \n", "text/csv", 400, "sentence2 is empty"),
+    (b"{", "application/json", 400, "malformed JSON at line 1 column 2"),
+    (b"[" * 100000, "application/json", 400, "malformed JSON"),
+    (b'"just a string"', "application/json", 400, "got str"),
+    (b'["a", "b"]', "application/json", 400, "wrap a single pair: [[sentence1, sentence2]]"),
+    (b'{"instances": []}', "application/json", 400, "no sentence pairs"),
+    (b'[]', "application/json", 400, "no sentence pairs"),
+    (b'{"instances": {"sentence1": "a"}}', "application/json", 400, "'instances' must be a list, got dict"),
+    (b'{"instances": [], "extra": 1}', "application/json", 400, "unexpected key(s) 'extra'"),
+    (b'{"instances": [{"sentence1": "a"}]}', "application/json", 400, "instance 0: expected keys sentence1 and "
+                                                                      "sentence2 (missing sentence2)"),
+    (b'{"instances": [{"sentence1": "a", "sentence2": "b", "id": 3}]}', "application/json", 400,
+     "unexpected 'id'"),
+    (b'{"instances": [{"sentence1": "a", "sentence2": 5}]}', "application/json", 400,
+     "instance 0: sentence2 must be a string, got int"),
+    (b'[["a", null]]', "application/json", 400, "instance 0: sentence2 must be a string, got null"),
+    (b'[["a", "b", "c"]]', "application/json", 400, "expected a pair [sentence1, sentence2], got 3 values"),
+    (b'[["a", "b"], 7]', "application/json", 400, "instance 1: expected an object"),
+    (b'[[NaN, "b"]]', "application/json", 400, "sentence1 must be a string, got float"),
+    (b'{"sentence1": "a", "sentence2": "b"}\n{"sentence1": "a"}', "application/jsonlines", 400,
+     "line 2: expected keys sentence1 and sentence2"),
+    (b'{"sentence1": "a", "sentence2": "b"}\n\n["a", "b"]', "application/jsonlines", 400, "line 2 is empty"),
+    (b'["a", "b"]\n{oops', "application/jsonlines", 400, "malformed JSON on line 2"),
+]
+
+
+@pytest.mark.parametrize("body, content_type, status, message", BAD)
+def test_client_mistakes_are_inference_errors_with_a_clear_message(body, content_type, status, message):
+    with pytest.raises(InferenceError) as info:
+        inference.input_fn(body, content_type)
+    assert info.value.status_code == status
+    assert message in info.value.message
+
+
+def test_limits(monkeypatch):
+    with pytest.raises(InferenceError) as info:
+        inference.input_fn(b"a,b\n" * (inference.MAX_BODY_BYTES // 4 + 1), "text/csv")
+    assert info.value.status_code == 413
+    with pytest.raises(InferenceError, match="limit is 5000"):
+        inference.input_fn(("a," + "b" * 5001).encode(), "text/csv")
+    monkeypatch.setattr(inference, "MAX_PAIRS", 3)
+    with pytest.raises(InferenceError, match="4 pairs; the limit is 3"):
+        inference.input_fn(b"a,b\n" * 4, "text/csv")
+    with pytest.raises(InferenceError, match="the limit is 3"):
+        inference.input_fn(json.dumps([["a", "b"]] * 10).encode(), "application/json")
+
+
+def test_prediction_outputs_in_every_accept_type(model):
+    data = inference.input_fn(b"A cat sat on the mat.,A cat sat on the mat.\n"
+                              b"A cat sat on the mat.,Stock prices fell sharply in Tokyo.\n", "text/csv")
+    prediction = inference.predict_fn(data, model)
+    body, ct = inference.output_fn(prediction, "application/json")
+    records = json.loads(body)["predictions"]
+    assert ct == "application/json" and len(records) == 2
+    assert all(set(r) == {"label", "probability"} and r["label"] in (0, 1) for r in records)
+    assert records[0]["probability"] > records[1]["probability"]
+    assert all(r["label"] == int(r["probability"] >= 0.5) for r in records)
+    csv_body, ct = inference.output_fn(prediction, "text/csv")
+    assert ct == "text/csv"
+    assert csv_body == "".join(f"{r['label']},{r['probability']:.6f}\n" for r in records)
+    lines, ct = inference.output_fn(prediction, "application/jsonlines")
+    assert ct == "application/jsonlines"
+    assert [json.loads(line) for line in lines.splitlines()] == records
+
+
+@pytest.mark.parametrize("request_type, accept, expected", [
+    ("text/csv", None, "text/csv"),
+    ("text/csv", "*/*", "text/csv"),
+    ("application/json", "*/*", "application/json"),
+    ("application/jsonlines", "", "application/json"),
+    ("text/csv", "application/*", "application/json"),
+    ("application/json", "text/*", "text/csv"),
+    ("text/csv", "text/html, application/jsonlines;q=0.5, application/json;q=0.9", "application/json"),
+    ("text/csv", "application/json; charset=utf-8", "application/json"),
+])
+def test_accept_negotiation(model, request_type, accept, expected):
+    body = b"a b c,a b d" if request_type == "text/csv" else b'[["a b c", "a b d"]]'
+    if request_type == "application/jsonlines":
+        body = b'["a b c", "a b d"]'
+    prediction = inference.predict_fn(inference.input_fn(body, request_type), model)
+    assert inference.output_fn(prediction, accept)[1] == expected
+
+
+def test_unsatisfiable_accept_is_406(model):
+    prediction = inference.predict_fn([PAIR], model)
+    with pytest.raises(InferenceError) as info:
+        inference.output_fn(prediction, "text/html, application/xml;q=0.5")
+    assert info.value.status_code == 406
+    assert "text/csv, application/json, application/jsonlines" in info.value.message
+
+
+def test_batches_equal_single_predictions_and_threads_agree(model, binary_run):
+    import steputil
+
+    _, pairs = steputil.read_split(binary_run.test)
+    pairs = pairs * 4
+    batch = inference.predict_fn(pairs, model).probabilities
+    with ThreadPoolExecutor(4) as pool:
+        singles = list(pool.map(lambda p: inference.predict_fn([p], model).probabilities[0], pairs))
+    np.testing.assert_allclose(singles, batch, rtol=0, atol=1e-12)
+
+
+def test_model_fn_errors_and_info(model, tmp_path):
+    assert model.problem_type == "BinaryClassification"
+    assert model.info["labels"] == [0, 1]
+    with pytest.raises(FileNotFoundError, match="no model.joblib"):
+        inference.model_fn(str(tmp_path))
+
+
+def test_inference_error_is_the_toolkit_error_shape():
+    err = InferenceError(415, "nope")
+    assert (err.status_code, err.message, str(err)) == (415, "nope", "nope")
+    assert isinstance(err, Exception)

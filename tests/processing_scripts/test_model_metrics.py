@@ -1,0 +1,81 @@
+"""model_metrics: values agree with scikit-learn, deviations behave like sampling noise."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+import model_metrics
+
+
+@pytest.fixture
+def scored():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    prob = np.clip(y * 0.3 + rng.random(400) * 0.7, 0, 1)
+    return y, (prob >= 0.5).astype(int), prob
+
+
+def test_binary_values_match_scikit_learn(scored):
+    y, pred, prob = scored
+    block = model_metrics.binary_classification_metrics(y, pred, prob, n_bootstrap=0)
+    assert block["accuracy"]["value"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert block["precision"]["value"] == pytest.approx(skm.precision_score(y, pred))
+    assert block["recall"]["value"] == pytest.approx(skm.recall_score(y, pred))
+    assert block["f1"]["value"] == pytest.approx(skm.f1_score(y, pred))
+    assert block["f2"]["value"] == pytest.approx(skm.fbeta_score(y, pred, beta=2))
+    assert block["auc"]["value"] == pytest.approx(skm.roc_auc_score(y, prob))
+    cm = skm.confusion_matrix(y, pred)
+    assert block["confusion_matrix"] == {"0": {"0": cm[0, 0], "1": cm[0, 1]}, "1": {"0": cm[1, 0], "1": cm[1, 1]}}
+    assert block["accuracy"]["standard_deviation"] is None  # no resamples asked for
+
+
+def test_bootstrap_deviation_is_close_to_the_binomial_one(scored):
+    y, pred, prob = scored
+    block = model_metrics.binary_classification_metrics(y, pred, prob, n_bootstrap=2000, random_state=1)
+    acc = block["accuracy"]["value"]
+    expected = math.sqrt(acc * (1 - acc) / len(y))
+    assert block["accuracy"]["standard_deviation"] == pytest.approx(expected, rel=0.1)
+    again = model_metrics.binary_classification_metrics(y, pred, prob, n_bootstrap=2000, random_state=1)
+    assert again == block
+    json.dumps(block, allow_nan=False)
+
+
+def test_undefined_metrics_are_null_not_nan():
+    y = np.ones(10, dtype=int)
+    block = model_metrics.binary_classification_metrics(y, y, np.full(10, 0.9), n_bootstrap=50, curves=True)
+    assert block["auc"] == {"value": None, "standard_deviation": None}
+    assert block["accuracy"]["value"] == 1.0
+    assert "receiver_operating_characteristic_curve" not in block
+    json.dumps(block, allow_nan=False)
+
+
+def test_curves_are_thinned(scored):
+    y, pred, prob = scored
+    block = model_metrics.binary_classification_metrics(y, pred, prob, n_bootstrap=0, curves=True)
+    roc = block["receiver_operating_characteristic_curve"]
+    assert 2 <= len(roc["false_positive_rates"]) == len(roc["true_positive_rates"]) <= 101
+    assert roc["false_positive_rates"][0] == 0.0 and roc["true_positive_rates"][-1] == 1.0
+
+
+def test_regression_values_match_scikit_learn():
+    rng = np.random.default_rng(0)
+    y = rng.random(300) * 5
+    pred = y + rng.normal(0, 0.5, 300)
+    block = model_metrics.regression_metrics(y, pred, n_bootstrap=300)
+    assert block["mae"]["value"] == pytest.approx(skm.mean_absolute_error(y, pred))
+    assert block["mse"]["value"] == pytest.approx(skm.mean_squared_error(y, pred))
+    assert block["rmse"]["value"] == pytest.approx(math.sqrt(skm.mean_squared_error(y, pred)))
+    assert block["r2"]["value"] == pytest.approx(skm.r2_score(y, pred))
+    assert block["pearson"]["value"] == pytest.approx(np.corrcoef(y, pred)[0, 1])
+    assert 0 < block["mae"]["standard_deviation"] < 0.1
+    assert set(block) == set(model_metrics.REGRESSION_METRICS)
+
+
+def test_empty_input_is_refused():
+    with pytest.raises(ValueError):
+        model_metrics.binary_classification_metrics([], [], [])
