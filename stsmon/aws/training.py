@@ -17,6 +17,28 @@ from ..localcloud.training import INPUT_DATA_PARAMETER, build_record, metrics_of
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 
 
+#: ListPipelineExecutionSteps has no step type; its Metadata key says it.
+_METADATA_TYPES = {
+    "ProcessingJob": "Processing",
+    "TrainingJob": "Training",
+    "Condition": "Condition",
+    "RegisterModel": "RegisterModel",
+    "Fail": "Fail",
+    "Model": "Model",
+    "TransformJob": "Transform",
+    "TuningJob": "Tuning",
+    "Lambda": "Lambda",
+    "Callback": "Callback",
+}
+
+
+def step_type(step: dict[str, Any]) -> str | None:
+    for key in (step.get("Metadata") or {}):
+        if key in _METADATA_TYPES:
+            return _METADATA_TYPES[key]
+    return None
+
+
 def upload_input_data(s3: Any, source: str, bucket: str, prefix: str) -> str:
     """``s3://`` as given; a local path / ``file://`` is uploaded to
     ``s3://{bucket}/{prefix}/input/``, replacing what was there."""
@@ -56,7 +78,7 @@ def run_aws_training(
     prefix: str,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     poll_seconds: float = 15.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """Start the pipeline on AWS, wait for it, return the run record."""
     on_event = on_event or (lambda kind, data: None)
@@ -80,12 +102,14 @@ def run_aws_training(
         execution = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
         steps = list(reversed(sm.list_pipeline_execution_steps(PipelineExecutionArn=arn, SortOrder="Descending").get("PipelineExecutionSteps", [])))
         for step in steps:
+            step["StepType"] = step_type(step)
+        for step in steps:
             if seen.get(step["StepName"]) != step.get("StepStatus"):
                 seen[step["StepName"]] = step.get("StepStatus")
                 on_event("step", step)
         if execution.get("PipelineExecutionStatus") in TERMINAL:
             break
-        sleep(poll_seconds)
+        (sleep or time.sleep)(poll_seconds)
     execution["PipelineName"] = pipeline_name
     execution["Parameters"] = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn).get("PipelineParameters", [])
     metrics, metrics_uri = _metrics(sm, s3, pipeline_name, steps)

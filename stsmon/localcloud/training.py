@@ -221,11 +221,12 @@ def run_local_training(
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Start and wait for a local execution; returns the run record (not yet written)."""
-    from .executor import start_execution
+    from .executor import resolve_parameters, start_execution
     from .pipelines import load_pipeline
     from .registry import Registry
 
     pipeline = load_pipeline(state, pipeline_name)
+    resolve_parameters(pipeline["PipelineDefinition"], parameters)  # bad names/values: refuse before staging data
     declared = {p["Name"] for p in pipeline["PipelineDefinition"].get("Parameters") or []}
     if input_data is not None:
         if INPUT_DATA_PARAMETER not in declared:
