@@ -216,7 +216,7 @@ _OBJ_SKIP = rb'\{(?:[^"{}]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+\}'  # a flat object,
 #: One capture record in SageMaker's key order (docs/CONTRACTS.md §2), or any other line.
 CAPTURE_LINE = re.compile(
     rb"^[ \t]*(?:(\{)" + _S + rb'"captureData"' + _S + rb":" + _S + rb"\{"
-    + _S + rb'"endpointInput"' + _S + rb":" + _S + _OBJ_SKIP + _S + rb","
+    + rb"(?:" + _S + rb'"endpointInput"' + _S + rb":" + _S + _OBJ_SKIP + _S + rb",)?"  # absent: output-only capture
     + _S + rb'"endpointOutput"' + _S + rb":" + _S + rb"\{"
     + _S + rb'"observedContentType"' + _S + rb":" + _S + _PLAIN + _S + rb","
     + _S + rb'"mode"' + _S + rb":" + _S + rb'"OUTPUT"' + _S + rb","

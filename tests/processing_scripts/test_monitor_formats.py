@@ -125,3 +125,31 @@ def test_capture_and_ground_truth_records_follow_the_documented_shape():
     assert match and match.group(6) == b"sts_1" and match.group(7) is None
     gt = json.dumps(ground_truth_record("sts_1", 1)).encode()
     assert monitor.LABEL_LINE.fullmatch(gt).group(4) == b"sts_1"
+
+
+@pytest.mark.parametrize("capture_input", [True, False])
+def test_files_of_the_endpoint_capture_writer_parse_on_the_fast_path(tmp_path, capture_input):
+    """stsmon.endpoint.capture writes compact, non-ASCII, output-only records: the columnar path reads them all."""
+    import time as _time
+
+    from stsmon.endpoint.capture import CaptureEvent, CaptureSettings, CaptureWriter
+
+    settings = CaptureSettings(folder=tmp_path / "capture", capture_input=capture_input, flush_interval=0.05)
+    writer = CaptureWriter(settings, "ep").start()
+    start = datetime(2026, 11, 27, 12, 10, tzinfo=timezone.utc).timestamp()
+    bodies = [("text/csv", b"1,0.91\n"), ("application/json", b'{"predictions": [{"label": 0, "probability": 0.2}]}'),
+              ("application/jsonlines", b'{"label": 1, "probability": 0.7}\n')]
+    for i in range(30):
+        out_type, out_body = bodies[i % 3]
+        writer.submit(CaptureEvent(time=start + i, inference_id=f"sts_{i}", input_type="text/csv",
+                                   input_body='"Café ""crème""",naïve – ok\n'.encode(), output_type=out_type, output_body=out_body))
+    writer.close()
+    files = sorted((tmp_path / "capture").rglob("*.jsonl"))
+    assert files
+    lines = b"".join(p.read_bytes() for p in files)
+    groups = monitor.CAPTURE_LINE.findall(lines)
+    assert sum(1 for g in groups if g[0]) == 30  # every record on the fast path
+    frame, malformed, _ = monitor.read_captures(files)
+    decoded = monitor.decode_predictions(frame, "BinaryClassification")
+    assert malformed == 0 and bool(decoded["ok"].all()) and len(frame) == 30
+    assert decoded["prediction"].tolist()[:3] == [1.0, 0.0, 1.0]
