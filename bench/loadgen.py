@@ -32,6 +32,7 @@ class LoadResult:
     errors: int = 0  # connection errors / timeouts
     latencies: list[float] = field(default_factory=list)
     acked_ids: list[str] = field(default_factory=list)  # inference ids answered 200
+    acked_at: list[float] = field(default_factory=list)  # wall-clock time of each 200 (time.time())
     elapsed: float = 0.0
     retry_after_missing: int = 0  # 503 answers without Retry-After
 
@@ -89,6 +90,7 @@ async def run_load(
     accept: str = "text/csv",
     id_prefix: str = "bench-",
     timeout: float = 70.0,
+    stop: asyncio.Event | None = None,
 ) -> LoadResult:
     """Send ``total`` requests from ``concurrency`` clients (``rate``: overall
     requests/second, open-loop schedule; None: as fast as answers come back)."""
@@ -107,6 +109,8 @@ async def run_load(
     async def client() -> None:
         reader = writer = None
         for n in counter:
+            if stop is not None and stop.is_set():
+                break
             if rate:
                 due = start + n / rate
                 delay = due - time.perf_counter()
@@ -130,6 +134,7 @@ async def run_load(
             res.statuses[status] = res.statuses.get(status, 0) + 1
             if status == 200:
                 res.acked_ids.append(f"{id_prefix}{n}")
+                res.acked_at.append(time.time())
             elif status == 503 and "retry-after" not in headers:
                 res.retry_after_missing += 1
             if headers.get("connection", "").lower() == "close":

@@ -19,8 +19,10 @@ numpy arrays, pandas frames) are predicted one request at a time.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
+import math
 import logging
 import os
 import shutil
@@ -146,6 +148,9 @@ class InferenceHandler:
         self.model = model
         self.model_dir = model_dir
         self.max_batch = max(1, int(max_batch))
+        #: Stack requests into one predict_fn call (switched off if the first check fails).
+        self.batching = self.max_batch > 1
+        self._verified = False
         self.input_fn: Callable = module.input_fn
         self.predict_fn: Callable = module.predict_fn
         self.output_fn: Callable = module.output_fn
@@ -188,31 +193,41 @@ class InferenceHandler:
         """Run ``(body, content_type, accept)`` requests; one :class:`Result` each.
 
         ``input_fn`` and ``output_fn`` run per request; ``predict_fn`` once
-        for all requests whose inputs can be stacked (up to ``max_batch`` per
-        call). If a stacked call fails, its requests are predicted one by one
-        so one bad input cannot fail its neighbours.
+        per group of requests whose parsed inputs can be stacked (same type and
+        attributes, e.g. the same content type; up to ``max_batch`` requests
+        per call). If a stacked call fails, its requests are predicted one by
+        one so one bad input cannot fail its neighbours.
+
+        The first stacked call is checked: its split predictions must equal
+        one-by-one predictions (floats to 1e-9), else stacking is switched off
+        for this model (``batching`` becomes False, with a warning in the log).
         """
         results: list[Result | None] = [None] * len(requests)
-        parsed: list[tuple[int, Any, int]] = []  # (index, data, rows)
+        groups: dict[Any, list[tuple[int, Any, int]]] = {}
+        single: list[tuple[int, Any]] = []
         for i, (body, content_type, _accept) in enumerate(requests):
             try:
                 data = self.input_fn(body, content_type)
             except Exception as exc:
                 results[i] = _error_result(exc, "input_fn")
                 continue
-            parsed.append((i, data, _rows(data)))
+            rows = _rows(data)
+            key = _stack_key(data) if self.batching and rows is not None else None
+            if key is None:
+                single.append((i, data))
+            else:
+                groups.setdefault(key, []).append((i, data, rows))
 
-        batchable = [p for p in parsed if p[2] is not None]
-        single = [p for p in parsed if p[2] is None]
-        for start in range(0, len(batchable), self.max_batch):
-            group = batchable[start:start + self.max_batch]
-            preds = self._predict_group(group) if len(group) > 1 else None
-            if preds is None:
-                single.extend(group)
-                continue
-            for (i, _data, _n), pred in zip(group, preds):
-                results[i] = self._output(pred, requests[i][2])
-        for i, data, _n in single:
+        for group in groups.values():
+            for start in range(0, len(group), self.max_batch):
+                chunk = group[start:start + self.max_batch]
+                preds = self._predict_group(chunk) if len(chunk) > 1 and self.batching else None
+                if preds is None:
+                    single.extend((i, data) for i, data, _n in chunk)
+                    continue
+                for (i, _data, _n), pred in zip(chunk, preds):
+                    results[i] = self._output(pred, requests[i][2])
+        for i, data in single:
             try:
                 pred = self.predict_fn(data, self.model)
             except Exception as exc:
@@ -235,9 +250,26 @@ class InferenceHandler:
             return None  # retried one by one: the error belongs to one request
         sizes = [n for _i, _d, n in group]
         try:
-            return _split(pred, sizes)
-        except Exception:
+            parts = _split(pred, sizes)
+        except Exception as exc:
+            self._disable_batching(f"its predictions cannot be split per request ({exc})")
             return None
+        if not self._verified:
+            try:
+                alone = [self.predict_fn(data, self.model) for _i, data, _n in group]
+            except Exception:
+                return None
+            if not all(_same(a, b) for a, b in zip(parts, alone)):
+                self._disable_batching("stacked predictions differ from one-by-one predictions")
+                return alone
+            self._verified = True
+            log.info("batching verified: %d requests in one predict_fn call give the same predictions", len(group))
+        return parts
+
+    def _disable_batching(self, why: str) -> None:
+        if self.batching:
+            self.batching = False
+            log.warning("batching switched off for this model: %s; predicting one request at a time", why)
 
     def _output(self, prediction: Any, accept: str) -> Result:
         try:
@@ -253,7 +285,6 @@ class InferenceHandler:
         elif not isinstance(body, (bytes, bytearray, memoryview)):
             return _error_result(TypeError(f"output_fn returned {type(body).__name__}, not bytes or str"), "output_fn")
         return Result(200, bytes(body), str(content_type or "application/octet-stream"))
-
 
 def client_status(exc: BaseException) -> int | None:
     """The 4xx status a client error carries (``InferenceError`` and the
@@ -298,37 +329,57 @@ def _rows(x: Any) -> int | None:
     return len(x) if _kind(x) is not None else None
 
 
+def _stack_key(x: Any) -> Any:
+    """Inputs with equal keys may be stacked: same type, same extra attributes
+    (``Pairs(content_type=...)``), same trailing shape/dtype or columns."""
+    kind = _kind(x)
+    attrs = ""
+    if kind == "list" and type(x) is not list:
+        try:
+            attrs = repr(sorted(vars(x).items()))
+        except TypeError:
+            return None
+    if kind == "ndarray":
+        return (type(x), attrs, x.shape[1:], str(x.dtype))
+    if kind == "pandas":
+        cols = tuple(x.columns) if hasattr(x, "columns") else x.name
+        return (type(x), attrs, cols)
+    return (type(x), attrs)
+
+
 def _concat(items: list[Any]) -> Any | None:
     kinds = {_kind(x) for x in items}
-    if len(kinds) != 1:
+    if len(kinds) != 1 or len({_stack_key(x) for x in items}) != 1:
         return None
     kind = kinds.pop()
     if kind == "list":
-        out: list = []
-        for x in items:
-            out.extend(x)
+        out = copy.copy(items[0])  # keeps a list subclass and its attributes
+        out[:] = [row for x in items for row in x]
         return out
     if kind == "ndarray":
         import numpy as np
 
-        shapes = {x.shape[1:] for x in items}
-        dtypes = {x.dtype for x in items}
-        if len(shapes) != 1 or len(dtypes) != 1:
-            return None
         return np.concatenate(items, axis=0)
     if kind == "pandas":
         import pandas as pd
 
-        if len({type(x) for x in items}) != 1:
-            return None
-        if type(items[0]).__name__ == "DataFrame" and len({tuple(x.columns) for x in items}) != 1:
-            return None
         return pd.concat(items, ignore_index=True)
     return None
 
 
+def _slice(x: Any, start: int, n: int) -> Any:
+    if _kind(x) == "pandas":
+        return x.iloc[start:start + n].reset_index(drop=True)
+    return x[start:start + n]
+
+
 def _split(pred: Any, sizes: list[int]) -> list[Any]:
-    """Split stacked predictions back into per-request parts (row counts ``sizes``)."""
+    """Split stacked predictions back into per-request parts (row counts ``sizes``).
+
+    Handles row-shaped values (lists, arrays, frames), tuples and dicts of
+    them, and objects whose row-shaped attributes all have the stacked row
+    count (``Predictions(values, probabilities, ...)``).
+    """
     total = sum(sizes)
     if isinstance(pred, tuple) and pred and all(_rows(p) == total for p in pred):
         parts = [_split(p, sizes) for p in pred]
@@ -337,16 +388,64 @@ def _split(pred: Any, sizes: list[int]) -> list[Any]:
         parts = {k: _split(v, sizes) for k, v in pred.items()}
         return [{k: parts[k][j] for k in pred} for j in range(len(sizes))]
     kind = _kind(pred)
-    if kind is None or len(pred) != total:
-        raise ValueError("predictions do not line up with the stacked rows")
-    out = []
-    start = 0
-    for n in sizes:
-        if kind == "pandas":
-            part = pred.iloc[start:start + n]
-            part = part.reset_index(drop=True)
-        else:
-            part = pred[start:start + n]
-        out.append(part)
-        start += n
-    return out
+    if kind is not None:
+        if len(pred) != total:
+            raise ValueError(f"{len(pred)} predictions for {total} stacked rows")
+        out, start = [], 0
+        for n in sizes:
+            out.append(_slice(pred, start, n))
+            start += n
+        return out
+    if hasattr(pred, "__dict__"):
+        if hasattr(pred, "__len__") and len(pred) != total:
+            raise ValueError(f"{len(pred)} predictions for {total} stacked rows")
+        row_attrs = [k for k, v in vars(pred).items() if _rows(v) == total]
+        if not row_attrs:
+            raise ValueError(f"{type(pred).__name__} has no per-row attribute")
+        out, start = [], 0
+        for n in sizes:
+            part = copy.copy(pred)
+            for k in row_attrs:
+                setattr(part, k, _slice(getattr(pred, k), start, n))
+            if hasattr(part, "__len__") and len(part) != n:
+                raise ValueError(f"{type(pred).__name__} part has the wrong length")
+            out.append(part)
+            start += n
+        return out
+    raise ValueError(f"cannot split a {type(pred).__name__}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal predictions: same structure, floats equal to 1e-9 (BLAS may sum in another order)."""
+    if type(a) is not type(b):
+        return False
+    kind = _kind(a)
+    if kind == "ndarray":
+        import numpy as np
+
+        if a.shape != b.shape:
+            return False
+        if a.dtype.kind in "fc":
+            return bool(np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True))
+        return bool(np.array_equal(a, b))
+    if kind == "pandas":
+        import numpy as np
+
+        try:
+            return a.shape == b.shape and bool(np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float),
+                                                           rtol=1e-9, atol=1e-12, equal_nan=True))
+        except (TypeError, ValueError):
+            return bool(a.equals(b))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b)) and \
+            (not hasattr(a, "__dict__") or _same(vars(a), vars(b)))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
+    if hasattr(a, "__dict__") and not isinstance(a, type):
+        return _same(vars(a), vars(b))
+    try:
+        return bool(a == b)
+    except Exception:
+        return False

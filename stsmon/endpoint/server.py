@@ -45,6 +45,8 @@ log = logging.getLogger("stsmon.endpoint.server")
 
 #: How long a worker may take to load the model before the start (or swap) fails.
 LOAD_TIMEOUT = 300.0
+#: Thread-pool sizes of numeric libraries, set per worker (``threads_per_worker``).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class ServerSpec:
     ``model_dir``: an extracted model folder (``model.joblib``, ``code/``...).
     ``model_env``: the container environment (``SAGEMAKER_PROGRAM``,
     ``SAGEMAKER_SUBMIT_DIRECTORY``, ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``).
-    ``workers``: worker processes, 0 = one per core. ``capture``: None = no
+    ``workers``: worker processes, 0 = one per core; ``threads_per_worker``:
+    OpenMP/BLAS threads of each (default 1). ``capture``: None = no
     data capture. ``record_path``: where the master writes ``endpoint.json``;
     ``stats_dir``: per-worker capture counters. ``info``: free-form facts kept
     in the record (package ARN, model data URL, config names...).
@@ -74,6 +77,7 @@ class ServerSpec:
     region: str = "us-east-1"
     account: str = "000000000000"
     info: dict[str, Any] = field(default_factory=dict)
+    threads_per_worker: int = 1
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
@@ -448,7 +452,13 @@ def _worker_main(master: Master, spec: ServerSpec, index: int, ready_w: int) -> 
         if p.ready_fd >= 0:
             os.close(p.ready_fd)
     sock = master.sock
-    # The container environment of the model (SAGEMAKER_PROGRAM, ...), as in the real container.
+    # One worker per core, so each worker's numeric libraries get one thread:
+    # an OpenMP pool per worker on a shared core costs scikit-learn's
+    # HistGradientBoosting tens of milliseconds per call in spin-waits.
+    for var in THREAD_VARS:
+        os.environ[var] = str(spec.threads_per_worker)
+    # The container environment of the model (SAGEMAKER_PROGRAM, ...), as in the
+    # real container; it may set the thread variables itself.
     os.environ.update(spec.model_env)
     try:
         handler = InferenceHandler.load(Path(spec.model_dir), spec.model_env, max_batch=spec.limits.max_batch)

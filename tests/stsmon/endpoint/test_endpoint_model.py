@@ -105,6 +105,12 @@ def test_batched_results_equal_one_by_one_and_predict_runs_once(toy_model_dir, i
 
     handler.predict_fn = counting
     batched = handler.infer(requests)
+    # The toy's inputs are plain lists: all 4 requests (6 rows) stack; the first
+    # stacked call is checked once against one-by-one predictions.
+    assert calls == [6, 1, 1, 2, 2]
+    assert handler.batching and handler._verified
+    calls.clear()
+    assert handler.infer(requests) == batched
     assert calls == [6]  # one predict_fn call for 6 rows of 4 requests
     assert batched == one_by_one
     assert [r.status for r in batched] == [200] * 4
@@ -130,6 +136,7 @@ def test_one_bad_request_does_not_fail_its_batch(toy_model_dir, isolated_imports
 
 def test_max_batch_splits_predict_calls(toy_model_dir, isolated_imports):
     handler = InferenceHandler.load(toy_model_dir, max_batch=2)
+    handler._verified = True
     calls = []
     real = handler.predict_fn
     handler.predict_fn = lambda data, model: calls.append(len(data)) or real(data, model)
@@ -145,6 +152,7 @@ def test_max_batch_splits_predict_calls(toy_model_dir, isolated_imports):
     ([[1], [2, 3]], (np.array([0, 1, 1]), np.array([0.1, 0.6, 0.7])), [1, 2]),
 ])
 def test_stacking_and_splitting_round_trip(items, pred, sizes):
+    """Lists, arrays, frames, dicts and tuples of them stack and split per request."""
     stacked = model_mod._concat(items)
     assert model_mod._rows(stacked) == sum(sizes)
     parts = model_mod._split(pred, sizes)
@@ -165,3 +173,60 @@ def test_unstackable_inputs_are_not_stacked():
     assert model_mod._rows({"a": 1}) is None
     with pytest.raises(ValueError):
         model_mod._split([1, 2], [2, 1])
+
+
+class Rows(list):
+    """Like the real package's ``Pairs``: a list with the request's content type."""
+
+    def __init__(self, rows=(), content_type=None):
+        super().__init__(rows)
+        self.content_type = content_type
+
+
+class Preds:
+    """Like the real package's ``Predictions``: per-row arrays plus request facts."""
+
+    def __init__(self, values, probabilities, content_type):
+        self.values = values
+        self.probabilities = probabilities
+        self.content_type = content_type
+
+    def __len__(self):
+        return len(self.values)
+
+
+def test_list_subclasses_stack_by_attributes_and_objects_split_by_row_attributes():
+    a, b = Rows([("x", "y")], "text/csv"), Rows([("p", "q"), ("r", "s")], "text/csv")
+    stacked = model_mod._concat([a, b])
+    assert type(stacked) is Rows and stacked.content_type == "text/csv" and len(stacked) == 3
+    assert model_mod._concat([a, Rows([("x", "y")], "application/json")]) is None
+    pred = Preds(np.array([1, 0, 1]), np.array([0.9, 0.2, 0.7]), "text/csv")
+    parts = model_mod._split(pred, [1, 2])
+    assert [len(p) for p in parts] == [1, 2] and parts[1].probabilities.tolist() == [0.2, 0.7]
+    assert all(p.content_type == "text/csv" for p in parts)
+    assert model_mod._same(parts[0], Preds(np.array([1]), np.array([0.9 + 1e-15]), "text/csv"))
+    assert not model_mod._same(parts[0], Preds(np.array([1]), np.array([0.8]), "text/csv"))
+
+
+def test_batching_is_switched_off_when_predictions_depend_on_the_batch(tmp_path, isolated_imports, caplog):
+    src = """
+def model_fn(d):
+    return None
+def input_fn(body, content_type):
+    return [float(x) for x in body.decode().split()]
+def predict_fn(data, model):
+    mean = sum(data) / len(data)
+    return [x - mean for x in data]  # depends on the other rows: not batchable
+def output_fn(pred, accept):
+    return ",".join(f"{p:g}" for p in pred), "text/csv"
+"""
+    pkg = tmp_path / "pkg"
+    (pkg / "code").mkdir(parents=True)
+    (pkg / "code" / "inference.py").write_text(src)
+    handler = InferenceHandler.load(pkg)
+    requests = [(b"1 3", "text/csv", "text/csv"), (b"10 20", "text/csv", "text/csv")]
+    results = handler.infer(requests)
+    assert [r.body for r in results] == [b"-1,1", b"-5,5"]  # the one-by-one answers
+    assert not handler.batching
+    assert "batching switched off" in caplog.text
+    assert [r.body for r in handler.infer(requests)] == [b"-1,1", b"-5,5"]
