@@ -746,6 +746,8 @@ class Execution:
                     command, cwd=cwd, env=full_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                     preexec_fn=_pdeathsig if sys.platform.startswith("linux") else None,
                 )
+                if self.stop_event.is_set():  # stop() ran while the process was starting
+                    _terminate(job.proc)
                 code = job.proc.wait()
             finally:
                 self.jobs.pop(spec.name, None)

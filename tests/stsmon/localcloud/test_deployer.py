@@ -344,3 +344,24 @@ def test_every_record_only_type_has_a_handler():
 
     for rtype in RECORD_ONLY:
         assert handler_for(rtype) is not None
+
+
+def test_pipeline_cleanup_deletes_the_groups_packages_on_destroy(tmp_path, state):
+    template = foundation_template(
+        extra_resources={
+            "Cleanup": {
+                "Type": "Custom::StsPipelineCleanup",
+                "Properties": {"PipelineNames": ["stsPipeline"], "ModelPackageGroupName": "stsPackageGroup"},
+                "DependsOn": ["Group"],
+            }
+        }
+    )
+    LocalDeployer(state).deploy(write_assembly(tmp_path / "cdk.out", {"sts-foundation": template}))
+    reg = Registry(state.registry_db)
+    spec = {"Containers": [{"Image": "i"}]}
+    for _ in range(2):
+        reg.create_model_package(ModelPackageGroupName="stsPackageGroup", InferenceSpecification=spec)
+    lines: list[str] = []
+    LocalDeployer(state, echo=lines.append).destroy("sts-foundation")
+    assert "sts-foundation: deleted 2 model package(s) of group stsPackageGroup" in lines
+    assert reg.list_model_package_groups()["ModelPackageGroupSummaryList"] == []

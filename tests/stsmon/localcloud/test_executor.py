@@ -474,3 +474,30 @@ def test_killing_the_executor_mid_run_leaves_consistent_state_and_the_next_run_w
     (pkg,) = Registry(state.registry_db).list_model_packages()["ModelPackageSummaryList"]
     assert pkg["ModelPackageVersion"] == 1
     assert [r["PipelineExecutionStatus"] for r in list_executions(state, "p")] == ["Succeeded", "Failed"]
+
+
+@pytest.mark.slow
+def test_stop_running_executions_stops_the_scripts_and_records_stopped(state, subprocess_env):
+    from stsmon.localcloud.executor import stop_running_executions
+
+    definition = full_definition()
+    definition["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"] += ["--sleep", "60"]
+    register(state, definition)
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(state.root)], env=subprocess_env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            records = list((state.executions / "p").glob("*/execution.json")) if (state.executions / "p").exists() else []
+            if records and "LogDir" in records[0].read_text():
+                break
+            time.sleep(0.2)
+        stopped = stop_running_executions(state, "p")
+        assert proc.wait(timeout=30) != 0  # KeyboardInterrupt after recording Stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (record,) = list_executions(state, "p")
+    assert stopped == [record["PipelineExecutionId"]]
+    assert record["PipelineExecutionStatus"] == "Stopped"
+    assert steps_by_name(record)["Preprocess"]["StepStatus"] == "Stopped"
+    assert "Train" in record["NotExecuted"]
