@@ -1,0 +1,366 @@
+"""``stsmon traffic``: send the test split to the endpoint with inference ids (was ``testendpoint.py``).
+
+Each pair goes as one ``text/csv`` request (one pair, one capture record, one
+ground-truth label) through the real ``sagemaker-runtime`` client, with
+``InferenceId`` ``<prefix><n>`` (``sts_1 ... sts_N`` by default, as the
+original). Locally the client points at the local endpoint's URL
+(``endpoints/{name}/endpoint.json``); with ``--target aws`` it calls the
+deployed endpoint with your AWS credentials.
+
+The record of the run — every input, inference id, true label (when the
+input has labels) and prediction — goes to ``runs/traffic-<time>.json`` in
+the state folder and to ``testendpoint_out.json`` in the current folder (the
+original's hand-off file); ``stsmon ground-truth`` reads the true labels from
+it::
+
+    {"target", "endpoint_name", "url", "input", "problem_type", "inference_id_prefix",
+     "started", "ended", "duration_seconds", "requests", "succeeded", "failed",
+     "inferences": [{"inference_id": "sts_1", "sentence1", "sentence2", "label": 1,
+                     "prediction": {"label": 1, "probability": 0.87}, "error": null,
+                     "latency_ms": 3.1}, ...]}
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import NotDeployedError, StsmonError, UsageError
+from ..state import StateDir
+from .common import context_option, resolve_state_dir, state_dir_option, target_option
+
+RECORD_FILENAME = "testendpoint_out.json"
+MSRP_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+#: The processing output and file of the test split (processing_scripts/contract.py).
+TEST_OUTPUT = "test"
+PREPROCESS_STEP = "Preprocess"
+
+
+@dataclass(frozen=True)
+class Pair:
+    sentence1: str
+    sentence2: str
+    label: float | None  # the true label, when the input has one
+
+
+# -- input ----------------------------------------------------------------------------
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    """Pairs of a split file (headerless ``label,sentence1,sentence2`` CSV) or an
+    MSRP-layout file (tab-separated, header ``Quality	#1 ID	#2 ID	#1 String	#2 String``,
+    read with quoting off: the strings contain raw ``"``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"input file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    lines = text.lstrip("\ufeff").splitlines()
+    pairs: list[Pair] = []
+    if lines and lines[0].startswith("Quality\t"):
+        if lines[0].rstrip("\r") != MSRP_HEADER:
+            raise UsageError(f"{path}:1: expected the MSRP header {MSRP_HEADER!r}")
+        for no, line in enumerate(lines[1:], 2):
+            if not line.strip():
+                continue
+            cols = line.rstrip("\r").split("\t")
+            if len(cols) != 5:
+                raise UsageError(f"{path}:{no}: expected 5 tab-separated columns, got {len(cols)}")
+            pairs.append(Pair(cols[3], cols[4], _label(cols[0], path, no)))
+    else:
+        reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), strict=True)
+        try:
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != 3:
+                    raise UsageError(f"{path}:{reader.line_num}: expected 3 columns (label,sentence1,sentence2), "
+                                     f"got {len(row)}")
+                pairs.append(Pair(row[1], row[2], _label(row[0], path, reader.line_num)))
+        except csv.Error as exc:
+            raise UsageError(f"{path}:{reader.line_num}: malformed CSV: {exc}") from None
+    if not pairs:
+        raise UsageError(f"{path} has no sentence pairs")
+    return pairs
+
+
+def _label(raw: str, path: Path, line: int) -> float | None:
+    if raw.strip() == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{path}:{line}: label {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{path}:{line}: label {raw!r} is not a finite number")
+    return int(value) if value.is_integer() else value
+
+
+def latest_test_split(state: StateDir) -> Path:
+    """``test/test.csv`` of the newest training execution whose Preprocess step succeeded."""
+    best: tuple[str, Path] | None = None
+    for path in state.executions.glob("*/*/execution.json") if state.executions.is_dir() else ():
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for step in record.get("Steps") or []:
+            if step.get("StepName") != PREPROCESS_STEP or step.get("StepStatus") != "Succeeded":
+                continue
+            outputs = (((step.get("Properties") or {}).get("ProcessingOutputConfig") or {}).get("Outputs")) or []
+            if isinstance(outputs, dict):
+                outputs = list(outputs.values())
+            for out in outputs:
+                if out.get("OutputName") == TEST_OUTPUT:
+                    uri = (out.get("S3Output") or {}).get("S3Uri")
+                    folder = state.s3_path(uri) if uri else None
+                    files = sorted(folder.glob("*.csv")) if folder and folder.is_dir() else []
+                    if files and (best is None or record.get("CreationTime", "") > best[0]):
+                        best = (record.get("CreationTime", ""), files[0])
+    if best is None:
+        raise NotDeployedError(f"no test split in {state.root}: run `stsmon train` first, or pass --input FILE "
+                               "(a split CSV or an MSRP-layout file)")
+    return best[1]
+
+
+# -- sending --------------------------------------------------------------------------
+
+
+def csv_body(pair: Pair) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([pair.sentence1, pair.sentence2])
+    return buf.getvalue().encode("utf-8")
+
+
+def parse_prediction(body: bytes, content_type: str) -> dict[str, Any]:
+    """``label,probability`` or ``score`` (CSV), or the first JSON prediction."""
+    text = body.decode("utf-8").strip()
+    if content_type.split(";")[0].strip() == "application/json":
+        preds = json.loads(text).get("predictions") or [{}]
+        return preds[0]
+    first = text.splitlines()[0].split(",") if text else []
+    if len(first) == 2:
+        return {"label": int(float(first[0])), "probability": float(first[1])}
+    if len(first) == 1:
+        return {"score": float(first[0])}
+    return {"raw": text}
+
+
+def send_all(
+    client: Any,
+    endpoint_name: str,
+    pairs: list[Pair],
+    *,
+    prefix: str,
+    start: int = 1,
+    concurrency: int = 1,
+    rate: float | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> list[dict[str, Any]]:
+    """Invoke the endpoint once per pair; one result dict per pair, in input order."""
+    results: list[dict[str, Any] | None] = [None] * len(pairs)
+    t0 = time.monotonic()
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        if rate:
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        pair = pairs[i]
+        item: dict[str, Any] = {"inference_id": f"{prefix}{start + i}", "sentence1": pair.sentence1,
+                                "sentence2": pair.sentence2}
+        if pair.label is not None:
+            item["label"] = pair.label
+        began = time.perf_counter()
+        try:
+            reply = client.invoke_endpoint(EndpointName=endpoint_name, Body=csv_body(pair), ContentType="text/csv",
+                                           Accept="text/csv", InferenceId=item["inference_id"])
+            item["prediction"] = parse_prediction(reply["Body"].read(), reply.get("ContentType", "text/csv"))
+            item["error"] = None
+        except Exception as exc:  # recorded per request; the run goes on
+            item["prediction"] = None
+            item["error"] = _error_text(exc)
+        item["latency_ms"] = round((time.perf_counter() - began) * 1000, 2)
+        results[i] = item
+        with lock:
+            progress(1)
+
+    if concurrency <= 1:
+        for i in range(len(pairs)):
+            one(i)
+    else:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(one, range(len(pairs))))
+    return results  # type: ignore[return-value]
+
+
+def _error_text(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        err = response.get("Error") or {}
+        return f"{err.get('Code', type(exc).__name__)}: {err.get('Message', str(exc))}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def runtime_client(*, url: str | None, region: str, concurrency: int):
+    """A boto3 ``sagemaker-runtime`` client: for the local endpoint (``url``, dummy
+    credentials) or AWS (your credentials)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max(10, concurrency),
+                    read_timeout=70, connect_timeout=10)
+    if url is not None:
+        return boto3.client("sagemaker-runtime", region_name=region, endpoint_url=url, config=config,
+                            aws_access_key_id="local", aws_secret_access_key="local")
+    return boto3.client("sagemaker-runtime", region_name=region, config=config)
+
+
+def local_endpoint(state: StateDir, name: str | None) -> dict[str, Any]:
+    """The running local endpoint's record (by name, or the only one)."""
+    from ..endpoint.process import list_records, read_record
+
+    if name:
+        record = read_record(state, name)
+        if record is None:
+            raise NotDeployedError(f"no local endpoint {name!r} in {state.root}: run `stsmon deploy` first")
+    else:
+        records = list_records(state)
+        running = [r for r in records if r.get("running")]
+        if len(running) == 1:
+            record = running[0]
+        elif not records:
+            raise NotDeployedError(f"no local endpoint in {state.root}: run `stsmon deploy` first")
+        elif not running:
+            record = records[0]
+        else:
+            names = ", ".join(r["endpoint_name"] for r in running)
+            raise UsageError(f"several local endpoints run ({names}); choose one with --endpoint")
+    if not record.get("running"):
+        raise NotDeployedError(f"local endpoint {record['endpoint_name']} is not running (status "
+                               f"{record.get('status')}); start it with `stsmon deploy`")
+    return record
+
+
+def write_record(record: dict[str, Any], state: StateDir, out_file: Path) -> list[Path]:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    paths = [state.runs / f"traffic-{stamp}.json", out_file]
+    text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return paths
+
+
+def run_traffic(
+    *,
+    state: StateDir,
+    target: str,
+    endpoint_name: str,
+    url: str | None,
+    pairs: list[Pair],
+    input_desc: str,
+    client: Any,
+    prefix: str,
+    start: int,
+    concurrency: int,
+    rate: float | None,
+    out_file: Path,
+    progress: Callable[[int], None] = lambda n: None,
+) -> tuple[dict[str, Any], list[Path]]:
+    """Send ``pairs`` and write the run record; returns (record, written paths)."""
+    started = datetime.now(UTC)
+    results = send_all(client, endpoint_name, pairs, prefix=prefix, start=start, concurrency=concurrency,
+                       rate=rate, progress=progress)
+    ended = datetime.now(UTC)
+    labels = [p.label for p in pairs if p.label is not None]
+    problem = None
+    if labels:
+        problem = "BinaryClassification" if set(labels) <= {0, 1} else "Regression"
+    failed = sum(1 for r in results if r["error"])
+    record = {
+        "target": target,
+        "endpoint_name": endpoint_name,
+        "url": url,
+        "input": input_desc,
+        "problem_type": problem,
+        "inference_id_prefix": prefix,
+        "started": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "ended": ended.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "duration_seconds": round((ended - started).total_seconds(), 3),
+        "requests": len(results),
+        "succeeded": len(results) - failed,
+        "failed": failed,
+        "inferences": results,
+    }
+    return record, write_record(record, state, out_file)
+
+
+@click.command(name="traffic")
+@target_option
+@state_dir_option
+@context_option
+@click.option("--endpoint", "endpoint", default=None,
+              help="Endpoint name. Default: the running local endpoint, or ENDPOINT_NAME of the configuration (AWS).")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Pairs to send: a split CSV (label,sentence1,sentence2) or an MSRP-layout file. "
+                   "Default: test/test.csv of the latest training execution.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Send only the first N pairs.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Requests per second (default: as fast as the answers come).")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Requests in flight at once.")
+@click.option("--prefix", default="sts_", show_default=True, help="Inference id prefix: ids are <prefix><n>.")
+@click.option("--start", type=click.IntRange(min=0), default=1, show_default=True, help="n of the first inference id.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=Path(RECORD_FILENAME),
+              show_default=True, help="Copy of the run record (the original's hand-off file).")
+def command(target: str, state_dir: Path | None, context: tuple[str, ...], endpoint: str | None,
+            input_path: Path | None, limit: int | None, rate: float | None, concurrency: int, prefix: str,
+            start: int, out_file: Path) -> None:
+    """Send the test split to the endpoint, one pair per request, with inference ids."""
+    if not prefix or len(prefix) > 40 or not prefix.isprintable() or prefix[0].isspace():
+        raise UsageError(f"--prefix must be 1-40 printable characters, got {prefix!r}")
+    state = resolve_state_dir(state_dir)
+    from .common import load_cli_config
+
+    cfg = load_cli_config(context)
+    path = input_path or latest_test_split(state)
+    pairs = read_pairs(path)[:limit]
+    if target == "local":
+        record = local_endpoint(state, endpoint)
+        name, url = record["endpoint_name"], record["url"]
+    else:
+        name, url = endpoint or cfg.endpoint_name, None
+    client = runtime_client(url=url, region=cfg.region, concurrency=concurrency)
+    where = url or f"AWS ({cfg.region})"
+    click.echo(f"Sending {len(pairs)} pairs from {path} to {name} at {where} "
+               f"(ids {prefix}{start}..{prefix}{start + len(pairs) - 1})", err=True)
+    with click.progressbar(length=len(pairs), label="traffic", file=sys.stderr) as bar:
+        record, written = run_traffic(state=state, target=target, endpoint_name=name, url=url, pairs=pairs,
+                                      input_desc=str(path), client=client, prefix=prefix, start=start,
+                                      concurrency=concurrency, rate=rate, out_file=out_file, progress=bar.update)
+    click.echo(f"{record['succeeded']} of {record['requests']} succeeded in {record['duration_seconds']:.1f} s; "
+               f"record: {written[0]} and {written[1]}")
+    if record["failed"]:
+        errors = [r["error"] for r in record["inferences"] if r["error"]]
+        raise StsmonError(f"{record['failed']} of {record['requests']} requests failed; first error: {errors[0]}")
