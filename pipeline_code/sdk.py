@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -36,35 +37,78 @@ _ENV = {
 }
 
 
-@contextlib.contextmanager
-def offline_sdk(region: str) -> Iterator[Any]:
-    """Set up the process for offline SDK use; yields the sagemaker SDK namespace.
+#: The SDK modules a definition build needs (about 2 s to import).
+_HEAVY_MODULES = (
+    "sagemaker.core.workflow.pipeline_context",
+    "sagemaker.core.processing",
+    "sagemaker.mlops.workflow.pipeline",
+    "sagemaker.mlops.workflow.steps",
+    "sagemaker.mlops.workflow.model_step",
+    "sagemaker.serve.model_builder",
+    "sagemaker.train.model_trainer",
+)
+_env_lock = threading.RLock()
+_prefetch: threading.Thread | None = None
 
-    Environment variables and log levels are restored on exit. The telemetry
-    sender stays disabled for the rest of the process (it is only ever used
-    to build definitions here).
+
+def prefetch(region: str) -> None:
+    """Start importing the SDK in a background thread.
+
+    The CDK app calls this before it builds its stacks: building constructs
+    mostly waits on the jsii (node) process, so the import runs alongside
+    instead of before the first pipeline definition. :func:`offline_sdk`
+    waits for it. Import errors surface there, in the main thread.
     """
-    saved = {key: os.environ.get(key) for key in (*_ENV, "AWS_DEFAULT_REGION")}
-    # The SDK logs at DEBUG..WARNING for every step it builds ("Popping out
-    # 'ProcessingJobName' ...", "Running within a PipelineSession ...") and
-    # some of its loggers set their own levels; none of it is actionable for
-    # a definition built at synth, so it is muted while we build.
-    saved_disable = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    os.environ.update(_ENV)
-    os.environ["AWS_DEFAULT_REGION"] = region
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _disable_telemetry()
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        logging.disable(saved_disable)
+    global _prefetch
+    if _prefetch is not None:
+        return
+
+    def run() -> None:
+        import importlib
+
+        with offline_sdk(region, _wait=False):
+            for name in _HEAVY_MODULES:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # re-raised by the real import in the main thread
+                    return
+
+    _prefetch = threading.Thread(target=run, name="sagemaker-sdk-prefetch", daemon=True)
+    _prefetch.start()
+
+
+@contextlib.contextmanager
+def offline_sdk(region: str, *, _wait: bool = True) -> Iterator[None]:
+    """Set up the process for offline SDK use while the block runs.
+
+    Environment variables, log levels and warning filters are restored on
+    exit. The telemetry sender stays disabled for the rest of the process (it
+    is only ever used to build definitions here). Waits for :func:`prefetch`.
+    """
+    if _wait and _prefetch is not None:
+        _prefetch.join()
+    with _env_lock:
+        saved = {key: os.environ.get(key) for key in (*_ENV, "AWS_DEFAULT_REGION")}
+        # The SDK logs at DEBUG..WARNING for every step it builds ("Popping out
+        # 'ProcessingJobName' ...", "Running within a PipelineSession ...") and
+        # some of its loggers set their own levels; none of it is actionable
+        # for a definition built at synth, so it is muted while we build.
+        saved_disable = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        os.environ.update(_ENV)
+        os.environ["AWS_DEFAULT_REGION"] = region
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _disable_telemetry()
+                yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            logging.disable(saved_disable)
 
 
 def _disable_telemetry() -> None:

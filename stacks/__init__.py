@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aws_cdk import App, Environment, Tags
 
+from pipeline_code.sdk import prefetch
 from stsmon.config import Config
 
 from .foundation import FoundationStack
@@ -35,6 +36,8 @@ class Stacks:
 def add_stacks(app: App, config: Config, *, scripts_dir: Path = SCRIPTS_DIR) -> Stacks:
     """Add the four stacks to ``app``; deployment order foundation -> training -> serving -> monitoring."""
     cfg = config
+    # Import the SageMaker SDK while the first stacks are built (jsii-bound).
+    prefetch(cfg.region)
     env = Environment(account=cfg.account, region=cfg.region)
     common = {"env": env, "analytics_reporting": False}
     foundation = FoundationStack(

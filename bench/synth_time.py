@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Wall time of `cdk synth` for this app against an empty CDK app, in the same run.
+
+Both go through the pinned CDK CLI (node_modules/.bin/cdk) with the same
+flags, no AWS credentials, and (where ``unshare -rn`` works) no network. The
+runs alternate (empty, app, empty, app, ...) so a busy machine slows both
+alike; the first pair is a warm-up and is reported separately as "cold".
+
+    .venv/bin/python bench/synth_time.py [--repeat 5]
+
+Prints a markdown table. Target (issue 3): app <= 1.5 x empty app (median of warm runs).
+The empty app is measured twice: with CDK's defaults (built-in CloudFormation
+validation on) and with that validation off, as this app runs it (it runs
+cfn-lint, checkov and cdk-nag instead; see docs/aws.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+EMPTY_APP = """
+import aws_cdk as cdk
+app = cdk.App(builtin_cloud_formation_validation={validation})
+cdk.Stack(app, "Empty", env=cdk.Environment(account="000000000000", region="us-east-1"))
+app.synth()
+"""
+
+
+def env() -> dict[str, str]:
+    result = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
+    result.update(
+        JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        CDK_DISABLE_CLI_TELEMETRY="true",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_CONFIG_FILE=os.devnull,
+    )
+    return result
+
+
+def no_network() -> list[str]:
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-rn", "true"], capture_output=True).returncode == 0:
+        return [unshare, "-rn"]
+    return []
+
+
+def synth(app_command: str | None, cwd: Path, outdir: Path) -> float:
+    command = [*no_network(), str(CDK), "synth", "--all", "--quiet", "--no-notices", "--output", str(outdir)]
+    if app_command:
+        command += ["--app", app_command]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env(), capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"cdk synth failed in {cwd}:\n{result.stderr[-3000:]}")
+    shutil.rmtree(outdir, ignore_errors=True)
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="warm runs per app (default 5)")
+    args = parser.parse_args(argv)
+    if not CDK.is_file():
+        sys.exit(f"{CDK} missing: run ./run.sh setup")
+    with tempfile.TemporaryDirectory(prefix="synth-bench-") as tmp:
+        work = Path(tmp)
+        apps = {}
+        for name, validation in (("empty CDK app (defaults)", "True"), ("empty CDK app (validation off)", "False")):
+            folder = work / name.split()[0] / validation
+            folder.mkdir(parents=True)
+            (folder / "app.py").write_text(EMPTY_APP.format(validation=validation))
+            apps[name] = (f"{PYTHON} app.py", folder)
+        apps["stsmodelmonitor (4 stacks, nag on)"] = (None, ROOT)
+        times: dict[str, list[float]] = {name: [] for name in apps}
+        for round_ in range(args.repeat + 1):
+            for name, (command, cwd) in apps.items():
+                times[name].append(synth(command, cwd, work / f"out-{round_}"))
+    empty = statistics.median(times["empty CDK app (defaults)"][1:])
+    print(f"`cdk synth` wall time, {args.repeat} warm runs each after one cold run; "
+          f"{platform.node()} ({os.cpu_count()} cores, shared with other work: load {os.getloadavg()[0]:.1f}).\n")
+    print("| app | cold (s) | warm median (s) | warm min (s) | median / empty app |")
+    print("|---|---|---|---|---|")
+    for name, values in times.items():
+        warm = values[1:]
+        print(f"| {name} | {values[0]:.1f} | {statistics.median(warm):.1f} | {min(warm):.1f} | {statistics.median(warm) / empty:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
