@@ -86,9 +86,10 @@ def command(
         click.echo(line)
     if not report.ok:
         failed = [r for r in report.results if r.status == "failed"]
+        others = "checked" if dry_run else "deployed"
         raise StsmonError(
-            f"{len(failed)} stack(s) failed to deploy ({', '.join(r.stack_name for r in failed)}); "
-            "the other stacks are deployed"
+            f"{len(failed)} stack(s) failed to {'check' if dry_run else 'deploy'} "
+            f"({', '.join(r.stack_name for r in failed)}); the other stacks are {others}"
         )
     for result in report.results:
         for key, value in result.outputs.items():
