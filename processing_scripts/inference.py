@@ -140,6 +140,7 @@ def model_fn(model_dir: str) -> Model:
     if os.path.isfile(info_path):
         with open(info_path, encoding="utf-8") as fh:
             info = json.load(fh)
+    _limit_blas_threads()
     pipeline = joblib.load(path)
     if "problem_type" not in info:
         info["problem_type"] = (contract.BINARY_CLASSIFICATION if hasattr(pipeline, "predict_proba")
@@ -147,6 +148,20 @@ def model_fn(model_dir: str) -> Model:
     model = Model(pipeline, info)
     predict_fn(Pairs([("A warm-up sentence.", "A warm-up sentence.")]), model)  # first request fast
     return model
+
+
+def _limit_blas_threads() -> None:
+    """One BLAS thread for the whole serving process.
+
+    Requests carry a few pairs (tiny matrices): BLAS threads only add
+    overhead, and several request threads each starting BLAS threads
+    oversubscribe the CPUs. OpenMP (gradient boosting) is left alone.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
+        return
+    threadpool_limits(limits=1, user_api="blas")
 
 
 # -- input -------------------------------------------------------------------------------

@@ -40,6 +40,23 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
     return 0
 
 
+def single_threaded_blas():
+    """A context that limits BLAS (OpenBLAS/MKL) to one thread.
+
+    The model's matrices are small (a few thousand rows, about 80 columns):
+    BLAS threads only add overhead, and on a busy machine OpenBLAS's spinning
+    threads made fitting the MLP ten times slower in CPU time
+    (bench/model_quality.py). OpenMP (gradient boosting) is not limited.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def env_path(env: str, default: str) -> str:
     """The SageMaker path in ``$env`` if set (training toolkit), else ``default``."""
     return os.environ.get(env) or default
@@ -242,10 +259,11 @@ def _load_extracted(folder: Path, source: Path):
 
 def predict(pipeline, problem_type: str, pairs) -> tuple[np.ndarray, np.ndarray | None]:
     """``(prediction, probability)``: 0/1 labels and P(label 1) at threshold 0.5, or scores and None."""
-    if problem_type == contract.BINARY_CLASSIFICATION:
-        prob = pipeline.predict_proba(pairs)[:, 1]
-        return (prob >= 0.5).astype(np.int64), prob
-    return np.asarray(pipeline.predict(pairs), dtype=np.float64), None
+    with single_threaded_blas():
+        if problem_type == contract.BINARY_CLASSIFICATION:
+            prob = pipeline.predict_proba(pairs)[:, 1]
+            return (prob >= 0.5).astype(np.int64), prob
+        return np.asarray(pipeline.predict(pairs), dtype=np.float64), None
 
 
 def metrics_block(problem_type: str, y, pred, prob, *, n_bootstrap: int, random_state: int,

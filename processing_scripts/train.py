@@ -33,7 +33,8 @@ import numpy as np
 import contract
 import model_metrics
 import stsmodel
-from steputil import AtomicWriter, UserError, env_path, read_split, resolve_problem_type, run_main
+from steputil import AtomicWriter, UserError, env_path, read_split, resolve_problem_type, run_main, \
+    single_threaded_blas
 
 #: Files copied into ``code/`` of the model: the serving entry point and what it imports.
 CODE_FILES = contract.MODEL_CODE_FILES
@@ -76,7 +77,7 @@ def train(train_dir: Path, model_dir: Path, validation_dir: Path | None = None, 
         y = y.astype(np.int64)
     pipeline = stsmodel.build_pipeline(problem_type, hp)
     start = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), single_threaded_blas():
         # Small splits are below the MLP's batch size; scikit-learn clips it and says so on every fit.
         warnings.filterwarnings("ignore", message="Got `batch_size` less than 1 or larger than sample size")
         pipeline.fit(pairs, y)
@@ -122,12 +123,15 @@ def train(train_dir: Path, model_dir: Path, validation_dir: Path | None = None, 
 def score(pipeline, problem_type: str, y, pairs) -> dict:
     """Point metrics (no bootstrap) of ``pipeline`` on labelled pairs."""
     if problem_type == contract.BINARY_CLASSIFICATION:
-        prob = pipeline.predict_proba(pairs)[:, 1]
+        with single_threaded_blas():
+            prob = pipeline.predict_proba(pairs)[:, 1]
         block = model_metrics.binary_classification_metrics(
             y.astype(np.int64), (prob >= 0.5).astype(np.int64), prob, n_bootstrap=0)
         names = ("accuracy", "precision", "recall", "f1", "auc")
     else:
-        block = model_metrics.regression_metrics(y, pipeline.predict(pairs), n_bootstrap=0)
+        with single_threaded_blas():
+            pred = pipeline.predict(pairs)
+        block = model_metrics.regression_metrics(y, pred, n_bootstrap=0)
         names = ("mae", "rmse", "r2", "pearson")
     return {name: block[name]["value"] for name in names}
 
