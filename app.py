@@ -25,9 +25,15 @@ def main() -> None:
     # CDK's built-in template validation (a 3 s WebAssembly pass on every
     # synth) is off: cfn-lint, checkov and cdk-nag run on the same templates
     # in the test suite (tests/stacks/test_security_gates.py).
-    app = cdk.App(builtin_cloud_formation_validation=False)
     try:
         cdk_json = read_cdk_json_context(HERE / "cdk.json")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    # cdk.json's context again as app defaults, so `python app.py` without the
+    # CLI synthesizes the same (CLI-provided context takes precedence).
+    app = cdk.App(builtin_cloud_formation_validation=False, context=cdk_json)
+    try:
         config = load_config(
             cli_overrides(app.node.get_all_context(), cdk_json),
             os.environ,

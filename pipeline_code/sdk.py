@@ -37,56 +37,14 @@ _ENV = {
 }
 
 
-#: The SDK modules a definition build needs (about 2 s to import).
-_HEAVY_MODULES = (
-    "sagemaker.core.workflow.pipeline_context",
-    "sagemaker.core.processing",
-    "sagemaker.mlops.workflow.pipeline",
-    "sagemaker.mlops.workflow.steps",
-    "sagemaker.mlops.workflow.model_step",
-    "sagemaker.serve.model_builder",
-    "sagemaker.train.model_trainer",
-)
-_env_lock = threading.RLock()
-_prefetch: threading.Thread | None = None
-
-
-def prefetch(region: str) -> None:
-    """Start importing the SDK in a background thread.
-
-    The CDK app calls this before it builds its stacks: building constructs
-    mostly waits on the jsii (node) process, so the import runs alongside
-    instead of before the first pipeline definition. :func:`offline_sdk`
-    waits for it. Import errors surface there, in the main thread.
-    """
-    global _prefetch
-    if _prefetch is not None:
-        return
-
-    def run() -> None:
-        import importlib
-
-        with offline_sdk(region, _wait=False):
-            for name in _HEAVY_MODULES:
-                try:
-                    importlib.import_module(name)
-                except Exception:  # re-raised by the real import in the main thread
-                    return
-
-    _prefetch = threading.Thread(target=run, name="sagemaker-sdk-prefetch", daemon=True)
-    _prefetch.start()
-
-
 @contextlib.contextmanager
-def offline_sdk(region: str, *, _wait: bool = True) -> Iterator[None]:
+def offline_sdk(region: str) -> Iterator[None]:
     """Set up the process for offline SDK use while the block runs.
 
     Environment variables, log levels and warning filters are restored on
     exit. The telemetry sender stays disabled for the rest of the process (it
-    is only ever used to build definitions here). Waits for :func:`prefetch`.
+    is only ever used to build definitions here).
     """
-    if _wait and _prefetch is not None:
-        _prefetch.join()
     with _env_lock:
         saved = {key: os.environ.get(key) for key in (*_ENV, "AWS_DEFAULT_REGION")}
         # The SDK logs at DEBUG..WARNING for every step it builds ("Popping out
@@ -109,6 +67,9 @@ def offline_sdk(region: str, *, _wait: bool = True) -> Iterator[None]:
                 else:
                     os.environ[key] = value
             logging.disable(saved_disable)
+
+
+_env_lock = threading.RLock()
 
 
 def _disable_telemetry() -> None:

@@ -13,7 +13,8 @@ from constructs import Construct
 
 from pipeline_code import placeholders
 from pipeline_code.images import model_monitor_image
-from pipeline_code.monitoring import build_monitoring_definition, monitoring_prefix
+from pipeline_code.build import DefinitionSource
+from pipeline_code.monitoring import monitoring_prefix
 from stsmon.config import Config
 
 from .common import log_retention, removal
@@ -33,7 +34,7 @@ from .training import TrainingStack, replacements
 class MonitoringStack(Stack):
     def __init__(
         self, scope: Construct, id: str, *, config: Config, foundation: FoundationStack,
-        training: TrainingStack, serving: ServingStack, **kwargs,
+        training: TrainingStack, serving: ServingStack, definitions: DefinitionSource, **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         cfg = config
@@ -64,7 +65,7 @@ class MonitoringStack(Stack):
                 pipeline_name=cfg.monitoring_pipeline_name,
                 schedule_name=cfg.monitoring_schedule_name,
                 schedule_expression=cfg.monitor_schedule,
-                definition=build_monitoring_definition(cfg, training.code.key_prefix),
+                definition=lambda: definitions.get("monitoring"),
                 replacements=values,
                 role=foundation.execution_role,
                 endpoint_name=cfg.endpoint_name,

@@ -15,7 +15,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pipeline_code import placeholders
-from pipeline_code.training import build_training_definition
+from pipeline_code.build import DefinitionSource
 from processing_scripts import contract
 from stsmon.config import Config
 
@@ -27,7 +27,10 @@ from .foundation import FoundationStack
 
 
 class TrainingStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, config: Config, foundation: FoundationStack, scripts_dir: Path, **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, config: Config, foundation: FoundationStack, scripts_dir: Path,
+        definitions: DefinitionSource, **kwargs,
+    ) -> None:
         super().__init__(scope, id, **kwargs)
         cfg = config
         self.add_stack_dependency(foundation)
@@ -43,11 +46,13 @@ class TrainingStack(Stack):
             archive_name=contract.SOURCEDIR_ARCHIVE,
             log_group=code_logs,
         )
+        if definitions.code_prefix != self.code.key_prefix:  # the scripts changed while synthesizing
+            raise RuntimeError(f"step scripts changed during synth ({definitions.code_prefix} != {self.code.key_prefix}); run it again")
         self.pipeline = SageMakerPipeline(
             self,
             "Pipeline",
             pipeline_name=cfg.pipeline_name,
-            definition=build_training_definition(cfg, self.code.key_prefix),
+            definition=lambda: definitions.get("training"),
             role=foundation.execution_role,
             replacements=replacements(foundation),
             description="Trains, evaluates, gates, baselines and registers the paraphrase model",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aws_cdk import Duration, Fn, Stack
@@ -70,7 +70,7 @@ class PipelineQualityMonitor(Construct):
         pipeline_name: str,
         schedule_name: str,
         schedule_expression: str,
-        definition: Mapping[str, Any],
+        definition: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
         replacements: Mapping[str, str],
         role: iam.IRole,
         endpoint_name: str,

@@ -5,14 +5,20 @@ The definition arrives as a dict with literal placeholders
 (bucket name, role ARN, key ARN, ...) and serializes the result with
 ``Stack.to_json_string``, so the template carries the definition as one
 ``Fn::Join`` of literal JSON and references: standard intrinsics only.
+
+The definition may be given as a function: it is then called when the
+template is synthesized (a ``Lazy`` value), after every construct exists, so
+a definition built by a background process (``pipeline_code.build``) is
+collected as late as possible.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from aws_cdk import Stack
+import jsii
+from aws_cdk import IStableStringProducer, Lazy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
@@ -29,24 +35,26 @@ class SageMakerPipeline(Construct):
         definition: the definition dict as built (placeholders intact), for tests.
     """
 
+    _definition: Mapping[str, Any] | None
+
     def __init__(
         self,
         scope: Construct,
         id: str,
         *,
         pipeline_name: str,
-        definition: Mapping[str, Any],
+        definition: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
         role: iam.IRole,
         replacements: Mapping[str, str],
         description: str,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
-        missing = [p for p in placeholders.ALL if p in _strings(definition) and p not in replacements]
-        if missing:
-            raise ValueError(f"pipeline {pipeline_name}: no value for placeholders {missing}")
-        self.definition = definition
-        body = stack.to_json_string(placeholders.substitute(dict(definition), replacements))
+        self._build = definition if callable(definition) else (lambda: definition)
+        self._definition = None
+        self._replacements = dict(replacements)
+        self.pipeline_name = pipeline_name
+        body = Lazy.string(_Producer(lambda: stack.to_json_string(self._substituted())))
         self.resource = sagemaker.CfnPipeline(
             self,
             "Resource",
@@ -56,14 +64,37 @@ class SageMakerPipeline(Construct):
             role_arn=role.role_arn,
             pipeline_definition={"PipelineDefinitionBody": body},
         )
-        self.pipeline_name = pipeline_name
         self.pipeline_arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:pipeline/{pipeline_name.lower()}"
+
+    @property
+    def definition(self) -> Mapping[str, Any]:
+        if self._definition is None:
+            self._definition = self._build()
+        return self._definition
+
+    def _substituted(self) -> dict[str, Any]:
+        definition = self.definition
+        missing = [p for p in placeholders.ALL if p in _strings(definition) and p not in self._replacements]
+        if missing:
+            raise ValueError(f"pipeline {self.pipeline_name}: no value for placeholders {missing}")
+        return placeholders.substitute(dict(definition), self._replacements)
 
     def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
         """Allow ``grantee`` to start executions (e.g. EventBridge Scheduler's role)."""
         return iam.Grant.add_to_principal(
             grantee=grantee, actions=["sagemaker:StartPipelineExecution"], resource_arns=[self.pipeline_arn]
         )
+
+
+@jsii.implements(IStableStringProducer)
+class _Producer:
+    """A string computed once, when the template is synthesized."""
+
+    def __init__(self, produce: Callable[[], str]) -> None:
+        self._produce = produce
+
+    def produce(self) -> str:
+        return self._produce()
 
 
 def _strings(value: Any) -> str:

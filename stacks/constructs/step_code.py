@@ -74,6 +74,11 @@ def sourcedir_archive(files: list[Path]) -> bytes:
     return out.getvalue()
 
 
+def step_code_prefix(prefix: str, scripts_dir: Path) -> str:
+    """``{prefix}/code/{hash}/`` for the scripts in ``scripts_dir`` (no staging)."""
+    return f"{prefix}/code/{content_hash(script_files(scripts_dir))}/"
+
+
 def stage(scripts_dir: Path, into: Path, archive_name: str) -> str:
     """Copy the scripts and write the archive into ``into``; returns the content hash."""
     files = script_files(scripts_dir)

@@ -53,7 +53,9 @@ def synthesize(outdir: Path, overrides: dict[str, str] | None = None, *, nag: bo
     # What the CDK CLI adds to the context (path and asset metadata, as in cdk.out).
     cli_context = {**context, "aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
     app = cdk.App(outdir=str(outdir), context=cli_context, builtin_cloud_formation_validation=False)
-    stacks = add_stacks(app, config)
+    # In-process definition build: runs under this process's network guard
+    # (the background build is exercised by the real `cdk synth` test).
+    stacks = add_stacks(app, config, background=False)
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
     app.synth()

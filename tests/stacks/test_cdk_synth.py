@@ -72,6 +72,13 @@ def test_cdk_synth_offline_is_byte_identical_on_repeat(tmp_path, subprocess_env)
     _synth(first, env)
     _synth(second, env)
     assert _same_tree(first, second) == []
+    # Synthesizing again into a used folder reads the cached definitions
+    # (cdk.out/.definitions/) and produces the same bytes.
+    snapshot = {p.name: p.read_bytes() for p in first.glob("*.json")}
+    (cached,) = (first / ".definitions").glob("*.json")
+    _synth(first, env)
+    assert {p.name: p.read_bytes() for p in first.glob("*.json")} == snapshot
+    assert list((first / ".definitions").glob("*.json")) == [cached]
     manifest = json.loads((first / "manifest.json").read_text())
     stacks = {k for k, v in manifest["artifacts"].items() if v["type"] == "aws:cloudformation:stack"}
     assert stacks == {"sts-foundation", "sts-training", "sts-serving", "sts-monitoring"}
