@@ -13,10 +13,10 @@ from aws_cdk import App, Environment, Tags
 from pipeline_code.build import definitions
 from stsmon.config import Config
 
+from .constructs.step_code import step_code_prefix
 from .foundation import FoundationStack
 from .monitoring import MonitoringStack
 from .serving import ServingStack
-from .constructs.step_code import step_code_prefix
 from .training import TrainingStack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
