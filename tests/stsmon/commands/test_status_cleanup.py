@@ -1,0 +1,254 @@
+"""``stsmon status`` and ``stsmon cleanup``: local state (real records, a real
+background endpoint) and the AWS path with botocore Stubber."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from click.testing import CliRunner
+
+from stsmon import cli as cli_module
+from stsmon.cleanup import aws_cleanup
+from stsmon.config import load_config
+from stsmon.endpoint.process import read_record
+from stsmon.localcloud.deployer import StackRecord, _write_json_atomic, record_path
+from stsmon.localcloud.registry import Registry
+from stsmon.overview import aws_status, local_status
+from stsmon.state import StateDir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "endpoint"))
+from endpoint_fixtures import server_env, start_server, toy_model_dir  # noqa: E402,F401  (fixtures)
+
+BUCKET = "sts-artifacts"
+OUTPUTS = {
+    "ArtifactBucketName": BUCKET,
+    "ModelPackageGroupName": "stsPackageGroup",
+    "TrainingPipelineName": "stsPipeline",
+}
+
+
+def deploy_record(state: StateDir, stack: str, outputs: dict) -> None:
+    record = StackRecord(stack_name=stack, artifact_id=stack, region="us-east-1", account="000000000000",
+                         deployed_at="2026-11-27T12:00:00Z", assembly="cdk.out", parameters={}, resources={},
+                         order=[], outputs=outputs, exports={}, imports=[])
+    path = record_path(state, stack)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(path, record.to_json())
+
+
+def register_package(state: StateDir, accuracy: float) -> str:
+    evaluation = f"s3://{BUCKET}/sts/pipelines/x/Evaluate/evaluation.json"
+    path = state.s3_path(evaluation)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"binary_classification_metrics": {
+        "accuracy": {"value": accuracy, "standard_deviation": 0.01},
+        "f1": {"value": 0.8, "standard_deviation": 0.01}}}))
+    registry = Registry(state.registry_db)
+    try:
+        registry.create_model_package_group(ModelPackageGroupName="stsPackageGroup")
+    except Exception:
+        pass
+    created = registry.create_model_package(
+        ModelPackageGroupName="stsPackageGroup",
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3",
+                            "ModelDataUrl": f"s3://{BUCKET}/sts/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation}}},
+    )
+    return created["ModelPackageArn"]
+
+
+def run(args: list[str]) -> tuple[int, str, str]:
+    runner = CliRunner()
+    result = runner.invoke(cli_module.cli, args, standalone_mode=False, catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        from stsmon.errors import StsmonError
+
+        assert isinstance(result.exception, StsmonError), result.exception
+        return result.exception.exit_code, result.output, result.exception.message
+    return result.exit_code or 0, result.output, ""
+
+
+# -- status, local -----------------------------------------------------------
+
+def test_status_with_nothing_deployed_says_so_and_exits_3(tmp_path):
+    code, out, err = run(["status", "--state-dir", str(tmp_path / "none")])
+    assert code == 3
+    assert "none deployed" in out
+    assert "stsmon deploy" in err
+
+
+def test_status_shows_stacks_packages_and_metrics(tmp_path):
+    state = StateDir(tmp_path / "state")
+    deploy_record(state, "sts-foundation", {k: OUTPUTS[k] for k in ("ArtifactBucketName", "ModelPackageGroupName")})
+    deploy_record(state, "sts-training", {"TrainingPipelineName": "stsPipeline"})
+    register_package(state, 0.7812)
+    register_package(state, 0.7934)
+
+    code, out, _ = run(["status", "--state-dir", str(state.root)])
+    assert code == 0
+    assert "sts-foundation" in out and "sts-training" in out
+    assert "stsPipeline            no executions" in out
+    lines = [line for line in out.splitlines() if "Approved" in line]
+    assert len(lines) == 2 and "v2" in lines[0] and "accuracy 0.793" in lines[0]  # newest first
+
+    code, out, _ = run(["status", "--state-dir", str(state.root), "--json"])
+    data = json.loads(out)
+    assert [p["version"] for p in data["packages"]] == [2, 1]
+    assert data["packages"][0]["metrics"]["accuracy"] == pytest.approx(0.7934)
+    assert data["endpoints"] == [] and data["last_monitoring"] is None
+
+
+def test_status_reports_a_running_endpoint_with_capture_counts(tmp_path, start_server, toy_model_dir):
+    server = start_server(toy_model_dir, name="sts-endpoint", state=StateDir(tmp_path / "state"), flush_interval=0.1)
+    for i in range(3):
+        status, _, _ = server.request("POST", "/invocations", b"a,b\n",
+                                      {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": f"t{i}"})
+        assert status == 200
+    server.stop()  # drains: every record written and counted
+    data = local_status(server.state)
+    [endpoint] = data["endpoints"]
+    assert endpoint["name"] == "sts-endpoint" and endpoint["running"] is False
+    assert endpoint["capture"]["written"] == 3
+
+
+# -- cleanup, local ----------------------------------------------------------
+
+def test_cleanup_stops_the_endpoint_and_removes_the_state(tmp_path, start_server, toy_model_dir):
+    state = StateDir(tmp_path / "state")
+    server = start_server(toy_model_dir, name="sts-endpoint", state=state)
+    deploy_record(state, "sts-foundation", {"ArtifactBucketName": BUCKET})
+    assert server.ping() == 200
+
+    code, out, _ = run(["cleanup", "--state-dir", str(state.root), "--yes"])
+    assert code == 0, out
+    assert "stopped endpoint sts-endpoint" in out
+    assert not state.root.exists()
+    with pytest.raises(OSError):
+        server.ping()
+
+
+def test_cleanup_keep_state_only_stops(tmp_path, start_server, toy_model_dir):
+    state = StateDir(tmp_path / "state")
+    start_server(toy_model_dir, name="sts-endpoint", state=state)
+    code, out, _ = run(["cleanup", "--state-dir", str(state.root), "--keep-state"])
+    assert code == 0
+    assert state.root.is_dir()
+    assert read_record(state, "sts-endpoint")["running"] is False
+
+
+def test_cleanup_asks_first_and_a_no_changes_nothing(tmp_path):
+    state = StateDir(tmp_path / "state")
+    deploy_record(state, "sts-foundation", {"ArtifactBucketName": BUCKET})
+    result = CliRunner().invoke(cli_module.cli, ["cleanup", "--state-dir", str(state.root)], input="n\n")
+    assert result.exit_code == 1  # click's Abort
+    assert "Aborted" in result.output
+    assert record_path(state, "sts-foundation").is_file()
+
+
+def test_cleanup_refuses_a_folder_that_is_not_a_state_folder(tmp_path):
+    folder = tmp_path / "home"
+    (folder / "deployments").mkdir(parents=True)
+    (folder / "thesis.tex").write_text("precious")
+    code, _, err = run(["cleanup", "--state-dir", str(folder), "--yes"])
+    assert code == 2
+    assert "does not look like a stsmon state folder" in err and "thesis.tex" in err
+    assert (folder / "thesis.tex").read_text() == "precious"
+
+
+def test_cleanup_of_a_missing_state_folder_is_a_no_op(tmp_path):
+    code, out, _ = run(["cleanup", "--state-dir", str(tmp_path / "none"), "--yes"])
+    assert code == 0 and "Nothing to clean up" in out
+
+
+# -- AWS (Stubber) -----------------------------------------------------------
+
+def _clients():
+    kw = dict(region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client("cloudformation", **kw), boto3.client("sagemaker", **kw), boto3.client("scheduler", **kw)
+
+
+def _stack(name, outputs):
+    return {"Stacks": [{"StackName": name, "StackStatus": "CREATE_COMPLETE", "CreationTime": datetime(2026, 11, 27, tzinfo=timezone.utc),
+                        "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]}
+
+
+def test_aws_status_reads_stacks_pipelines_packages_endpoint_and_schedule():
+    cfg = load_config(context={}, env={}, dotenv_path=None)
+    cfn, sm, sched = _clients()
+    when = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
+    with Stubber(cfn) as c, Stubber(sm) as s, Stubber(sched) as e:
+        c.add_response("describe_stacks", _stack("sts-foundation", {"ModelPackageGroupName": "stsPackageGroup"}), {"StackName": "sts-foundation"})
+        c.add_response("describe_stacks", _stack("sts-training", {"TrainingPipelineName": "stsPipeline"}), {"StackName": "sts-training"})
+        c.add_client_error("describe_stacks", "ValidationError", "Stack with id sts-serving does not exist", expected_params={"StackName": "sts-serving"})
+        c.add_response("describe_stacks", _stack("sts-monitoring", {"MonitoringScheduleName": "sts-model-quality"}), {"StackName": "sts-monitoring"})
+        arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipeline/execution/abc123"
+        s.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [{"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed", "StartTime": when}]},
+                       {"PipelineName": "stsPipeline", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 1})
+        s.add_response("describe_pipeline_execution", {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed",
+                                                       "FailureReason": "Step QualityGateFailed failed", "CreationTime": when},
+                       {"PipelineExecutionArn": arn})
+        s.add_response("list_model_packages", {"ModelPackageSummaryList": [{
+            "ModelPackageArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/stspackagegroup/3",
+            "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": 3, "CreationTime": when,
+            "ModelPackageStatus": "Completed", "ModelApprovalStatus": "PendingManualApproval"}]},
+            {"ModelPackageGroupName": "stsPackageGroup", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 10})
+        e.add_response("get_schedule", {"Name": "sts-model-quality", "ScheduleExpression": "cron(0 * ? * * *)", "State": "ENABLED"},
+                       {"Name": "sts-model-quality"})
+        status = aws_status(cfg, cfn=c.client, sagemaker=s.client, scheduler=e.client)
+        s.assert_no_pending_responses()
+    assert [st["status"] for st in status["stacks"]] == ["CREATE_COMPLETE", "CREATE_COMPLETE", "NOT_DEPLOYED", "CREATE_COMPLETE"]
+    assert status["pipelines"][0]["latest"]["status"] == "Failed"
+    assert status["pipelines"][0]["latest"]["execution_id"] == "abc123"
+    assert status["packages"][0]["approval"] == "PendingManualApproval"
+    assert status["schedules"]["schedules"][0]["expression"] == "cron(0 * ? * * *)"
+
+
+def test_aws_status_with_no_stack_is_a_clear_error():
+    from stsmon.errors import NotDeployedError
+
+    cfg = load_config(context={}, env={}, dotenv_path=None)
+    cfn, sm, sched = _clients()
+    with Stubber(cfn) as c:
+        for kind in ("foundation", "training", "serving", "monitoring"):
+            c.add_client_error("describe_stacks", "ValidationError", f"Stack with id sts-{kind} does not exist")
+        with pytest.raises(NotDeployedError, match="cdk deploy"):
+            aws_status(cfg, cfn=c.client, sagemaker=sm, scheduler=sched)
+
+
+def test_aws_cleanup_stops_running_executions_and_deletes_packages():
+    cfg = load_config(context={}, env={}, dotenv_path=None)
+    cfn, sm, _ = _clients()
+    when = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
+    running = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipeline/execution/run1"
+    done = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipeline/execution/done1"
+    package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/stspackagegroup/1"
+    lines: list[str] = []
+    with Stubber(cfn) as c, Stubber(sm) as s:
+        c.add_response("describe_stacks", _stack("sts-foundation", {"ModelPackageGroupName": "stsPackageGroup"}))
+        c.add_response("describe_stacks", _stack("sts-training", {"TrainingPipelineName": "stsPipeline"}))
+        c.add_client_error("describe_stacks", "ValidationError", "Stack with id sts-monitoring does not exist")
+        s.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [
+            {"PipelineExecutionArn": running, "PipelineExecutionStatus": "Executing", "StartTime": when},
+            {"PipelineExecutionArn": done, "PipelineExecutionStatus": "Succeeded", "StartTime": when}]},
+            {"PipelineName": "stsPipeline"})
+        s.add_response("stop_pipeline_execution", {"PipelineExecutionArn": running},
+                       {"PipelineExecutionArn": running})
+        s.add_response("list_model_packages", {"ModelPackageSummaryList": [{
+            "ModelPackageArn": package, "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": 1,
+            "CreationTime": when, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved"}]},
+            {"ModelPackageGroupName": "stsPackageGroup"})
+        s.add_response("delete_model_package", {}, {"ModelPackageName": package})
+        result = aws_cleanup(cfg, cfn=c.client, sagemaker=s.client, echo=lines.append, delete_packages=True)
+        s.assert_no_pending_responses()
+    assert result == {"executions": [running], "packages": [package]}
+    assert any("deleted" in line for line in lines)
