@@ -210,9 +210,9 @@ def check_alarm_properties(props: dict[str, Any], where: str, is_known: Any = la
     for key in ("MetricName", "Namespace", "ComparisonOperator", "EvaluationPeriods"):
         if props.get(key) in (None, ""):
             raise StsmonError(f"{where}: {key} is required")
-    if props.get("ExtendedStatistic"):
+    if known("ExtendedStatistic") and _percentile_of(props["ExtendedStatistic"]) is None:
         raise StsmonError(f"{where}: ExtendedStatistic {props['ExtendedStatistic']!r} is not evaluated locally; "
-                          f"use Statistic ({', '.join(STATISTICS)})")
+                          f"use a percentile (p0-p100, e.g. p90) or Statistic ({', '.join(STATISTICS)})")
     if known("Statistic") and props["Statistic"] not in STATISTICS:
         raise StsmonError(f"{where}: Statistic {props['Statistic']!r} is not one of {', '.join(STATISTICS)}")
     if known("ComparisonOperator") and props["ComparisonOperator"] not in ALARM_COMPARISONS:
@@ -260,7 +260,28 @@ def list_alarms(state: StateDir) -> list[dict[str, Any]]:
     return out
 
 
+def _percentile_of(extended: Any) -> float | None:
+    """The percentile of an ExtendedStatistic like ``p90`` or ``p99.9`` (None for other kinds)."""
+    text = str(extended)
+    if not text.startswith("p"):
+        return None
+    try:
+        value = float(text[1:])
+    except ValueError:
+        return None
+    return value if 0.0 <= value <= 100.0 else None
+
+
 def _statistic(values: list[float], statistic: str) -> float:
+    percentile = _percentile_of(statistic)
+    if percentile is not None:
+        # Linear interpolation between closest ranks; CloudWatch estimates
+        # percentiles from its own histograms, so values can differ slightly.
+        ordered = sorted(values)
+        rank = percentile / 100.0 * (len(ordered) - 1)
+        low = int(math.floor(rank))
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
     if statistic == "Sum":
         return sum(values)
     if statistic == "Minimum":
@@ -278,7 +299,7 @@ def evaluate(definition: dict[str, Any], points: list[Point], at: datetime, curr
     n = int(float(definition["EvaluationPeriods"]))
     m = int(float(definition.get("DatapointsToAlarm", n)))
     threshold = float(definition.get("Threshold", 0))
-    statistic = definition.get("Statistic", "Average")
+    statistic = definition.get("ExtendedStatistic") or definition.get("Statistic", "Average")
     compare = ALARM_COMPARISONS[definition["ComparisonOperator"]]
     missing = definition.get("TreatMissingData", "missing")
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)

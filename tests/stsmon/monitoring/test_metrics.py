@@ -92,7 +92,8 @@ def test_evaluate_alarms_records_transitions_and_keeps_state_across_redeploys(tm
     [
         ({"Metrics": [{"Id": "m1"}]}, "metric-math alarms"),
         ({"ComparisonOperator": "LessThanLowerOrGreaterThanUpperThreshold"}, "is not evaluated locally"),
-        ({"ExtendedStatistic": "p90"}, "ExtendedStatistic 'p90'"),
+        ({"ExtendedStatistic": "tm99"}, "ExtendedStatistic 'tm99'"),
+        ({"ExtendedStatistic": "p120"}, "ExtendedStatistic 'p120'"),
         ({"Threshold": "high"}, "Threshold 'high' is not a number"),
         ({"TreatMissingData": "sometimes"}, "TreatMissingData 'sometimes'"),
         ({"MetricName": ""}, "MetricName is required"),
@@ -101,3 +102,16 @@ def test_evaluate_alarms_records_transitions_and_keeps_state_across_redeploys(tm
 def test_alarm_properties_the_local_cloud_cannot_evaluate_are_refused(over, message):
     with pytest.raises(StsmonError, match=message):
         metrics.check_alarm_properties(definition(**over), "alarm")
+
+
+def test_percentile_alarms_evaluate_the_percentile_of_the_period():
+    points = [metrics.Point("ModelLatency", {}, datetime(2026, 11, 27, 12, 0, i % 60, tzinfo=timezone.utc), float(v),
+                            "Microseconds", "test") for i, v in enumerate(range(1, 101))]  # 1..100 in one minute
+    base = definition(MetricName="ModelLatency", Threshold="95", ComparisonOperator="GreaterThanThreshold",
+                      EvaluationPeriods="1", Period="60")
+    metrics.check_alarm_properties({**base, "ExtendedStatistic": "p99"}, "alarm")
+    at_ = datetime(2026, 11, 27, 12, 0, 59, tzinfo=timezone.utc)
+    state_p99, reason, periods = metrics.evaluate({**base, "ExtendedStatistic": "p99"}, points, at_, "OK")
+    assert state_p99 == "ALARM" and periods[0]["value"] == pytest.approx(99.01)
+    state_p90, _, periods = metrics.evaluate({**base, "ExtendedStatistic": "p90"}, points, at_, "OK")
+    assert state_p90 == "OK" and periods[0]["value"] == pytest.approx(90.1)
