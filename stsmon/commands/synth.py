@@ -15,6 +15,7 @@ from .common import context_option
 #: Environment for the CDK CLI: quiet, no telemetry, no Node version nag.
 CDK_ENV = {
     "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     "CDK_DISABLE_CLI_TELEMETRY": "true",
     "CDK_DISABLE_VERSION_CHECK": "1",
 }

@@ -1,0 +1,187 @@
+"""``stsmon demo``: the whole flow locally, from the MSRP files to a monitoring report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import context_option, resolve_state_dir, state_dir_option
+
+STEPS = (
+    "Data: find or fetch the MSRP corpus",
+    "Synth: the CDK app into a cloud assembly",
+    "Deploy foundation and training stacks locally",
+    "Train: run the training pipeline",
+    "Deploy serving and monitoring stacks (endpoint with data capture, hourly schedule)",
+    "Traffic: the test split through the endpoint",
+    "Ground truth: the true labels of the captured inferences",
+    "Monitor: model quality of the window (expect Completed)",
+    "Drift drill: 30 % wrong labels, monitor again (expect CompletedWithViolations)",
+    "Report: metrics over time, violations, confusion matrix",
+)
+
+
+@click.command(name="demo")
+@state_dir_option
+@context_option
+@click.option("--input-data", default=None, metavar="PATH",
+              help="MSRP-layout data: a file, or a folder with the MSRP files. Default: $STSMON_MSRP_DIR, "
+                   "the cache, else a download from the public SentEval mirror.")
+@click.option("--assembly", type=click.Path(file_okay=False, path_type=Path), default=Path("cdk.out"),
+              show_default=True, help="Where to synthesize the cloud assembly.")
+@click.option("--fresh", is_flag=True, help="Start over: stop local processes, delete the state folder, synthesize again.")
+@click.option("--no-drill", is_flag=True, help="Skip the drift drill.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Requests in flight while sending the test split.")
+@click.pass_context
+def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...], input_data: str | None,
+            assembly: Path, fresh: bool, no_drill: bool, concurrency: int) -> None:
+    """Run the complete original workflow on this machine, no AWS account
+    needed: synth, local deploy, train, deploy the endpoint with data capture,
+    send the test split, label it, monitor, then a drift drill (noisy labels
+    must raise violations), and write the report.
+
+    Rerunnable: unchanged inputs are not synthesized again, deploys apply only
+    differences, a new model version is swapped into the running endpoint.
+    Leaves the endpoint and the scheduler running; `stsmon cleanup` stops them.
+    """
+    from .. import demo as d
+    from ..cleanup import remove_local_state, stop_local
+    from ..data import resolve_msrp
+    from . import deploy as deploy_cmd
+    from . import ground_truth as gt_cmd
+    from . import report as report_cmd
+    from . import traffic as traffic_cmd
+    from . import train as train_cmd
+    from .monitor import MonitoringFailed
+    from .monitor import run as monitor_run
+    from .synth import run_synth
+
+    project = Path.cwd()
+    d.check_project(project)
+    state = resolve_state_dir(state_dir)
+    assembly = assembly if assembly.is_absolute() else project / assembly
+    result = d.DemoResult(state)
+    out = state.root / "demo"
+    echo = click.echo
+    total = len(STEPS) - (1 if no_drill else 0)
+    numbers = iter(range(1, total + 1))
+
+    def step(index: int) -> d.Step:
+        return d.Step(result, echo, next(numbers), total, STEPS[index])
+
+    common = {"state_dir": state.root, "context": context}
+    if fresh and state.root.exists():
+        echo(f"--fresh: stopping local processes and removing {state.root}")
+        stop_local(state, echo)
+        remove_local_state(state, echo)
+    out.mkdir(parents=True, exist_ok=True)
+
+    with step(0) as s:
+        data = resolve_msrp(input_data)
+        s.note = str(data)
+        result.files["input_data"] = str(data)
+
+    with step(1) as s:
+        if not fresh and d.assembly_is_current(project, assembly, context):
+            s.note = f"{assembly} is up to date (inputs unchanged)"
+        else:
+            run_synth(project, context, assembly)
+            d.mark_assembly(project, assembly, context)
+            s.note = str(assembly)
+        result.files["assembly"] = str(assembly)
+
+    from ..config import Config  # noqa: F401  (import check: the configuration module loads)
+    from .common import load_cli_config
+
+    cfg = load_cli_config(context)
+    with step(2):
+        ctx.invoke(deploy_cmd.command, target="local", assembly=assembly,
+                   stacks=(cfg.stack_name("foundation"), cfg.stack_name("training")), **common)
+
+    with step(3) as s:
+        record_file = out / "trainmodel_out.json"
+        ctx.invoke(train_cmd.command, target="local", input_data=str(data), out_file=record_file, **common)
+        import json
+
+        record = json.loads(record_file.read_text())
+        result.files["train_record"] = str(record_file)
+        result.facts["model_package_arn"] = record.get("model_package_arn")
+        result.facts["evaluation_metrics"] = record.get("metrics")
+        s.note = f"{record.get('model_package_arn')} ({record.get('model_approval_status')})"
+
+    with step(4) as s:
+        ctx.invoke(deploy_cmd.command, target="local", assembly=assembly, stacks=(), **common)
+        from ..endpoint.process import list_records
+
+        running = [r for r in list_records(state) if r.get("running")]
+        if not running:
+            raise d.DemoFailed("the serving stack deployed but no local endpoint is running; see `stsmon status`")
+        result.facts["endpoint_url"] = running[0]["url"]
+        endpoint_name = running[0]["endpoint_name"]
+        s.note = f"endpoint {running[0]['endpoint_name']} at {running[0]['url']}"
+
+    with step(5) as s:
+        traffic_file = out / "testendpoint_out.json"
+        started = d.now_utc()
+        ctx.invoke(traffic_cmd.command, target="local", concurrency=concurrency, out_file=traffic_file, **common)
+        stats = d.wait_for_capture(state, endpoint_name)
+        ended = d.now_utc()
+        window = d.traffic_window(started, ended)
+        result.facts["capture"] = stats
+        result.files["traffic_record"] = str(traffic_file)
+        result.facts["window"] = window
+        s.note = f"window {window}; capture records written so far: {stats['written']}"
+
+    with step(6):
+        ctx.invoke(gt_cmd.command, target="local", mode="true", window=window, traffic_record=traffic_file, **common)
+
+    def monitor(expect: str) -> dict:
+        try:
+            ctx.invoke(monitor_run, target="local", window=window, **common)
+        except MonitoringFailed:
+            pass  # the result below says what happened
+        outcome = d.latest_monitor_result(state)
+        if outcome["status"] != expect:
+            detail = outcome["failure_reason"] or ", ".join(outcome["violations"]) or "no violations"
+            raise d.DemoFailed(f"the monitor ended {outcome['status']} ({detail}), expected {expect}; "
+                               f"see {outcome['report']}")
+        return outcome
+
+    with step(7) as s:
+        clean = monitor("Completed")
+        result.facts["monitor_clean"] = clean
+        s.note = f"{clean['status']}, accuracy {clean['metrics'].get('accuracy', float('nan')):.4f}"
+
+    if not no_drill:
+        with step(8) as s:
+            ctx.invoke(gt_cmd.command, target="local", mode="noise", error_rate=d.DRILL_ERROR_RATE, seed=7,
+                       window=window, traffic_record=traffic_file, **common)
+            drill = monitor("CompletedWithViolations")
+            in_alarm = sorted(name for name, value in drill["alarms"].items() if value == "ALARM")
+            if not in_alarm:
+                raise d.DemoFailed("the drill raised violations but no alarm is in ALARM state")
+            result.facts["monitor_drill"] = drill
+            s.note = f"violations: {', '.join(drill['violations'])}; in ALARM: {', '.join(in_alarm)}"
+
+    with step(9) as s:
+        report_dir = out / "report"
+        ctx.invoke(report_cmd.command, target="local", out_dir=report_dir, **common)
+        result.files["report"] = str(report_dir / "index.html")
+        s.note = str(report_dir / "index.html")
+
+    summary = d.write_summary(result)
+    echo("")
+    echo("\033[1mDone.\033[0m The whole flow ran locally from the cloud assembly in " + str(assembly))
+    for timing in result.timings:
+        echo(f"  {timing.seconds:6.1f} s  {timing.name}")
+    echo(f"  {sum(t.seconds for t in result.timings):6.1f} s  in all")
+    echo("")
+    echo(f"  Report (open in a browser): {result.files['report']}")
+    echo(f"  Training record:            {result.files['train_record']}")
+    echo(f"  Traffic record:             {result.files['traffic_record']}")
+    echo(f"  Demo summary:               {summary}")
+    echo(f"  Endpoint (still running):   {result.facts['endpoint_url']}")
+    echo("")
+    echo("Next: `stsmon status` to see what is deployed, `stsmon cleanup` to stop and remove it all.")

@@ -1,0 +1,183 @@
+"""The whole flow on one machine: what ``stsmon demo`` runs.
+
+synth → local deploy (foundation, training) → train → deploy (serving,
+monitoring) → traffic over the test split → true labels → monitor →
+noisy labels (the drift drill) → monitor → report.
+
+Each step is the same ``stsmon`` command a person would type (invoked
+in-process), so the demo proves the commands, not a shortcut around them.
+Rerunning is safe: synth is skipped when its inputs did not change, the
+deploys apply only differences, training registers a new package version
+that the endpoint swaps in without dropping requests, traffic reuses the
+same inference ids (the monitor counts the repeats) and newer labels replace
+older ones (the monitor takes the latest label of an id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import StsmonError, UsageError
+from .state import StateDir
+
+#: What the synthesized assembly depends on (relative to the project folder).
+SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "pipeline_code", "processing_scripts", "stsmon/config.py", ".env")
+SYNTH_STAMP = "stsmon-synth-inputs.sha256"
+
+#: The drill's label noise: 30 % wrong labels must trip the accuracy constraint.
+DRILL_ERROR_RATE = 0.3
+
+
+class DemoFailed(StsmonError):
+    """A step of the demo did not give the outcome the flow needs."""
+
+
+def synth_inputs_digest(project: Path, context: Iterable[str] = ()) -> str:
+    """SHA-256 over the files the CDK app reads and the ``-c`` overrides."""
+    digest = hashlib.sha256()
+    for name in SYNTH_INPUTS:
+        root = project / name
+        paths = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else ([root] if root.is_file() else [])
+        for path in paths:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            digest.update(str(path.relative_to(project)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for pair in sorted(context):
+        digest.update(b"-c\0" + pair.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def assembly_is_current(project: Path, assembly: Path, context: Iterable[str] = ()) -> bool:
+    stamp = assembly / SYNTH_STAMP
+    return (assembly / "manifest.json").is_file() and stamp.is_file() and \
+        stamp.read_text().strip() == synth_inputs_digest(project, context)
+
+
+def mark_assembly(project: Path, assembly: Path, context: Iterable[str] = ()) -> None:
+    (assembly / SYNTH_STAMP).write_text(synth_inputs_digest(project, context) + "\n")
+
+
+def traffic_window(started: datetime, ended: datetime) -> str:
+    """Whole UTC hours covering a traffic run, as ``START/END`` for --window."""
+    start = started.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = ended.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}"
+
+
+@dataclass
+class StepTiming:
+    name: str
+    seconds: float
+    note: str = ""
+
+
+@dataclass
+class DemoResult:
+    state: StateDir
+    timings: list[StepTiming] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state_dir": str(self.state.root),
+            "timings": [{"step": t.name, "seconds": round(t.seconds, 1), "note": t.note} for t in self.timings],
+            "files": self.files,
+            **self.facts,
+        }
+
+
+class Step:
+    """Times one step and prints its heading."""
+
+    def __init__(self, result: DemoResult, echo: Callable[[str], None], number: int, total: int, name: str) -> None:
+        self.result, self.echo, self.name = result, echo, name
+        self.heading = f"[{number}/{total}] {name}"
+        self.note = ""
+
+    def __enter__(self) -> Step:
+        self.echo("")
+        self.echo(f"\033[1m{self.heading}\033[0m")
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        seconds = time.monotonic() - self.started
+        if exc_type is None:
+            self.result.timings.append(StepTiming(self.name, seconds, self.note))
+            self.echo(f"    done in {seconds:.1f} s" + (f" — {self.note}" if self.note else ""))
+
+
+def latest_monitor_result(state: StateDir) -> dict[str, Any]:
+    """The newest monitoring run's status, violations, alarms and report path."""
+    from .monitoring import metrics, runs
+
+    target = runs.monitoring_target(state)
+    results = runs.list_results(state, target.pipeline)
+    if not results:
+        raise DemoFailed("the monitoring pipeline recorded no run")
+    last = results[-1]
+    alarms = {a.get("AlarmName"): a.get("StateValue") for a in metrics.list_alarms(state)}
+    return {
+        "execution_id": last.execution.get("PipelineExecutionId"),
+        "status": last.status,
+        "failure_reason": last.failure_reason,
+        "violations": sorted(v.get("metric_name") for v in (last.result or {}).get("violations", [])),
+        "counts": (last.result or {}).get("counts", {}),
+        "metrics": {k: v for k, v in ((last.result or {}).get("metrics") or {}).items() if isinstance(v, (int, float))},
+        "alarms": alarms,
+        "report": str(last.output_dir / runs.REPORT_FILE) if last.output_dir else None,
+    }
+
+
+def wait_for_capture(state: StateDir, endpoint: str, *, settle: float = 1.5, timeout: float = 20.0) -> dict[str, int]:
+    """Wait until the endpoint's capture writers have written what they were given.
+
+    The writers flush at least every second, off the request path (as on
+    SageMaker, where capture files land in S3 minutes later); labelling and
+    monitoring right after the traffic would otherwise miss the last second.
+    Returns the capture counters once they have not changed for ``settle``
+    seconds with nothing pending.
+    """
+    from .endpoint.process import capture_stats
+
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while True:
+        stats = capture_stats(state, endpoint)
+        if stats != last:
+            last, since = stats, time.monotonic()
+        elif stats["written"] + stats["dropped"] >= stats["submitted"] and time.monotonic() - since >= settle:
+            return stats
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"the capture of endpoint {endpoint} did not settle within {timeout:g} s ({stats})")
+        time.sleep(0.1)
+
+
+def write_summary(result: DemoResult) -> Path:
+    folder = result.state.root / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "demo_summary.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def check_project(project: Path) -> None:
+    if not (project / "cdk.json").is_file() or not (project / "app.py").is_file():
+        raise UsageError(
+            f"{project} is not the stsmodelmonitor project folder (no cdk.json/app.py): "
+            "run the demo from the repository root, e.g. `./run.sh demo`")
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
