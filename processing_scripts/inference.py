@@ -325,6 +325,11 @@ def predict_fn(input_data, model) -> Predictions:
         contract.BINARY_CLASSIFICATION if hasattr(pipeline, "predict_proba") else contract.REGRESSION)
     pairs = list(input_data)
     request_type = getattr(input_data, "content_type", None)
+    if not pairs:
+        empty = np.empty(0)
+        return Predictions(problem_type, empty.astype(np.int64) if problem_type == contract.BINARY_CLASSIFICATION
+                           else empty, empty if problem_type == contract.BINARY_CLASSIFICATION else None,
+                           request_type)
     if problem_type == contract.BINARY_CLASSIFICATION:
         prob = pipeline.predict_proba(pairs)[:, 1]
         return Predictions(problem_type, (prob >= 0.5).astype(np.int64), prob, request_type)

@@ -161,6 +161,13 @@ def test_batches_equal_single_predictions_and_threads_agree(model, binary_run):
     np.testing.assert_allclose(singles, batch, rtol=0, atol=1e-12)
 
 
+def test_no_pairs_give_no_predictions(model):
+    prediction = inference.predict_fn(inference.Pairs([], "text/csv"), model)
+    assert len(prediction) == 0
+    assert inference.output_fn(prediction, None) == ("", "text/csv")
+    assert json.loads(inference.output_fn(prediction, "application/json")[0]) == {"predictions": []}
+
+
 def test_model_fn_errors_and_info(model, tmp_path):
     assert model.problem_type == "BinaryClassification"
     assert model.info["labels"] == [0, 1]
