@@ -52,6 +52,19 @@ APPROVED_PACKAGE_TYPE = "Custom::StsApprovedModelPackage"
 # -- local records ----------------------------------------------------------------
 
 
+def _port_free(host: str, port: int) -> bool:
+    """True when ``host:port`` can be bound right now (the default port may be taken)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _models_dir(state: StateDir) -> Path:
     return state.endpoints / "_models"
 
@@ -279,7 +292,14 @@ def serving_spec(ctx: DeployContext, endpoint_name: str, config_name: str) -> Se
     current = read_record(ctx.state, endpoint_name)
     port = ctx.serving.port
     if port is None:
-        port = current["port"] if current and current.get("running") else DEFAULT_PORT
+        if current and current.get("running"):
+            port = current["port"]
+        elif _port_free(ctx.serving.host, DEFAULT_PORT):
+            port = DEFAULT_PORT
+        else:
+            ctx.echo(f"{ctx.stack_name}: port {DEFAULT_PORT} is in use; the endpoint takes a free port "
+                     "(choose one with `stsmon deploy --port`)")
+            port = 0
     return ServerSpec(
         endpoint_name=endpoint_name,
         model_dir=str(model_dir),

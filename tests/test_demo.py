@@ -1,0 +1,149 @@
+"""The README's first command's flow, end to end on the full MSRP corpus.
+
+Runs ``stsmon demo`` as a real process (the same thing ``./run.sh demo``
+runs after setup), with the suite's network guard, no AWS credentials, its
+own state folder and assembly, then checks every artifact the flow leaves —
+and that a rerun is safe — and finally ``stsmon cleanup``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stsmon.localcloud.registry import Registry
+from stsmon.state import StateDir
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "sts-artifacts-000000000000-us-east-1"
+
+
+def stsmon(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stsmon.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, repo_root, msrp):
+    work = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    netguard = repo_root / "tests" / "_netguard"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(netguard), env.get("PYTHONPATH", "")]))
+    env["STSMON_MSRP_DIR"] = str(msrp)
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    env["PATH"] = f"{repo_root / 'node_modules' / '.bin'}:{env['PATH']}"
+    args = ["demo", "--state-dir", str(work / "state"), "--assembly", str(work / "cdk.out")]
+    first = stsmon(args, cwd=repo_root, env=env)
+    state = StateDir(work / "state")
+    yield {"work": work, "state": state, "env": env, "args": args, "first": first}
+    stsmon(["cleanup", "--state-dir", str(state.root), "--yes"], cwd=repo_root, env=env, timeout=120)
+
+
+def test_demo_succeeds_and_prints_its_summary(demo_run):
+    run = demo_run["first"]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Done." in run.stdout
+    assert "Traceback" not in run.stderr
+    summary = json.loads((demo_run["state"].root / "demo" / "demo_summary.json").read_text())
+    assert [t["step"].split(":")[0] for t in summary["timings"]][:2] == ["Data", "Synth"]
+    assert len(summary["timings"]) == 10
+
+
+def test_assembly_has_the_four_stacks(demo_run):
+    manifest = json.loads((demo_run["work"] / "cdk.out" / "manifest.json").read_text())
+    stacks = {a["displayName"] for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"}
+    assert stacks == {"sts-foundation", "sts-training", "sts-serving", "sts-monitoring"}
+
+
+def test_an_approved_package_with_metrics_and_baseline_is_registered(demo_run):
+    state = demo_run["state"]
+    registry = Registry(state.registry_db)
+    package = registry.latest_approved_package("stsPackageGroup")
+    assert package is not None
+    evaluation = state.s3_path(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
+    accuracy = json.loads(evaluation.read_text())["binary_classification_metrics"]["accuracy"]["value"]
+    assert 0.70 < accuracy < 0.90
+    constraints = state.s3_path(package["DriftCheckBaselines"]["ModelQuality"]["Constraints"]["S3Uri"])
+    assert "binary_classification_constraints" in json.loads(constraints.read_text())
+    assert state.s3_path(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]).is_file()
+
+
+def test_capture_has_exactly_one_record_per_request(demo_run):
+    state = demo_run["state"]
+    traffic = json.loads((state.root / "demo" / "testendpoint_out.json").read_text())
+    assert traffic["requests"] == traffic["succeeded"] > 800  # 15 % of 5801 pairs
+    sent = {row["inference_id"] for row in traffic["inferences"]}
+    capture_root = state.s3_path(f"s3://{BUCKET}/sts/datacapture/sts-endpoint/AllTraffic")
+    records = [r for path in sorted(capture_root.rglob("*.jsonl")) for r in jsonl(path)]
+    ids = [r["eventMetadata"]["inferenceId"] for r in records]
+    assert len(ids) == len(set(ids)) == len(sent)
+    assert set(ids) == sent
+    first = records[0]
+    assert set(first) == {"captureData", "eventMetadata", "eventVersion"}
+    assert first["captureData"]["endpointInput"]["mode"] == "INPUT"
+    assert first["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
+
+
+def test_ground_truth_has_true_then_noisy_labels_for_every_id(demo_run):
+    state = demo_run["state"]
+    files = sorted(state.s3_path(f"s3://{BUCKET}/sts/ground-truth").rglob("*.jsonl"))
+    assert len(files) == 2  # true labels, then the drill's
+    true, noisy = (jsonl(p) for p in files)
+    assert {r["eventMetadata"]["eventId"] for r in true} == {r["eventMetadata"]["eventId"] for r in noisy}
+    changed = sum(a["groundTruthData"]["data"] != b["groundTruthData"]["data"]
+                  for a, b in zip(sorted(true, key=lambda r: r["eventMetadata"]["eventId"]),
+                                  sorted(noisy, key=lambda r: r["eventMetadata"]["eventId"])))
+    assert abs(changed / len(true) - 0.3) < 0.02
+
+
+def test_monitoring_completed_then_the_drill_violated(demo_run):
+    state = demo_run["state"]
+    root = state.s3_path(f"s3://{BUCKET}/sts/monitoring/sts-model-quality")
+    results = sorted((json.loads(p.read_text()) for p in root.glob("*/monitoring_result.json")),
+                     key=lambda r: r.get("execution_time") or "")
+    statuses = sorted(r["status"] for r in results)
+    assert statuses == ["Completed", "CompletedWithViolations"]
+    violated = next(r for r in results if r["status"] == "CompletedWithViolations")
+    assert "accuracy" in {v["metric_name"] for v in violated["violations"]}
+    for folder in root.iterdir():
+        for name in ("statistics.json", "constraint_violations.json", "report.html", "cloudwatch_metrics.json"):
+            assert (folder / name).is_file(), folder / name
+    alarms = {json.loads(p.read_text())["AlarmName"]: json.loads(p.read_text())["StateValue"]
+              for p in (state.metrics / "alarms").glob("*.json")}
+    assert alarms["sts-quality-accuracy"] == "ALARM"
+
+
+def test_report_files_are_written(demo_run):
+    report = demo_run["state"].root / "demo" / "report"
+    html = (report / "index.html").read_text()
+    for png in ("metrics_over_time.png", "confusion_matrix.png", "records_over_time.png"):
+        assert (report / png).stat().st_size > 1000
+        assert png in html
+
+
+def test_status_shows_the_running_endpoint_and_last_run(demo_run, repo_root):
+    out = stsmon(["status", "--state-dir", str(demo_run["state"].root), "--json"], cwd=repo_root, env=demo_run["env"])
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert [e["running"] for e in status["endpoints"]] == [True]
+    assert status["last_monitoring"]["status"] == "CompletedWithViolations"
+    assert status["packages"][0]["approval"] == "Approved"
+
+
+def test_rerun_is_safe_and_skips_synth(demo_run, repo_root):
+    again = stsmon(demo_run["args"], cwd=repo_root, env=demo_run["env"])
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "is up to date (inputs unchanged)" in again.stdout
+    registry = Registry(demo_run["state"].registry_db)
+    listed = registry.list_model_packages(ModelPackageGroupName="stsPackageGroup")["ModelPackageSummaryList"]
+    assert len(listed) == 2  # the rerun trained a new version; the endpoint swapped to it
