@@ -131,7 +131,8 @@ def test_disabled_schedule_does_not_fire(deployment):
 @pytest.mark.slow
 def test_scheduled_run_goes_through_the_local_pipeline(deployment):
     """The schedule's own parameters (PublishCloudWatch=true) are overridden locally: no CloudWatch here."""
-    write_window(deployment.capture_root, deployment.ground_truth_root, datetime(2026, 11, 27, 12, tzinfo=timezone.utc),
+    # Data in an hour the real clock's window never is (a date of "today" made this fail one hour a day).
+    write_window(deployment.capture_root, deployment.ground_truth_root, datetime(2020, 1, 6, 12, tzinfo=timezone.utc),
                  300, endpoint=ENDPOINT)
     handler_for("AWS::Scheduler::Schedule").create(ctx(deployment), "Schedule", schedule_props("rate(1 hour)"))
     sched = scheduler.Scheduler(deployment.state)
