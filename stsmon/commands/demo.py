@@ -76,12 +76,12 @@ def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...]
         echo(f"--fresh: stopping local processes and removing {state.root}")
         stop_local(state, echo)
         remove_local_state(state, echo)
-    out.mkdir(parents=True, exist_ok=True)
 
     with step(0) as s:
         data = resolve_msrp(input_data)
         s.note = str(data)
         result.files["input_data"] = str(data)
+    out.mkdir(parents=True, exist_ok=True)
 
     with step(1) as s:
         if not fresh and d.assembly_is_current(project, assembly, context):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import StsmonError
+from ..errors import NotDeployedError, StsmonError
 from .common import assembly_option, context_option, resolve_state_dir, state_dir_option, target_option
 
 
@@ -63,6 +63,19 @@ def command(
         result = subprocess.run(aws_deploy_argv(Path.cwd(), assembly, stacks, exclusively), env={**os.environ})
         if result.returncode:
             raise StsmonError(f"cdk deploy failed (exit code {result.returncode})")
+        return
+
+    if stop and not stacks:
+        # Stopping needs no assembly: stop every local endpoint server of this state folder.
+        from ..endpoint.process import list_records, stop_endpoint
+
+        state = resolve_state_dir(state_dir)
+        records = list_records(state)
+        if not records:
+            raise NotDeployedError(f"no local endpoint in {state.root}: nothing to stop")
+        for record in records:
+            name = str(record["endpoint_name"])
+            click.echo(f"endpoint {name}: " + ("stopped" if stop_endpoint(state, name) else "was not running"))
         return
 
     from ..localcloud.assembly import Assembly
