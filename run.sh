@@ -73,9 +73,11 @@ setup() {
       pipq .venv-tools/bin/python -m pip install -q -r requirements-tools.txt
       stamp tools requirements-tools.txt
     fi
-    if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+      local sudo=""
+      [ "$(id -u)" = 0 ] || sudo="sudo -n"
       say "installing Debian's chromium (for the report rendering test)"
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      ($sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null) \
         || say "could not install chromium; the report rendering test will say so"
     fi
   fi
