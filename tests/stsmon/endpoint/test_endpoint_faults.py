@@ -80,10 +80,15 @@ def test_overload_answers_503_with_retry_after_and_never_hangs(start_server, toy
 
 def test_invocation_timeout_answers_504_and_424_model_error(start_server, toy_model_dir):
     server = start_server(toy_model_dir, workers=1, limits=WorkerLimits(timeout=1.0))
-    container, runtime = in_parallel(post, [
-        (server.port, b"__sleep__ 2.5,x\n"),
-        (server.port, b"__sleep__ 0.1,x\n", None, f"/endpoints/{server.name}/invocations"),
-    ])
+    # The slow request must occupy the worker before the second arrives (on a busy machine
+    # two requests sent "together" may reach it in either order).
+    slow: list = []
+    first = threading.Thread(target=lambda: slow.append(post(server.port, b"__sleep__ 3,x\n")))
+    first.start()
+    time.sleep(0.5)
+    runtime = post(server.port, b"__sleep__ 0.1,x\n", None, f"/endpoints/{server.name}/invocations")
+    first.join(30)
+    (container,) = slow
     assert container[0] == 504 and b"did not answer within 1 s" in container[2]
     assert runtime[0] == 424
     error = json.loads(runtime[2])
@@ -219,7 +224,8 @@ def test_sigkill_mid_load_corrupts_nothing_and_a_new_server_starts(start_server,
     assert len(ids) == len(set(ids)) and set(ids) <= set(sent)
     assert len(ids) > 0
     # The record still says InService, but the pid is gone: a new server starts cleanly.
-    assert not read_record(server.state, server.name)["running"]
+    # (SIGKILL is delivered at once, but tearing the process down takes a moment on a busy machine.)
+    assert wait_until(lambda: not read_record(server.state, server.name)["running"])
     again = start_server(toy_model_dir, workers=1, state=server.state)
     assert again.ping() == 200
 
