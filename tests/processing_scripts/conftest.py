@@ -19,6 +19,22 @@ if str(SCRIPTS) not in sys.path:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pairs_fixture  # noqa: E402
 
+SIBLINGS = tuple(p.stem for p in SCRIPTS.glob("*.py"))
+
+
+@pytest.fixture(autouse=True)
+def _scripts_import_from_processing_scripts():
+    """``import inference`` (or featurizer ...) must give processing_scripts' module even when
+    another test in this process loaded a model package's own copy under the same name."""
+    for name in SIBLINGS:
+        module = sys.modules.get(name)
+        file = getattr(module, "__file__", None) if module is not None else None
+        if module is not None and (not file or Path(file).resolve().parent != SCRIPTS):
+            del sys.modules[name]
+    if sys.path[0] != str(SCRIPTS):
+        sys.path.insert(0, str(SCRIPTS))
+    yield
+
 
 @pytest.fixture(scope="session")
 def scripts_dir() -> Path:

@@ -67,13 +67,17 @@ def isolated_imports() -> Iterator[None]:
     """Undo what loading a model package does to ``sys.path``/``sys.modules``
     (forget the package's own modules; installed libraries stay imported)."""
     path = list(sys.path)
-    modules = set(sys.modules)
+    before = dict(sys.modules)
     installed = (sys.prefix, sys.base_prefix)
     yield
     sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        file = getattr(sys.modules[name], "__file__", None) or ""
-        if file and not file.startswith(installed):
+    for name, module in list(sys.modules.items()):
+        if before.get(name) is module:
+            continue
+        file = getattr(module, "__file__", None) or ""
+        if name in before:  # replaced (e.g. another `inference` imported earlier in this process): put it back
+            sys.modules[name] = before[name]
+        elif file and not file.startswith(installed):
             del sys.modules[name]
 
 
