@@ -56,7 +56,7 @@ def offline_sdk(region: str) -> Iterator[None]:
         os.environ.update(_ENV)
         os.environ["AWS_DEFAULT_REGION"] = region
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _one_botocore_session():
                 warnings.simplefilter("ignore")
                 _disable_telemetry()
                 yield
@@ -70,6 +70,34 @@ def offline_sdk(region: str) -> Iterator[None]:
 
 
 _env_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def _one_botocore_session() -> Iterator[None]:
+    """Let every botocore session the SDK creates share one data loader.
+
+    Building the two definitions makes the SDK create 25 clients in 6 sessions
+    of its own; each new botocore session parses the service models again
+    (JSON of several MB for SageMaker): 1.6 s of a 3 s build. One loader (its
+    cache is per instance) parses each model once. No AWS call is made either way.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    original = botocore.loaders.create_loader
+    loaders: dict[Any, Any] = {}
+
+    def create_loader(search_path_string: Any = None) -> Any:
+        if search_path_string not in loaders:
+            loaders[search_path_string] = original(search_path_string)
+        return loaders[search_path_string]
+
+    # botocore.session imported the name: that binding is the one sessions call.
+    botocore.session.create_loader = create_loader
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = original
 
 
 def _disable_telemetry() -> None:
