@@ -162,6 +162,59 @@ def wait_for_capture(state: StateDir, endpoint: str, *, settle: float = 1.5, tim
         time.sleep(0.1)
 
 
+def aws_outputs(cfn: Any, cfg: Any) -> dict[str, str]:
+    """The deployed AWS stacks' outputs, merged."""
+    from .aws import stack_outputs
+
+    merged: dict[str, str] = {}
+    for kind in ("foundation", "training", "serving", "monitoring"):
+        merged.update(stack_outputs(cfn, cfg.stack_name(kind)))
+    return merged
+
+
+def wait_for_s3_capture(s3: Any, capture_uri: str, endpoint: str, start: datetime, end: datetime,
+                        expected: set[str], *, timeout: float = 900.0, poll: float = 20.0,
+                        sleep: Callable[[float], None] = time.sleep,
+                        echo: Callable[[str], None] = lambda line: None) -> int:
+    """Wait until SageMaker has written the capture records of ``expected``
+    inference ids to S3 (it delivers them in batches, typically within minutes).
+    Returns how many arrived; raises DemoFailed after ``timeout`` seconds."""
+    from .monitoring.ground_truth import s3_captures
+
+    waited = 0.0
+    while True:
+        seen = {c.inference_id for c in s3_captures(s3, capture_uri, endpoint, start, end)}
+        arrived = len(expected & seen)
+        if arrived >= len(expected):
+            return arrived
+        if waited >= timeout:
+            raise DemoFailed(f"after {timeout:g} s only {arrived} of {len(expected)} capture records are in "
+                             f"{capture_uri}/{endpoint}/ — is data capture enabled on the endpoint?")
+        echo(f"    waiting for data capture in S3: {arrived} of {len(expected)} records so far")
+        sleep(poll)
+        waited += poll
+
+
+def latest_aws_monitor_result(s3: Any, cloudwatch: Any, output_uri: str, alarm_prefix: str) -> dict[str, Any]:
+    """The newest AWS monitoring run's status, violations and the alarm states (same keys as the local one)."""
+    from .monitoring.aws_report import aws_results
+
+    results, alarms = aws_results(s3, cloudwatch, output_uri, alarm_prefix, limit=50)
+    if not results:
+        raise DemoFailed(f"no monitoring result under {output_uri}")
+    last = results[-1]
+    return {
+        "execution_id": last.execution_id,
+        "status": last.status,
+        "failure_reason": last.failure_reason,
+        "violations": sorted(v.get("metric_name") for v in last.violations),
+        "counts": last.counts,
+        "metrics": {k: v for k, v in last.metrics.items() if isinstance(v, (int, float))},
+        "alarms": {a.get("AlarmName"): a.get("StateValue") for a in alarms},
+        "report": last.report_path,
+    }
+
+
 def write_summary(result: DemoResult) -> Path:
     folder = result.state.root / "demo"
     folder.mkdir(parents=True, exist_ok=True)
@@ -181,3 +234,8 @@ def check_project(project: Path) -> None:
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 UTC time as :func:`traffic_window` writes it."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

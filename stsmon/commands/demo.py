@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import context_option, resolve_state_dir, state_dir_option
+from .common import context_option, resolve_state_dir, state_dir_option, target_option
 
 STEPS = (
     "Data: find or fetch the MSRP corpus",
@@ -23,6 +23,7 @@ STEPS = (
 
 
 @click.command(name="demo")
+@target_option
 @state_dir_option
 @context_option
 @click.option("--input-data", default=None, metavar="PATH",
@@ -35,7 +36,7 @@ STEPS = (
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Requests in flight while sending the test split.")
 @click.pass_context
-def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...], input_data: str | None,
+def command(ctx: click.Context, target: str, state_dir: Path | None, context: tuple[str, ...], input_data: str | None,
             assembly: Path, fresh: bool, no_drill: bool, concurrency: int) -> None:
     """Run the complete original workflow on this machine, no AWS account
     needed: synth, local deploy, train, deploy the endpoint with data capture,
@@ -45,6 +46,11 @@ def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...]
     Rerunnable: unchanged inputs are not synthesized again, deploys apply only
     differences, a new model version is swapped into the running endpoint.
     Leaves the endpoint and the scheduler running; `stsmon cleanup` stops them.
+
+    With --target aws the same steps run against your AWS account (your
+    credentials): `cdk deploy` of the same assembly, the SageMaker pipelines,
+    the real endpoint (the demo waits for its capture files in S3). That costs
+    money; remove it all with `npx cdk destroy --all`.
     """
     from .. import demo as d
     from ..cleanup import remove_local_state, stop_local
@@ -72,6 +78,7 @@ def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...]
         return d.Step(result, echo, next(numbers), total, STEPS[index])
 
     common = {"state_dir": state.root, "context": context}
+    aws = target == "aws"
     if fresh and state.root.exists():
         echo(f"--fresh: stopping local processes and removing {state.root}")
         stop_local(state, echo)
@@ -97,12 +104,12 @@ def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...]
 
     cfg = load_cli_config(context)
     with step(2):
-        ctx.invoke(deploy_cmd.command, target="local", assembly=assembly,
+        ctx.invoke(deploy_cmd.command, target=target, assembly=assembly,
                    stacks=(cfg.stack_name("foundation"), cfg.stack_name("training")), **common)
 
     with step(3) as s:
         record_file = out / "trainmodel_out.json"
-        ctx.invoke(train_cmd.command, target="local", input_data=str(data), out_file=record_file, **common)
+        ctx.invoke(train_cmd.command, target=target, input_data=str(data), out_file=record_file, **common)
         import json
 
         record = json.loads(record_file.read_text())
@@ -112,21 +119,38 @@ def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...]
         s.note = f"{record.get('model_package_arn')} ({record.get('model_approval_status')})"
 
     with step(4) as s:
-        ctx.invoke(deploy_cmd.command, target="local", assembly=assembly, stacks=(), **common)
-        from ..endpoint.process import list_records
+        ctx.invoke(deploy_cmd.command, target=target, assembly=assembly, stacks=(), **common)
+        if aws:
+            from ..aws import client
 
-        running = [r for r in list_records(state) if r.get("running")]
-        if not running:
-            raise d.DemoFailed("the serving stack deployed but no local endpoint is running; see `stsmon status`")
-        result.facts["endpoint_url"] = running[0]["url"]
-        endpoint_name = running[0]["endpoint_name"]
-        s.note = f"endpoint {running[0]['endpoint_name']} at {running[0]['url']}"
+            outputs = d.aws_outputs(client("cloudformation", cfg.region), cfg)
+            endpoint_name = outputs["EndpointName"]
+            result.facts["endpoint_url"] = f"SageMaker endpoint {endpoint_name} ({cfg.region})"
+        else:
+            from ..endpoint.process import list_records
+
+            running = [r for r in list_records(state) if r.get("running")]
+            if not running:
+                raise d.DemoFailed("the serving stack deployed but no local endpoint is running; see `stsmon status`")
+            result.facts["endpoint_url"] = running[0]["url"]
+            endpoint_name = running[0]["endpoint_name"]
+        s.note = f"endpoint {endpoint_name}: {result.facts['endpoint_url']}"
 
     with step(5) as s:
         traffic_file = out / "testendpoint_out.json"
         started = d.now_utc()
-        ctx.invoke(traffic_cmd.command, target="local", concurrency=concurrency, out_file=traffic_file, **common)
-        stats = d.wait_for_capture(state, endpoint_name)
+        ctx.invoke(traffic_cmd.command, target=target, concurrency=concurrency, out_file=traffic_file, **common)
+        if aws:
+            import json as _json
+
+            sent = {r["inference_id"] for r in _json.loads(traffic_file.read_text())["inferences"] if not r.get("error")}
+            hours = d.traffic_window(started, d.now_utc()).split("/")
+            arrived = d.wait_for_s3_capture(
+                client("s3", cfg.region), outputs["DataCaptureUri"], endpoint_name,
+                d.parse_time(hours[0]), d.parse_time(hours[1]), sent, echo=echo)
+            stats = {"written": arrived}
+        else:
+            stats = d.wait_for_capture(state, endpoint_name)
         ended = d.now_utc()
         window = d.traffic_window(started, ended)
         result.facts["capture"] = stats
@@ -135,14 +159,18 @@ def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...]
         s.note = f"window {window}; capture records written so far: {stats['written']}"
 
     with step(6):
-        ctx.invoke(gt_cmd.command, target="local", mode="true", window=window, traffic_record=traffic_file, **common)
+        ctx.invoke(gt_cmd.command, target=target, mode="true", window=window, traffic_record=traffic_file, **common)
 
     def monitor(expect: str) -> dict:
         try:
-            ctx.invoke(monitor_run, target="local", window=window, **common)
+            ctx.invoke(monitor_run, target=target, window=window, **common)
         except MonitoringFailed:
             pass  # the result below says what happened
-        outcome = d.latest_monitor_result(state)
+        if aws:
+            outcome = d.latest_aws_monitor_result(client("s3", cfg.region), client("cloudwatch", cfg.region),
+                                                  outputs["MonitoringOutputUri"], f"{cfg.prefix}-quality-")
+        else:
+            outcome = d.latest_monitor_result(state)
         if outcome["status"] != expect:
             detail = outcome["failure_reason"] or ", ".join(outcome["violations"]) or "no violations"
             raise d.DemoFailed(f"the monitor ended {outcome['status']} ({detail}), expected {expect}; "
@@ -156,7 +184,7 @@ def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...]
 
     if not no_drill:
         with step(8) as s:
-            ctx.invoke(gt_cmd.command, target="local", mode="noise", error_rate=d.DRILL_ERROR_RATE, seed=7,
+            ctx.invoke(gt_cmd.command, target=target, mode="noise", error_rate=d.DRILL_ERROR_RATE, seed=7,
                        window=window, traffic_record=traffic_file, **common)
             drill = monitor("CompletedWithViolations")
             in_alarm = sorted(name for name, value in drill["alarms"].items() if value == "ALARM")
@@ -167,13 +195,14 @@ def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...]
 
     with step(9) as s:
         report_dir = out / "report"
-        ctx.invoke(report_cmd.command, target="local", out_dir=report_dir, **common)
+        ctx.invoke(report_cmd.command, target=target, out_dir=report_dir, **common)
         result.files["report"] = str(report_dir / "index.html")
         s.note = str(report_dir / "index.html")
 
     summary = d.write_summary(result)
     echo("")
-    echo("\033[1mDone.\033[0m The whole flow ran locally from the cloud assembly in " + str(assembly))
+    where = f"on AWS ({cfg.region})" if aws else "locally"
+    echo(f"\033[1mDone.\033[0m The whole flow ran {where} from the cloud assembly in {assembly}")
     for timing in result.timings:
         echo(f"  {timing.seconds:6.1f} s  {timing.name}")
     echo(f"  {sum(t.seconds for t in result.timings):6.1f} s  in all")
@@ -184,4 +213,7 @@ def command(ctx: click.Context, state_dir: Path | None, context: tuple[str, ...]
     echo(f"  Demo summary:               {summary}")
     echo(f"  Endpoint (still running):   {result.facts['endpoint_url']}")
     echo("")
-    echo("Next: `stsmon status` to see what is deployed, `stsmon cleanup` to stop and remove it all.")
+    if aws:
+        echo("Next: `stsmon status --target aws`; remove it all (it costs money) with `npx cdk destroy --all`.")
+    else:
+        echo("Next: `stsmon status` to see what is deployed, `stsmon cleanup` to stop and remove it all.")
