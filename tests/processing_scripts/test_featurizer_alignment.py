@@ -1,0 +1,58 @@
+"""The bit-parallel LCS / edit distance in the featurizer equal the plain dynamic-programming tables."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import featurizer
+
+tokens = st.lists(st.sampled_from(["the", "cat", "sat", "on", "a", "mat", "7", "Mr."]), max_size=40)
+
+
+def lcs_table(a: list, b: list) -> tuple[int, int]:
+    """Reference: the O(len(a) * len(b)) tables (subsequence and contiguous run)."""
+    if not a or not b:
+        return 0, 0
+    prev, prev_run, best = [0] * (len(b) + 1), [0] * (len(b) + 1), 0
+    for x in a:
+        cur, cur_run = [0], [0]
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur.append(prev[j - 1] + 1)
+                cur_run.append(prev_run[j - 1] + 1)
+                best = max(best, cur_run[-1])
+            else:
+                cur.append(max(prev[j], cur[j - 1]))
+                cur_run.append(0)
+        prev, prev_run = cur, cur_run
+    return prev[-1], best
+
+
+def levenshtein_table(a: list, b: list) -> int:
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(tokens, tokens)
+def test_lcs_and_run_equal_the_tables(a, b):
+    assert featurizer._lcs(a, b) == lcs_table(a, b)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(tokens, tokens)
+def test_edit_distance_equals_the_table(a, b):
+    assert featurizer._edit_distance(a, b) == levenshtein_table(a, b)
+
+
+def test_long_sequences_beyond_machine_words():
+    a = ["w%d" % (i % 97) for i in range(300)]
+    b = ["w%d" % (i % 89) for i in range(280)]
+    assert featurizer._edit_distance(a, b) == levenshtein_table(a, b)
+    assert featurizer._lcs(a, b) == lcs_table(a, b)
