@@ -402,8 +402,10 @@ class PairFeaturizer(TransformerMixin, BaseEstimator):
     # -- features ---------------------------------------------------------
 
     def _idf_mass(self, tokens, table) -> float:
+        # fsum: exactly rounded, so the result does not depend on set order
+        # (which changes with the process's string hash seed).
         default = self.default_idf_
-        return sum(table.get(t, default) for t in tokens)
+        return math.fsum(table.get(t, default) for t in tokens)
 
     def _cosine(self, a: Counter, b: Counter, table: dict) -> float:
         if not a or not b:
@@ -519,8 +521,13 @@ def _terms(s: _Sentence) -> frozenset:
 
 
 def _supervised_features(ta: frozenset, tb: frozenset, stats: dict) -> tuple[float, float, float]:
-    shared_lo = unshared_lo = 0.0
-    dot = na = nb = 0.0
+    # Sums over sets use math.fsum (exactly rounded): the same value whatever
+    # the iteration order, which changes with the process's string hash seed.
+    shared_lo: list[float] = []
+    unshared_lo: list[float] = []
+    dot: list[float] = []
+    na: list[float] = []
+    nb: list[float] = []
     for t in ta | tb:
         st = stats.get(t)
         if st is None:
@@ -528,14 +535,18 @@ def _supervised_features(ta: frozenset, tb: frozenset, stats: dict) -> tuple[flo
         w2 = st[2] * st[2]
         in_a, in_b = t in ta, t in tb
         if in_a and in_b:
-            shared_lo += st[0]
-            dot += w2
+            shared_lo.append(st[0])
+            dot.append(w2)
         else:
-            unshared_lo += st[1]
-        na += w2 if in_a else 0.0
-        nb += w2 if in_b else 0.0
-    cosine = dot / math.sqrt(na * nb) if na and nb else 0.0
-    return shared_lo + unshared_lo, unshared_lo, cosine
+            unshared_lo.append(st[1])
+        if in_a:
+            na.append(w2)
+        if in_b:
+            nb.append(w2)
+    sa, sb = math.fsum(na), math.fsum(nb)
+    cosine = math.fsum(dot) / math.sqrt(sa * sb) if sa and sb else 0.0
+    unshared = math.fsum(unshared_lo)
+    return math.fsum(shared_lo) + unshared, unshared, cosine
 
 
 def _binary_target(y) -> np.ndarray | None:
