@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,3 +58,26 @@ def test_long_sequences_beyond_machine_words():
     b = ["w%d" % (i % 89) for i in range(280)]
     assert featurizer._edit_distance(a, b) == levenshtein_table(a, b)
     assert featurizer._lcs(a, b) == lcs_table(a, b)
+
+
+def test_features_do_not_depend_on_the_string_hash_seed(tmp_path, subprocess_env, scripts_dir):
+    """Set iteration order changes with PYTHONHASHSEED; the features must not."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+sys.path[:0] = [{str(scripts_dir)!r}, {str(Path(__file__).parent)!r}]
+import numpy as np, pandas as pd
+import featurizer, pairs_fixture
+rows = pairs_fixture.binary_rows()
+X = pd.DataFrame({{"sentence1": [r[3] for r in rows], "sentence2": [r[4] for r in rows]}})
+y = np.array([int(r[0]) for r in rows])
+f = featurizer.PairFeaturizer(random_state=0).fit(X, y)
+sys.stdout.buffer.write(f.transform(X).tobytes())
+"""
+    outputs = []
+    for seed in ("1", "2", "3"):
+        env = {**subprocess_env, "PYTHONHASHSEED": seed}
+        outputs.append(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True).stdout)
+    assert outputs[0] and outputs[0] == outputs[1] == outputs[2]
