@@ -229,7 +229,6 @@ def load_model(model_dir: str | os.PathLike):
     The pickled pipeline refers to the sibling modules (``featurizer``,
     ``stsmodel``), which must be importable - they are, next to the scripts.
     """
-    import joblib
 
     folder = Path(model_dir)
     archive = folder / contract.MODEL_ARCHIVE

@@ -7,8 +7,6 @@ deployment), from a folder that is not the project (no cdk.json).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from .capture import CaptureSettings
 from .model import ModelLoadError, prepare_model_dir
-from .server import Master, ServerSpec, _atomic_write_json, configure_logging
+from ..fileio import write_json_atomic
+from .server import Master, ServerSpec, configure_logging
 from .worker import WorkerLimits
 
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     def ready(record: dict) -> None:
         print(f"endpoint {record['endpoint_name']} in service at {record['url']}", flush=True)
         if args.ready_file is not None:
-            _atomic_write_json(args.ready_file, record)
+            write_json_atomic(args.ready_file, record)
 
     return Master(spec, spec_file).run(on_ready=ready)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StsmonError
-from ..localcloud.handlers import DeployContext, DeployedResource, HandlerResult, ResourceHandler, is_resolved, register
+from ..localcloud.handlers import DeployContext, HandlerResult, ResourceHandler, is_resolved, register
 from ..state import StateDir
 from .capture import settings_from_data_capture_config
 from .model import ModelLoadError, prepare_model_dir

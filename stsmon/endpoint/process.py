@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_json_atomic
 from ..errors import NotDeployedError, StsmonError
 from ..state import StateDir
 from .server import Master, ServerSpec, configure_logging
@@ -156,7 +157,7 @@ def start_endpoint(state: StateDir, spec: ServerSpec, *, timeout: float = START_
         if current.get("host") == spec.host and (spec.port in (0, current.get("port"))):
             return _swap(state, spec, current, timeout)
         stop_endpoint(state, spec.endpoint_name)
-    _write_json(paths.spec, spec.to_json())
+    write_json_atomic(paths.spec, spec.to_json())
     for stale in paths.stats.glob("worker-*.json") if paths.stats.is_dir() else ():
         stale.unlink()
     with open(paths.log, "ab") as log:
@@ -193,7 +194,7 @@ def _swap(state: StateDir, spec: ServerSpec, current: dict[str, Any], timeout: f
     paths = endpoint_paths(state, spec.endpoint_name)
     spec = spec.with_changes(port=current["port"])
     before = int(current.get("reload_count", 0))
-    _write_json(paths.spec, spec.to_json())
+    write_json_atomic(paths.spec, spec.to_json())
     os.kill(current["pid"], signal.SIGHUP)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -239,7 +240,7 @@ def stop_endpoint(state: StateDir, name: str, *, timeout: float = 45.0) -> bool:
     if record is not None and record.get("status") != "Stopped":
         data = {k: v for k, v in record.items() if k not in ("running", "log")}
         data["status"] = "Stopped"
-        _write_json(endpoint_paths(state, name).record, data)
+        write_json_atomic(endpoint_paths(state, name).record, data)
     return True
 
 
@@ -252,7 +253,7 @@ def serve_foreground(state: StateDir, spec: ServerSpec, *, on_ready=None) -> int
         raise StsmonError(f"endpoint {spec.endpoint_name} already runs in the background (pid {current['pid']}); "
                           "stop it first with: stsmon deploy --stop")
     paths.folder.mkdir(parents=True, exist_ok=True)
-    _write_json(paths.spec, spec.to_json())
+    write_json_atomic(paths.spec, spec.to_json())
     configure_logging()
     return Master(spec, paths.spec).run(on_ready=on_ready)
 
@@ -270,10 +271,3 @@ def _tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text[-lines:])
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)

@@ -25,6 +25,7 @@ background.
 from __future__ import annotations
 
 import errno
+import mmap
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_json_atomic
 from .capture import CaptureSettings, CaptureWriter
 from .worker import WorkerLimits
 
@@ -438,7 +440,7 @@ class Master:
         record.update(extra)
         self.record = record
         if spec.record_path:
-            _atomic_write_json(Path(spec.record_path), record)
+            write_json_atomic(Path(spec.record_path), record)
 
 
 def _worker_main(master: Master, spec: ServerSpec, index: int, ready_w: int) -> int:
@@ -510,16 +512,14 @@ class ConnectionBalance:
     SLOTS = 64  # workers per generation
     _FORMAT = "i"
 
-    def __init__(self, memory: "mmap.mmap", generation: int, index: int, count: int) -> None:
+    def __init__(self, memory: mmap.mmap, generation: int, index: int, count: int) -> None:
         self.counts = memoryview(memory).cast(self._FORMAT)
         self.base = (generation % 2) * self.SLOTS  # two generations overlap during a model swap
         self.index = index
         self.count = min(count, self.SLOTS)
 
     @classmethod
-    def allocate(cls) -> "mmap.mmap":
-        import mmap
-
+    def allocate(cls) -> mmap.mmap:
         return mmap.mmap(-1, 2 * cls.SLOTS * 4)  # anonymous, MAP_SHARED: inherited by forked workers
 
     def reset(self) -> None:
@@ -586,13 +586,6 @@ def _bind_message(host: str, port: int, exc: OSError) -> str:
     if exc.errno == errno.EACCES:
         return f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-
-
-def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -26,14 +26,13 @@ import contextlib
 import copy
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_json_atomic
 from ..errors import NotDeployedError, StsmonError
 from ..state import StateDir
 from . import LocalEnvironment
@@ -197,21 +196,6 @@ def find_output(state: StateDir, key: str) -> Any:
     raise NotDeployedError(
         f"no locally deployed stack has the output {key!r} (state {state.root}): run `stsmon deploy` first"
     )
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=False, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -583,8 +567,8 @@ class LocalDeployer:
         if prior:
             self._check_exports_unused(prior, exports)
             self._delete_resources(ctx, prior, removed, prior_template)
-        _write_json_atomic(template_path(self.state, name), template)
-        _write_json_atomic(record_path(self.state, name), record.to_json())
+        write_json_atomic(template_path(self.state, name), template, fsync=True)
+        write_json_atomic(record_path(self.state, name), record.to_json(), fsync=True)
         changed = any(c.action != "keep" for c in changes) or (prior is not None and prior.outputs != outputs)
         status = "deployed" if changed or prior is None else "unchanged"
         self.echo(f"{name}: {'deployed' if status == 'deployed' else 'no changes'}")

@@ -51,7 +51,6 @@ import string
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,10 +58,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_json_atomic
 from ..errors import NotDeployedError, StsmonError, UsageError
 from ..state import StateDir
 from . import LocalEnvironment
-from .pipelines import PARAMETER_TYPES, StepSpec, collect_steps, definition_problems, load_pipeline
+from .pipelines import StepSpec, collect_steps, definition_problems, load_pipeline
 from .registry import Registry
 
 FAILURE_REASON_MAX = 1024
@@ -274,7 +274,7 @@ class Execution:
     def _save(self) -> None:
         with self.lock:
             self.record["LastModifiedTime"] = _now()
-            _atomic_json(self.folder / "execution.json", self.record)
+            write_json_atomic(self.folder / "execution.json", self.record)
 
     def _step_record(self, name: str) -> dict[str, Any]:
         for rec in self.record["Steps"]:
@@ -386,7 +386,7 @@ class Execution:
 
     def run(self) -> dict[str, Any]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        _atomic_json(self.folder / "definition.json", self.definition)
+        write_json_atomic(self.folder / "definition.json", self.definition)
         self._save()
         self.on_event("execution", dict(self.record))
         status: dict[str, str] = {name: "Pending" for name in self.steps}
@@ -540,8 +540,8 @@ class Execution:
             remap_path(out["S3Output"]["LocalPath"], root).mkdir(parents=True, exist_ok=True)
         config_dir = root / "config"
         config_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_json(config_dir / "processingjobconfig.json", {**args, "ProcessingJobName": job_name})
-        _atomic_json(config_dir / "resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})
+        write_json_atomic(config_dir / "processingjobconfig.json", {**args, "ProcessingJobName": job_name})
+        write_json_atomic(config_dir / "resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})
         entrypoint = list(app.get("ContainerEntrypoint") or [])
         if not entrypoint:
             raise StepFailed("AppSpecification.ContainerEntrypoint is empty: the local runtime needs the command to run")
@@ -594,10 +594,10 @@ class Execution:
         for sub in ("model", "output/data", "output/intermediate", "input/config"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         user_hps = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
-        _atomic_json(root / "input" / "config" / "hyperparameters.json", {k: json.dumps(v) if not isinstance(v, str) else v for k, v in user_hps.items()})
-        _atomic_json(root / "input" / "config" / "inputdataconfig.json", {c["ChannelName"]: {k: v for k, v in c.items() if k != "DataSource"} for c in args.get("InputDataConfig") or []})
+        write_json_atomic(root / "input" / "config" / "hyperparameters.json", {k: json.dumps(v) if not isinstance(v, str) else v for k, v in user_hps.items()})
+        write_json_atomic(root / "input" / "config" / "inputdataconfig.json", {c["ChannelName"]: {k: v for k, v in c.items() if k != "DataSource"} for c in args.get("InputDataConfig") or []})
         resource = {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}
-        _atomic_json(root / "input" / "config" / "resourceconfig.json", resource)
+        write_json_atomic(root / "input" / "config" / "resourceconfig.json", resource)
         cmd_args: list[str] = []
         for k, v in user_hps.items():
             cmd_args += [f"--{k}", v if isinstance(v, str) else json.dumps(v)]
@@ -885,18 +885,6 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: o.isoformat() if hasattr(o, "isoformat") else str(o)))
 
 
-def _atomic_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -1081,7 +1069,7 @@ def reconcile(state: StateDir, pipeline_name: str) -> list[str]:
         record["FailureReason"] = reason
         record["EndTime"] = _now()
         record.pop("ExecutorPid", None)
-        _atomic_json(path, record)
+        write_json_atomic(path, record)
         fixed.append(record.get("PipelineExecutionId", path.parent.name))
     return fixed
 

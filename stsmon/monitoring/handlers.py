@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import StsmonError
+from ..fileio import write_json_atomic
 from ..localcloud.handlers import (
     DeployContext,
     DeployedResource,
@@ -162,7 +163,7 @@ class DashboardHandler(ResourceHandler):
         except ValueError as exc:
             raise StsmonError(f"DashboardBody of {name} is not JSON: {exc}") from None
         path = metrics.dashboards_dir(ctx.state) / f"{name}.json"
-        metrics._write_json(path, {"DashboardName": name, "DashboardBody": body})
+        write_json_atomic(path, {"DashboardName": name, "DashboardBody": body})
         return HandlerResult(physical_id=name, attributes={})
 
     def update(self, ctx: DeployContext, logical_id: str, props: dict[str, Any], previous: DeployedResource) -> HandlerResult:

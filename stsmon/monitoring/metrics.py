@@ -25,13 +25,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_json_atomic
 from ..errors import StsmonError
 from ..state import StateDir
 
@@ -63,19 +63,6 @@ def iso(moment: datetime) -> str:
 def _file_name(name: str) -> str:
     """A name as a file name: unsafe characters as %XX (reversible, no collisions)."""
     return _SAFE.sub(lambda m: "%" + "".join(f"{b:02X}" for b in m.group(0).encode()), name)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -241,7 +228,7 @@ def save_alarm(state: StateDir, name: str, arn: str, props: dict[str, Any]) -> d
             "StateUpdatedTimestamp": previous.get("StateUpdatedTimestamp", iso(datetime.now(timezone.utc))),
             "History": previous.get("History", []),
         }
-        _write_json(path, record)
+        write_json_atomic(path, record)
     return record
 
 
@@ -355,7 +342,7 @@ def evaluate_alarms(state: StateDir, at: datetime, *, namespace: str | None = No
                 record["StateUpdatedTimestamp"] = now
             record["StateValue"], record["StateReason"], record["EvaluatedAt"] = state_value, reason, iso(at)
             record["Periods"] = periods
-            _write_json(alarms_dir(state) / f"{_file_name(record['AlarmName'])}.json", record)
+            write_json_atomic(alarms_dir(state) / f"{_file_name(record['AlarmName'])}.json", record)
             results.append({"name": record["AlarmName"], "metric": definition["MetricName"], "state": state_value,
                             "previous": previous, "reason": reason, "changed": changed,
                             "threshold": definition.get("Threshold"), "comparison": definition["ComparisonOperator"]})

@@ -15,14 +15,13 @@ the ingest is its local equivalent.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_json_atomic
 from ..errors import NotDeployedError, UsageError
 from ..state import StateDir
 from . import metrics
@@ -156,15 +155,6 @@ def output_uri_of(execution: dict[str, Any]) -> str | None:
     return None
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
 #: SageMaker's own per-pipeline metrics (what the "monitor failed" alarm watches).
 PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
@@ -203,7 +193,7 @@ def collect(state: StateDir, execution: dict[str, Any], *, trigger: str = "manua
                 run.alarms = metrics.evaluate_alarms(state, max(stamps), namespace=payload["Namespace"])
     run.alarms += _pipeline_metrics(state, execution)
     run.record_path = state.runs / f"monitor-{execution['PipelineExecutionId']}.json"
-    _write_json(run.record_path, {
+    write_json_atomic(run.record_path, {
         "kind": "monitor",
         "trigger": trigger,
         "pipeline": execution.get("PipelineName"),

@@ -27,28 +27,19 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_json_atomic
 from ..errors import StsmonError
 from ..state import StateDir
 from . import schedule_expr
 
 POLL_SECONDS = 5.0
 LOG = logging.getLogger("stsmon.scheduler")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1)
-        handle.write("\n")
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> Any:
@@ -79,7 +70,7 @@ def save_schedule(state: StateDir, record: dict[str, Any]) -> None:
     """Record a schedule: Name, Arn, ScheduleExpression, ScheduleExpressionTimezone, State,
     PipelineName, Parameters (name -> value), CreatedAt."""
     schedule_expr.parse(record["ScheduleExpression"], record.get("ScheduleExpressionTimezone", "UTC"))
-    _write_json(schedules_dir(state) / f"{record['Name']}.json", record)
+    write_json_atomic(schedules_dir(state) / f"{record['Name']}.json", record)
 
 
 def delete_schedule(state: StateDir, name: str) -> None:
@@ -87,7 +78,7 @@ def delete_schedule(state: StateDir, name: str) -> None:
     data = _read_json(state.scheduler / "state.json") or {}
     if name in data:
         data.pop(name)
-        _write_json(state.scheduler / "state.json", data)
+        write_json_atomic(state.scheduler / "state.json", data)
 
 
 def list_schedules(state: StateDir) -> list[dict[str, Any]]:
@@ -141,7 +132,7 @@ def start(state: StateDir, *, python: str | None = None) -> dict[str, Any]:
         if info["start_time"]:
             break
         time.sleep(0.01)
-    _write_json(state.scheduler / "scheduler.json", info)
+    write_json_atomic(state.scheduler / "scheduler.json", info)
     return info
 
 
@@ -252,7 +243,7 @@ class Scheduler:
             fired_now.append(entry)
         for gone in set(book) - names:
             book.pop(gone)
-        _write_json(self.state.scheduler / "state.json", book)
+        write_json_atomic(self.state.scheduler / "state.json", book)
         return fired_now
 
     def seconds_to_next(self, now: datetime) -> float:

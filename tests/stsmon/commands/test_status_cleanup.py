@@ -17,7 +17,8 @@ from stsmon import cli as cli_module
 from stsmon.cleanup import aws_cleanup
 from stsmon.config import load_config
 from stsmon.endpoint.process import read_record
-from stsmon.localcloud.deployer import StackRecord, _write_json_atomic, record_path
+from stsmon.fileio import write_json_atomic
+from stsmon.localcloud.deployer import StackRecord, record_path
 from stsmon.localcloud.registry import Registry
 from stsmon.overview import aws_status, local_status
 from stsmon.state import StateDir
@@ -39,7 +40,7 @@ def deploy_record(state: StateDir, stack: str, outputs: dict) -> None:
                          order=[], outputs=outputs, exports={}, imports=[])
     path = record_path(state, stack)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(path, record.to_json())
+    write_json_atomic(path, record.to_json())
 
 
 def register_package(state: StateDir, accuracy: float) -> str:
