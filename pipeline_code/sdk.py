@@ -59,7 +59,8 @@ def offline_sdk(region: str) -> Iterator[None]:
             with warnings.catch_warnings(), _one_botocore_session():
                 warnings.simplefilter("ignore")
                 _disable_telemetry()
-                yield
+                with _no_local_mode_clients():
+                    yield
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -98,6 +99,30 @@ def _one_botocore_session() -> Iterator[None]:
         yield
     finally:
         botocore.session.create_loader = original
+
+
+@contextlib.contextmanager
+def _no_local_mode_clients() -> Iterator[None]:
+    """ProcessingStep and TransformStep build a LocalSagemakerClient (a local-mode
+    session with two S3 clients) only to read the *name* of one of its methods
+    when they check ``step_args``. While definitions are built, a stand-in with
+    those method names answers instead; nothing else of local mode is used.
+    """
+    from sagemaker.mlops.workflow import steps
+
+    class NameOnlyLocalClient:
+        def create_processing_job(self, *args: Any, **kwargs: Any) -> None:
+            raise NotImplementedError("SageMaker local mode is not used to build definitions")
+
+        def create_transform_job(self, *args: Any, **kwargs: Any) -> None:
+            raise NotImplementedError("SageMaker local mode is not used to build definitions")
+
+    original = steps.LocalSagemakerClient
+    steps.LocalSagemakerClient = NameOnlyLocalClient
+    try:
+        yield
+    finally:
+        steps.LocalSagemakerClient = original
 
 
 def _disable_telemetry() -> None:
