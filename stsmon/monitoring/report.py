@@ -102,27 +102,45 @@ def _plt():
     return plt
 
 
+def _run_axis(runs: Sequence[RunResult]) -> tuple[list[Any], list[str] | None, str]:
+    """x positions of ``runs``: their window ends, or — when several runs share a
+    window (a rerun, a drill right after a clean run) — their order, labelled
+    with the window and the run's number in it, so reruns stand side by side
+    instead of on one vertical line."""
+    ends = [r.window_end for r in runs]
+    if len(set(ends)) == len(ends):
+        return ends, None, "window end, UTC"
+    seen: dict[Any, int] = {}
+    labels = []
+    for end in ends:
+        seen[end] = seen.get(end, 0) + 1
+        labels.append(f"{end:%m-%d %H:%M} #{seen[end]}")
+    return list(range(len(runs))), labels, "window end, UTC, and run number within the window"
+
+
 def chart_metrics(runs: Sequence[RunResult], names: list[str], path: Path) -> bool:
     timed = [r for r in runs if r.window_end is not None]
     if not names or not timed:
         return False
     plt = _plt()
+    xs_all, labels, axis_title = _run_axis(timed)
+    x_of = {id(r): x for r, x in zip(timed, xs_all)}
     cols = 2 if len(names) > 1 else 1
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 2.8 * rows), squeeze=False, sharex=True)
     for ax, name in zip(axes.flat, names):
-        xs = [r.window_end for r in timed if _finite(r.metrics.get(name)) and r.status != "Failed"]
-        ys = [r.metrics[name] for r in timed if _finite(r.metrics.get(name)) and r.status != "Failed"]
-        ax.plot(xs, ys, "-o", color="#2166ac", markersize=4, linewidth=1.5, label=name, zorder=2)
-        bad = [(r.window_end, r.metrics[name]) for r in timed
+        ok = [r for r in timed if _finite(r.metrics.get(name)) and r.status != "Failed"]
+        ax.plot([x_of[id(r)] for r in ok], [r.metrics[name] for r in ok], "-o", color="#2166ac", markersize=4,
+                linewidth=1.5, label=name, zorder=2)
+        bad = [(x_of[id(r)], r.metrics[name]) for r in timed
                if any(v["metric_name"] == name for v in r.violations) and _finite(r.metrics.get(name))]
         if bad:
             ax.scatter(*zip(*bad), color="#c62828", s=40, zorder=3, label="violation")
-        tx = [r.window_end for r in timed if name in r.constraints]
-        ty = [r.constraints[name]["threshold"] for r in timed if name in r.constraints]
-        if tx:
-            ax.step(tx, ty, where="post", linestyle="--", color="#444", linewidth=1.2, label="threshold")
-        failed = [r.window_end for r in timed if r.status == "Failed"]
+        limits = [r for r in timed if name in r.constraints]
+        if limits:
+            ax.step([x_of[id(r)] for r in limits], [r.constraints[name]["threshold"] for r in limits], where="post",
+                    linestyle="--", color="#444", linewidth=1.2, label="threshold")
+        failed = [x_of[id(r)] for r in timed if r.status == "Failed"]
         if failed:
             ax.scatter(failed, [ax.get_ylim()[0]] * len(failed), marker="x", color="#8a8f98", s=30, zorder=3,
                        label="failed run", clip_on=False)
@@ -130,10 +148,14 @@ def chart_metrics(runs: Sequence[RunResult], names: list[str], path: Path) -> bo
         ax.set_title(f"{name}" + (f"  (violation when {op.replace('Threshold', '')} threshold)" if op else ""), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
+        if labels is not None:
+            ax.set_xticks(xs_all, labels, rotation=30, ha="right", fontsize=8)
+            ax.set_xlim(-0.5, len(xs_all) - 0.5)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
-    fig.autofmt_xdate()
-    fig.suptitle("Model quality per monitoring window (window end, UTC)", fontsize=11)
+    if labels is None:
+        fig.autofmt_xdate()
+    fig.suptitle(f"Model quality per monitoring run ({axis_title})", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -156,7 +178,8 @@ def chart_records(runs: Sequence[RunResult], path: Path) -> bool:
     ax.bar(x, matched, color="#2166ac", label="matched (labelled captures)")
     ax.bar(x, unmatched, bottom=matched, color="#92c5de", label="captures without label")
     ax.bar(x, problems, bottom=matched + unmatched, color="#c62828", label="malformed or duplicate lines")
-    ax.set_xticks(x, [r.window_end.strftime("%m-%d %H:%M") for r in timed], rotation=30, ha="right", fontsize=8)
+    _, labels, _ = _run_axis(timed)
+    ax.set_xticks(x, labels or [r.window_end.strftime("%m-%d %H:%M") for r in timed], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("records")
     ax.set_title("Records per monitoring window", fontsize=11)
     ax.legend(fontsize=8)
