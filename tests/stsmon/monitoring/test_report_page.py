@@ -129,3 +129,18 @@ def test_page_renders_in_headless_chromium_with_its_charts_and_no_console_errors
     assert title == heading == "Model quality monitoring"
     width, height = png_size(shot)
     assert width >= 1000 and height > 900
+
+
+def test_runs_sharing_a_window_are_charted_side_by_side():
+    from datetime import datetime, timezone
+
+    from stsmon.monitoring.report import RunResult, _run_axis
+
+    def run(hour):
+        end = datetime(2026, 11, 27, hour, tzinfo=timezone.utc)
+        return RunResult("e", "Completed", "", None, end, {}, {}, {}, [], None, "", None)
+
+    xs, labels, title = _run_axis([run(12), run(13)])
+    assert labels is None and [x.hour for x in xs] == [12, 13] and title == "window end, UTC"
+    xs, labels, _ = _run_axis([run(12), run(12), run(13)])
+    assert xs == [0, 1, 2] and labels == ["11-27 12:00 #1", "11-27 12:00 #2", "11-27 13:00 #1"]
