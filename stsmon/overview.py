@@ -73,7 +73,8 @@ def local_status(state: StateDir) -> dict[str, Any]:
     records = load_records(state)
     outputs: dict[str, Any] = {}
     stacks = []
-    for name, record in sorted(records.items()):
+    order = {kind: i for i, kind in enumerate(STACK_KINDS)}
+    for name, record in sorted(records.items(), key=lambda kv: (order.get(kv[0].rsplit("-", 1)[-1], len(order)), kv[0])):
         outputs.update(record.outputs)
         stacks.append({
             "name": name,
@@ -295,7 +296,8 @@ def format_status(status: dict[str, Any]) -> list[str]:
             cap = f"capture: enabled={capture.get('enabled')} sampling={capture.get('sampling')}%"
         else:
             cap = ""
-        lines.append(f"  {ep['name']:<22} {state:<10} {ep.get('url') or ''}  {cap}".rstrip())
+        serving = f"serving v{str(ep['package']).rsplit('/', 1)[-1]}  " if ep.get("package") else ""
+        lines.append(f"  {ep['name']:<22} {state:<10} {ep.get('url') or ''}  {serving}{cap}".rstrip())
     lines.append("")
     lines.append("Schedules:")
     sched = status["schedules"]
