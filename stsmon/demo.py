@@ -7,10 +7,12 @@ noisy labels (the drift drill) → monitor → report.
 Each step is the same ``stsmon`` command a person would type (invoked
 in-process), so the demo proves the commands, not a shortcut around them.
 Rerunning is safe: synth is skipped when its inputs did not change, the
-deploys apply only differences, training registers a new package version
-that the endpoint swaps in without dropping requests, traffic reuses the
-same inference ids (the monitor counts the repeats) and newer labels replace
-older ones (the monitor takes the latest label of an id).
+deploys apply only differences, training is skipped when the deployed
+pipeline definition and the data are those of the approved package already
+registered (``--retrain`` registers a new version, which the endpoint swaps
+in without dropping requests), traffic reuses the same inference ids (the
+monitor counts the repeats) and newer labels replace older ones (the monitor
+takes the latest label of an id).
 """
 
 from __future__ import annotations
@@ -213,6 +215,49 @@ def latest_aws_monitor_result(s3: Any, cloudwatch: Any, output_uri: str, alarm_p
         "alarms": {a.get("AlarmName"): a.get("StateValue") for a in alarms},
         "report": last.report_path,
     }
+
+
+TRAIN_KEY_FILE = "train_key.json"
+
+
+def training_key(state: StateDir, pipeline_name: str, data: Path) -> str:
+    """What a training run depends on: the deployed pipeline definition (with its
+    code prefix, so any script change) and the input data's bytes."""
+    from .localcloud.pipelines import load_pipeline
+
+    digest = hashlib.sha256()
+    definition = load_pipeline(state, pipeline_name).get("PipelineDefinition")
+    digest.update(json.dumps(definition, sort_keys=True).encode())
+    files = sorted(p for p in data.rglob("*") if p.is_file()) if data.is_dir() else [data]
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def reusable_training(state: StateDir, key: str) -> dict[str, Any] | None:
+    """The run record of an earlier demo training with the same key whose
+    package is still Approved in the local registry, else None."""
+    from .localcloud.registry import Registry
+
+    saved = state.root / "demo" / TRAIN_KEY_FILE
+    try:
+        known = json.loads(saved.read_text())
+    except (OSError, ValueError):
+        return None
+    record = known.get("record") or {}
+    if known.get("key") != key or not record.get("model_package_arn") or not state.registry_db.exists():
+        return None
+    try:
+        package = Registry(state.registry_db).describe_model_package(ModelPackageName=record["model_package_arn"])
+    except StsmonError:
+        return None
+    return record if package.get("ModelApprovalStatus") == "Approved" else None
+
+
+def remember_training(state: StateDir, key: str, record: dict[str, Any]) -> None:
+    from .fileio import write_json_atomic
+
+    write_json_atomic(state.root / "demo" / TRAIN_KEY_FILE, {"key": key, "record": record})
 
 
 def write_summary(result: DemoResult) -> Path:

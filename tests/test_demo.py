@@ -144,6 +144,9 @@ def test_rerun_is_safe_and_skips_synth(demo_run, repo_root):
     again = stsmon(demo_run["args"], cwd=repo_root, env=demo_run["env"])
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "is up to date (inputs unchanged)" in again.stdout
+    assert "not training again" in again.stdout
     registry = Registry(demo_run["state"].registry_db)
     listed = registry.list_model_packages(ModelPackageGroupName="stsPackageGroup")["ModelPackageSummaryList"]
-    assert len(listed) == 2  # the rerun trained a new version; the endpoint swapped to it
+    assert len(listed) == 1  # same definition and data: the approved package is reused
+    record = json.loads((demo_run["state"].root / "demo" / "trainmodel_out.json").read_text())
+    assert record["model_package_arn"] == listed[0]["ModelPackageArn"]

@@ -33,18 +33,23 @@ STEPS = (
               show_default=True, help="Where to synthesize the cloud assembly.")
 @click.option("--fresh", is_flag=True, help="Start over: stop local processes, delete the state folder, synthesize again.")
 @click.option("--no-drill", is_flag=True, help="Skip the drift drill.")
+@click.option("--retrain", is_flag=True,
+              help="Train even when the pipeline definition and the data are those of the package already registered.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Requests in flight while sending the test split.")
 @click.pass_context
 def command(ctx: click.Context, target: str, state_dir: Path | None, context: tuple[str, ...], input_data: str | None,
-            assembly: Path, fresh: bool, no_drill: bool, concurrency: int) -> None:
+            assembly: Path, fresh: bool, no_drill: bool, retrain: bool, concurrency: int) -> None:
     """Run the complete original workflow on this machine, no AWS account
     needed: synth, local deploy, train, deploy the endpoint with data capture,
     send the test split, label it, monitor, then a drift drill (noisy labels
     must raise violations), and write the report.
 
     Rerunnable: unchanged inputs are not synthesized again, deploys apply only
-    differences, a new model version is swapped into the running endpoint.
+    differences, and the model is not trained again when the pipeline
+    definition and the data are those of the approved package already
+    registered (--retrain forces it; a new version is then swapped into the
+    running endpoint without dropping requests).
     Leaves the endpoint and the scheduler running; `stsmon cleanup` stops them.
 
     With --target aws the same steps run against your AWS account (your
@@ -108,11 +113,20 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
                    stacks=(cfg.stack_name("foundation"), cfg.stack_name("training")), **common)
 
     with step(3) as s:
-        record_file = out / "trainmodel_out.json"
-        ctx.invoke(train_cmd.command, target=target, input_data=str(data), out_file=record_file, **common)
         import json
 
-        record = json.loads(record_file.read_text())
+        record_file = out / "trainmodel_out.json"
+        key = None if aws else d.training_key(state, cfg.pipeline_name, Path(data))
+        record = None if (aws or retrain) else d.reusable_training(state, key)
+        if record is not None:
+            echo(f"    same pipeline definition and data as the run that registered {record['model_package_arn']}: "
+                 "not training again (--retrain to force)")
+            record_file.write_text(json.dumps(record, indent=2) + "\n")
+        else:
+            ctx.invoke(train_cmd.command, target=target, input_data=str(data), out_file=record_file, **common)
+            record = json.loads(record_file.read_text())
+            if key is not None:
+                d.remember_training(state, key, record)
         result.files["train_record"] = str(record_file)
         result.facts["model_package_arn"] = record.get("model_package_arn")
         result.facts["evaluation_metrics"] = record.get("metrics")
