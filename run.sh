@@ -99,7 +99,7 @@ case "$cmd" in
     exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
     ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || die "unknown command: $cmd"
     exit 2
     ;;

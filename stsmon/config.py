@@ -419,27 +419,37 @@ def load_config(
     messages = _unknown_keys(cdk_json_context, "cdk.json") + _unknown_keys(context, "-c")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    unparsable: set[str] = set()
     for key, (value, source) in raw.items():
         setting = SETTINGS_BY_KEY[key]
         try:
             values[setting.field] = setting.parse(value)
         except ValueError as exc:
             messages.append(f"  {key}={value!r} ({source}): {exc}")
+            unparsable.add(setting.field)
         sources[setting.field] = source
 
-    if not messages:
-        prefix = values.get("base_job_prefix", Config.base_job_prefix)
-        pipeline = values.get("pipeline_name", Config.pipeline_name)
-        if not values.get("monitoring_pipeline_name"):
-            values["monitoring_pipeline_name"] = f"{pipeline}Monitoring"
-        if not values.get("endpoint_name"):
-            values["endpoint_name"] = f"{prefix}-endpoint"
-        cfg = Config(**values, sources=sources)
-        field_to_key = {s.field: s.key for s in SETTINGS}
-        for name, why in _validate(cfg):
-            key = field_to_key[name]
-            source = sources.get(name, "default")
-            messages.append(f"  {key}={getattr(cfg, name)!r} ({source}): {why}")
+    # Validate what parsed (a value that did not parse keeps its default here
+    # and is reported once, above), so one message names every bad value.
+    prefix = values.get("base_job_prefix", Config.base_job_prefix)
+    pipeline = values.get("pipeline_name", Config.pipeline_name)
+    derived: dict[str, str] = {}  # a name made from another setting -> that setting's field
+    if not values.get("monitoring_pipeline_name"):
+        values["monitoring_pipeline_name"] = f"{pipeline}Monitoring"
+        derived["monitoring_pipeline_name"] = "pipeline_name"
+    if not values.get("endpoint_name"):
+        values["endpoint_name"] = f"{prefix}-endpoint"
+        derived["endpoint_name"] = "base_job_prefix"
+    cfg = Config(**values, sources=sources)
+    field_to_key = {s.field: s.key for s in SETTINGS}
+    problems = _validate(cfg)
+    bad_fields = {name for name, _ in problems} | unparsable
+    for name, why in problems:
+        if name in unparsable or derived.get(name) in bad_fields:
+            continue  # reported once already, or only bad because what it is made from is
+        key = field_to_key[name]
+        source = sources.get(name, "default")
+        messages.append(f"  {key}={getattr(cfg, name)!r} ({source}): {why}")
     if messages:
         raise ConfigError("invalid configuration:\n" + "\n".join(messages))
     return cfg

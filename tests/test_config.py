@@ -58,10 +58,18 @@ def test_one_error_names_every_bad_value_and_its_source(tmp_path):
             dotenv,
         )
     message = str(info.value)
-    # Parse errors are reported together with the unknown key ...
+    # Parse errors, unknown keys and invalid values, all in the same message ...
     assert "QUALITY_THRESHOLD='high' (-c): must be a number" in message
     assert "QUALITY_TRESHOLD (-c): unknown setting (did you mean QUALITY_THRESHOLD?)" in message
-    # ... and once values parse, every invalid one in one message.
+    assert "DEPLOY_PROFILE='staging' (-c): must be one of dev, prod" in message
+    assert "CAPTURE_SAMPLING_PERCENTAGE=150 (" in message and ".env:1): must be between 0 and 100" in message
+    assert "LOG_RETENTION_DAYS=31 (environment)" in message
+    # ... and a name derived from a bad value is not reported on its own.
+    with pytest.raises(ConfigError) as info:
+        load_config({"BASE_JOB_PREFIX": "Bad Prefix!"}, {}, None)
+    assert "BASE_JOB_PREFIX='Bad Prefix!' (-c)" in str(info.value)
+    assert "ENDPOINT_NAME" not in str(info.value)
+    # Every invalid value in one message.
     with pytest.raises(ConfigError) as info:
         load_config(
             {"DEPLOY_PROFILE": "staging", "MONITOR_BACKEND": "spark"},
