@@ -61,5 +61,9 @@ def run_synth(project: Path, context: tuple[str, ...] = (), output: Path | None 
 def command(context: tuple[str, ...], output: Path | None, stacks: tuple[str, ...]) -> None:
     """Synthesize the CDK app into a cloud assembly (npx cdk synth, quiet,
     telemetry and notices off). -c KEY=VALUE is passed through to cdk."""
+    if (Path.cwd() / "cdk.json").is_file():
+        from .common import load_cli_config
+
+        load_cli_config(context)  # a bad value fails here, in one message, before the CDK CLI starts
     out = run_synth(Path.cwd(), context, output, stacks)
     click.echo(f"Synthesized to {out}")
