@@ -194,7 +194,9 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
     with step(7) as s:
         clean = monitor("Completed")
         result.facts["monitor_clean"] = clean
-        s.note = f"{clean['status']}, accuracy {clean['metrics'].get('accuracy', float('nan')):.4f}"
+        metric = cfg.quality_metric
+        value = clean["metrics"].get(metric)
+        s.note = f"{clean['status']}, {metric} " + (f"{value:.4f}" if isinstance(value, (int, float)) else "n/a")
 
     if not no_drill:
         with step(8) as s:
