@@ -6,12 +6,12 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..errors import StsmonError, UsageError
+from ..errors import StsmonError
+from ..inputs import local_input_files
 from ..localcloud.training import INPUT_DATA_PARAMETER, build_record, metrics_of
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
@@ -44,17 +44,8 @@ def upload_input_data(s3: Any, source: str, bucket: str, prefix: str) -> str:
     ``s3://{bucket}/{prefix}/input/``, replacing what was there."""
     if source.startswith("s3://"):
         return source
-    path = Path(source.removeprefix("file://")).expanduser()
-    if not path.exists():
-        raise UsageError(f"--input-data {source}: no such file or folder")
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise UsageError(f"--input-data {source}: the folder has no files")
     key_prefix = f"{prefix}/input/"
-    keys = {}
-    for f in files:
-        rel = f.name if path.is_file() else f.relative_to(path).as_posix()
-        keys[key_prefix + rel] = f
+    keys = {key_prefix + rel: f for rel, f in local_input_files(source)}
     try:
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=key_prefix).get("Contents", [])
         stale = [{"Key": o["Key"]} for o in listed if o["Key"] not in keys]

@@ -291,11 +291,12 @@ def serving_spec(ctx: DeployContext, endpoint_name: str, config_name: str) -> Se
                                                     variant=variant.get("VariantName", "AllTraffic"))
     current = read_record(ctx.state, endpoint_name)
     port = ctx.serving.port
+    fallback = False
     if port is None:
         if current and current.get("running"):
             port = current["port"]
         elif _port_free(ctx.serving.host, DEFAULT_PORT):
-            port = DEFAULT_PORT
+            port, fallback = DEFAULT_PORT, True  # taken between this check and the bind: a free one then
         else:
             ctx.echo(f"{ctx.stack_name}: port {DEFAULT_PORT} is in use; the endpoint takes a free port "
                      "(choose one with `stsmon deploy --port`)")
@@ -306,6 +307,7 @@ def serving_spec(ctx: DeployContext, endpoint_name: str, config_name: str) -> Se
         model_env=dict(resolved.get("Environment") or {}),
         host=ctx.serving.host,
         port=port,
+        port_fallback=fallback,
         capture=capture,
         variant=variant.get("VariantName", "AllTraffic"),
         region=ctx.env.region,

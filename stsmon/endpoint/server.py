@@ -80,6 +80,8 @@ class ServerSpec:
     account: str = "000000000000"
     info: dict[str, Any] = field(default_factory=dict)
     threads_per_worker: int = 1
+    #: When ``port`` is only the default (not asked for) and is taken at bind time, take a free one.
+    port_fallback: bool = False
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
@@ -186,7 +188,13 @@ class Master:
         self._install_signals()
         try:
             try:
-                self.sock = bind(self.spec.host, self.spec.port)
+                try:
+                    self.sock = bind(self.spec.host, self.spec.port)
+                except OSError as exc:
+                    if not (self.spec.port_fallback and exc.errno == errno.EADDRINUSE):
+                        raise
+                    log.warning("port %d is in use; taking a free port", self.spec.port)
+                    self.sock = bind(self.spec.host, 0)
             except OSError as exc:
                 reason = _bind_message(self.spec.host, self.spec.port, exc)
                 self._write_record("Failed", failure_reason=reason)

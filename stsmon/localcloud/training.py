@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotDeployedError, StsmonError, UsageError
+from ..inputs import local_input_files
 from ..state import StateDir
 from . import LocalEnvironment
 
@@ -163,18 +164,12 @@ def stage_input_data(state: StateDir, source: str, bucket: str, prefix: str) -> 
         if not state.s3_path(source).exists():
             raise UsageError(f"--input-data {source}: nothing there in the local bucket ({state.s3_path(source)})")
         return source
-    path = Path(source.removeprefix("file://")).expanduser()
-    if not path.exists():
-        raise UsageError(f"--input-data {source}: no such file or folder")
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise UsageError(f"--input-data {source}: the folder has no files")
+    files = local_input_files(source)
     uri = f"s3://{bucket}/{prefix}/input/"
     dest = state.s3_path(uri)
     staging = Path(tempfile.mkdtemp(dir=dest.parent if dest.parent.exists() else None, prefix=".input-"))
     try:
-        for f in files:
-            rel = f.name if path.is_file() else f.relative_to(path)
+        for rel, f in files:
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, staging / rel)
         dest.parent.mkdir(parents=True, exist_ok=True)
