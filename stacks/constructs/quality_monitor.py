@@ -265,12 +265,16 @@ class QualityAlarms(Construct):
         monitor: QualityMonitor,
         package: ServedModelPackage,
         metrics: Sequence[str],
+        higher_is_better: Mapping[str, bool],
         topic: sns.ITopic,
         prefix: str,
     ) -> None:
         super().__init__(scope, id)
         self.alarms: dict[str, cloudwatch.CfnAlarm] = {}
         for metric in metrics:
+            # The worst value of the hour, not the average: a rerun of a window (or a
+            # backfill) in the same hour must not dilute a violating run into an OK one.
+            statistic = "Minimum" if higher_is_better[metric] else "Maximum"
             quality = monitor.metric_quality(metric)
             alarm = cloudwatch.CfnAlarm(
                 self,
@@ -280,7 +284,7 @@ class QualityAlarms(Construct):
                 namespace=quality.namespace,
                 metric_name=metric,
                 dimensions=[cloudwatch.CfnAlarm.DimensionProperty(name=k, value=v) for k, v in quality.dimensions.items()],
-                statistic="Average",
+                statistic=statistic,
                 period=int(QUALITY_PERIOD.to_seconds()),
                 evaluation_periods=1,
                 threshold=package.threshold(metric),

@@ -167,6 +167,9 @@ def plan_labels(
     known = [k for k in keys if k in truth.labels]
     plan.without_truth = [k for k in keys if k not in truth.labels]
     values = [truth.labels[k] for k in known]
+    # Wrong labels for graded scores are drawn from the window's true labels in
+    # id order, so the draw does not depend on the order requests were captured in.
+    pool = [truth.labels[k] for k in sorted(known)]
     for i, key in enumerate(known):
         label = values[i]
         if mode == "noise":
@@ -175,7 +178,7 @@ def plan_labels(
                 if truth.problem_type == BINARY:
                     label = 1.0 - label
                 else:
-                    label = values[rng.randrange(len(values))] if len(values) > 1 else label
+                    label = pool[rng.randrange(len(pool))] if len(pool) > 1 else label
                 plan.changed += int(label != values[i])
         plan.labels.append((key, int(label) if truth.problem_type == BINARY else label))
     return plan

@@ -66,6 +66,7 @@ def test_quality_alarms_use_the_constraints_of_the_served_package(dev):
         assert alarm["Threshold"] == {"Fn::GetAtt": [lookup_id, f"{metric}Threshold"]}
         assert alarm["ComparisonOperator"] == {"Fn::GetAtt": [lookup_id, f"{metric}Comparison"]}
         assert alarm["Period"] == 3600 and alarm["AlarmActions"]
+        assert alarm["Statistic"] == "Minimum"  # the worst run of the hour; scores: lower is worse
     failed = alarms["ExecutionFailed"]
     assert failed["Dimensions"] == [{"Name": "PipelineName", "Value": "stsPipelineMonitoring"}]
 
@@ -116,3 +117,14 @@ def test_model_monitor_backend_declares_the_native_schedule(prod):
     assert schedule["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == job["JobDefinitionName"]
     alarms = [a["Properties"] for a in prod.resources("monitoring", "AWS::CloudWatch::Alarm").values()]
     assert {a["Namespace"] for a in alarms} == {"aws/sagemaker/Endpoints/model-metrics"}
+
+
+def test_regression_alarms_watch_the_worst_value_of_the_hour(tmp_path):
+    from cdk_helpers import synthesize
+
+    synth = synthesize(tmp_path, {"PROBLEM_TYPE": "Regression", "QUALITY_METRIC": "r2", "QUALITY_THRESHOLD": "0.2"},
+                       nag=False)
+    alarms = {a["Properties"]["MetricName"]: a["Properties"]
+              for a in synth.resources("monitoring", "AWS::CloudWatch::Alarm").values()}
+    assert {m: alarms[m]["Statistic"] for m in ("mae", "rmse", "r2")} == {
+        "mae": "Maximum", "rmse": "Maximum", "r2": "Minimum"}  # errors: higher is worse

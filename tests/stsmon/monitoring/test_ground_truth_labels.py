@@ -46,6 +46,10 @@ def test_noise_on_regression_replaces_with_other_labels():
     values = {k: v for k, v in plan.labels}
     assert set(values.values()) <= {i / 10 for i in range(500)}
     assert 0.24 < plan.changed / 500 < 0.36
+    # the same labels whatever order the requests were captured in (concurrent traffic reorders them)
+    shuffled = list(reversed(captured(500)))
+    again = gt.plan_labels(shuffled, "noise", truth=truth(500, problem="Regression"), error_rate=0.3, seed=1)
+    assert dict(again.labels) == values
 
 
 def test_random_labels_like_the_original_script():
