@@ -33,8 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_json_atomic
+from ..clock import Clock, SystemClock
 from ..errors import StsmonError
+from ..fileio import write_json_atomic
 from ..state import StateDir
 from . import schedule_expr
 
@@ -185,12 +186,18 @@ def status(state: StateDir, now: datetime | None = None) -> dict[str, Any]:
 
 
 class Scheduler:
-    """The loop of the scheduler process; :meth:`run_due` is one tick (tests call it with a clock)."""
+    """The loop of the scheduler process; :meth:`run_due` is one tick.
 
-    def __init__(self, state: StateDir, runner: Callable[..., Any] | None = None) -> None:
+    Every time it uses comes from ``clock`` (the process's entry point passes
+    the wall clock, tests a clock far from today): the fire times, the
+    execution it starts, and the next fire time after a run that took a while.
+    """
+
+    def __init__(self, state: StateDir, *, clock: Clock, runner: Callable[..., Any] | None = None) -> None:
         self.state = state
+        self.clock = clock
         self.runner = runner or self._run_pipeline
-        self.started = datetime.now(timezone.utc)
+        self.started = clock.now()
 
     @staticmethod
     def _run_pipeline(state: StateDir, parameters: dict[str, str], *, pipeline: str, trigger: str) -> Any:
@@ -198,8 +205,9 @@ class Scheduler:
 
         return run_monitoring(state, parameters, pipeline=pipeline, trigger=trigger)
 
-    def run_due(self, now: datetime) -> list[dict[str, Any]]:
-        """Fire every ENABLED schedule whose time has come; returns what was fired."""
+    def run_due(self) -> list[dict[str, Any]]:
+        """Fire every ENABLED schedule whose time has come (by the clock); returns what was fired."""
+        now = self.clock.now()
         fired_now = []
         book = _read_json(self.state.scheduler / "state.json") or {}
         names = set()
@@ -239,7 +247,8 @@ class Scheduler:
                 entry["status"] = "Failed"
                 LOG.error("schedule %s: could not start pipeline %s: %s", name, record.get("PipelineName"), exc.message)
             mine.update(last=_iso(now), last_execution=entry["execution"], last_status=entry["status"],
-                        next=_iso(parsed.next_after(max(now, datetime.now(timezone.utc)), anchor=anchor)))
+                        # after the run (which takes time): the next fire time from the clock's now, no catch-up
+                        next=_iso(parsed.next_after(max(now, self.clock.now()), anchor=anchor)))
             fired_now.append(entry)
         for gone in set(book) - names:
             book.pop(gone)
@@ -265,13 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    scheduler = Scheduler(state)
+    clock = SystemClock()  # the process's entry point: the one place it reads the wall clock
+    scheduler = Scheduler(state, clock=clock)
     LOG.info("scheduler started (pid %d, state %s)", os.getpid(), state.root)
     try:
         while True:
-            now = datetime.now(timezone.utc)
-            scheduler.run_due(now)
-            time.sleep(max(0.2, scheduler.seconds_to_next(datetime.now(timezone.utc))))
+            scheduler.run_due()
+            time.sleep(max(0.2, scheduler.seconds_to_next(clock.now())))
     except KeyboardInterrupt:
         LOG.info("scheduler stopped")
     return 0

@@ -10,13 +10,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from monitoring_deploy import ENDPOINT, PIPELINE, SCHEDULE
 
+from stsmon.clock import FixedClock
 from stsmon.errors import StsmonError
 from stsmon.localcloud import LocalEnvironment
 from stsmon.localcloud.handlers import DeployContext, DeployedResource, Unresolved, handler_for
 from stsmon.monitoring import metrics, scheduler
 from stsmon.monitoring.synthetic import write_window
 
-T0 = datetime(2026, 11, 27, 12, 30, tzinfo=timezone.utc)
+# Years from any date this suite runs on: a fire time that mixed in the wall clock would show.
+T0 = datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc)
 PIPELINE_ARN = f"arn:aws:sagemaker:us-east-1:000000000000:pipeline/{PIPELINE.lower()}"
 
 
@@ -108,24 +110,51 @@ def test_run_due_fires_at_the_scheduled_time_only_once_and_without_catch_up(depl
         calls.append((pipeline, parameters, trigger))
         return FakeRun({"PipelineExecutionId": f"x{len(calls)}", "PipelineExecutionStatus": "Succeeded"})
 
-    sched = scheduler.Scheduler(deployment.state, runner=runner)
-    assert sched.run_due(T0) == []  # first sight: the next fire time is 13:00
-    assert scheduler.status(deployment.state, T0)["schedules"][0]["next"] == "2026-11-27T13:00:00Z"
-    assert sched.run_due(T0 + timedelta(minutes=29)) == []
-    fired = sched.run_due(T0 + timedelta(minutes=30))
+    clock = FixedClock(T0)
+    sched = scheduler.Scheduler(deployment.state, clock=clock, runner=runner)
+    assert sched.run_due() == []  # first sight: the next fire time is 13:00
+    assert scheduler.status(deployment.state, T0)["schedules"][0]["next"] == "2033-05-17T13:00:00Z"
+    clock.set(T0 + timedelta(minutes=29))
+    assert sched.run_due() == []
+    clock.set(T0 + timedelta(minutes=30))
+    fired = sched.run_due()
     assert [f["execution"] for f in fired] == ["x1"]
     assert calls == [(PIPELINE, {"PublishCloudWatch": "true"}, f"schedule:{SCHEDULE}")]
-    assert sched.run_due(T0 + timedelta(minutes=31)) == []
-    fired = sched.run_due(T0 + timedelta(hours=5))  # down for hours: one run, not five
+    assert scheduler.status(deployment.state, T0)["schedules"][0]["next"] == "2033-05-17T14:00:00Z"
+    clock.set(T0 + timedelta(minutes=31))
+    assert sched.run_due() == []
+    clock.set(T0 + timedelta(hours=5))
+    fired = sched.run_due()  # down for hours: one run, not five
     assert len(fired) == 1 and len(calls) == 2
     row = scheduler.status(deployment.state, T0)["schedules"][0]
     assert row["last_execution"] == "x2" and row["last_status"] == "Completed"
+    assert row["next"] == "2033-05-17T18:00:00Z"
+
+
+def test_a_run_that_outlasts_the_period_does_not_start_a_catch_up_run(deployment):
+    """The next fire time after a run comes from the clock after the run, not from when it started."""
+    handler_for("AWS::Scheduler::Schedule").create(ctx(deployment), "Schedule", schedule_props())
+    clock = FixedClock(T0)
+
+    def slow_runner(state, parameters, *, pipeline, trigger):
+        clock.advance(timedelta(minutes=75))  # 13:00 -> 14:15: the 14:00 fire time passed during the run
+        return FakeRun({"PipelineExecutionId": "slow", "PipelineExecutionStatus": "Succeeded"})
+
+    sched = scheduler.Scheduler(deployment.state, clock=clock, runner=slow_runner)
+    sched.run_due()
+    clock.set(T0 + timedelta(minutes=30))
+    assert len(sched.run_due()) == 1
+    assert scheduler.status(deployment.state, clock.now())["schedules"][0]["next"] == "2033-05-17T15:00:00Z"
+    assert sched.run_due() == []
 
 
 def test_disabled_schedule_does_not_fire(deployment):
     handler_for("AWS::Scheduler::Schedule").create(ctx(deployment), "Schedule", schedule_props(state="DISABLED"))
-    sched = scheduler.Scheduler(deployment.state, runner=lambda *a, **k: pytest.fail("fired"))
-    assert sched.run_due(T0) == [] and sched.run_due(T0 + timedelta(days=1)) == []
+    clock = FixedClock(T0)
+    sched = scheduler.Scheduler(deployment.state, clock=clock, runner=lambda *a, **k: pytest.fail("fired"))
+    assert sched.run_due() == []
+    clock.advance(timedelta(days=1))
+    assert sched.run_due() == []
 
 
 @pytest.mark.slow
@@ -135,11 +164,13 @@ def test_scheduled_run_goes_through_the_local_pipeline(deployment):
     write_window(deployment.capture_root, deployment.ground_truth_root, datetime(2020, 1, 6, 12, tzinfo=timezone.utc),
                  300, endpoint=ENDPOINT)
     handler_for("AWS::Scheduler::Schedule").create(ctx(deployment), "Schedule", schedule_props("rate(1 hour)"))
-    sched = scheduler.Scheduler(deployment.state)
     created = scheduler.list_schedules(deployment.state)[0]["CreatedAt"]
     start = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    sched.run_due(start)
-    (fired,) = sched.run_due(start + timedelta(hours=1))
+    clock = FixedClock(start)
+    sched = scheduler.Scheduler(deployment.state, clock=clock)
+    sched.run_due()
+    clock.advance(timedelta(hours=1))
+    (fired,) = sched.run_due()
     assert fired["status"] == "Failed"  # the window of the real clock has no data
     runs_dir = deployment.state.runs
     (record,) = [json.loads(p.read_text()) for p in runs_dir.glob("monitor-*.json")]
