@@ -7,7 +7,14 @@
   packages pipeline runs registered.
 
 Their properties and attributes are listed in docs/CONTRACTS.md §3 so the
-local runtime can implement the same types.
+local runtime can implement the same types. How each answers Create, Update
+(and its rollback) and Delete is in the handlers' docstrings.
+
+Each function is deployed without asynchronous retries (a retry would answer
+CloudFormation a second time) and each resource with a ``ServiceTimeout`` of
+the function's timeout plus :data:`SERVICE_TIMEOUT_SLACK`: the handler answers
+before its Lambda times out (``cfn_response``), and if the function dies
+without answering, CloudFormation gives up then instead of after an hour.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ ASSET_EXCLUDE = ["__pycache__", "*.pyc"]
 
 APPROVED_PACKAGE_TYPE = "Custom::StsApprovedModelPackage"
 CLEANUP_TYPE = "Custom::StsPipelineCleanup"
+#: ServiceTimeout = the function's timeout + this (queueing and a cold start).
+SERVICE_TIMEOUT_SLACK = Duration.minutes(1)
 
 
 class _HandlerFunction(Construct):
@@ -40,6 +49,7 @@ class _HandlerFunction(Construct):
 
     def __init__(self, scope: Construct, id: str, *, handler: str, description: str, key: kms.IKey, log_retention: logs.RetentionDays, removal: RemovalPolicy, timeout: Duration) -> None:
         super().__init__(scope, id)
+        self.timeout = timeout
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, encryption_key=key, removal_policy=removal)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
         # A managed policy rather than an inline one (NIST IAMNoInlinePolicy).
@@ -54,6 +64,8 @@ class _HandlerFunction(Construct):
             description=description,
             timeout=timeout,
             memory_size=256,
+            # One answer per request: a retried invocation would answer again.
+            retry_attempts=0,
             role=self.role,
             log_group=self.log_group,
         )
@@ -62,6 +74,11 @@ class _HandlerFunction(Construct):
 
     def allow(self, sid: str, actions: Sequence[str], resources: Sequence[str]) -> None:
         self.policy.add_statements(iam.PolicyStatement(sid=sid, actions=list(actions), resources=list(resources)))
+
+    @property
+    def service_timeout(self) -> Duration:
+        """How long CloudFormation waits for an answer (see the module docstring)."""
+        return Duration.seconds(self.timeout.to_seconds() + SERVICE_TIMEOUT_SLACK.to_seconds())
 
 
 class ServedModelPackage(Construct):
@@ -135,7 +152,7 @@ class ServedModelPackage(Construct):
         }
         self.resource = CustomResource(
             self, "Resource", service_token=self.handler.function.function_arn,
-            resource_type=APPROVED_PACKAGE_TYPE, properties=properties,
+            resource_type=APPROVED_PACKAGE_TYPE, properties=properties, service_timeout=self.handler.service_timeout,
         )
         # The role's policy must be attached before the function is called.
         self.resource.node.add_dependency(self.handler.policy)
@@ -172,7 +189,9 @@ class ServedModelPackage(Construct):
 
 
 class PipelineCleanup(Construct):
-    """On deletion: stop the pipelines' running executions, delete the group's packages."""
+    """When the stack is deleted: stop the pipelines' running executions, delete
+    the group's packages. Renaming a pipeline, removing this construct (the
+    prod profile) or a rollback wipes nothing (``stacks/lambdas/cleanup.py``)."""
 
     def __init__(
         self,
@@ -199,6 +218,8 @@ class PipelineCleanup(Construct):
         allow("StopExecutions", ["sagemaker:StopPipelineExecution", "sagemaker:DescribePipelineExecution"], executions)
         for arn in executions:
             acknowledge(policy, f"{AWS}-IAM5[Resource::{arn}]", "Stops whichever executions of this app's pipeline are running at deletion.")
+        # Delete wipes only while the stack itself is being deleted (cleanup.py asks).
+        allow("ReadStackStatus", ["cloudformation:DescribeStacks"], [stack.stack_id])
         properties: dict = {"PipelineNames": list(pipeline_names)}
         if model_package_group_name:
             packages = f"{sm}:model-package/{model_package_group_name.lower()}/*"
@@ -210,6 +231,6 @@ class PipelineCleanup(Construct):
             properties["ModelPackageGroupName"] = model_package_group_name
         self.resource = CustomResource(
             self, "Resource", service_token=self.handler.function.function_arn,
-            resource_type=CLEANUP_TYPE, properties=properties,
+            resource_type=CLEANUP_TYPE, properties=properties, service_timeout=self.handler.service_timeout,
         )
         self.resource.node.add_dependency(policy)

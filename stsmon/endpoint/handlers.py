@@ -146,13 +146,16 @@ def _lambda_module(ctx: DeployContext):
             if name in sys.modules:
                 return sys.modules[name]
             sys.path.insert(0, str(folder))  # for its sibling cfn_response
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # before running it, as importlib's recipe does (dataclasses need it)
             try:
-                spec = importlib.util.spec_from_file_location(name, path)
-                module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
             finally:
                 sys.path.remove(str(folder))
-            sys.modules[name] = module
             return module
     raise StsmonError(f"the code of {APPROVED_PACKAGE_TYPE} (approved_package.py) is not in the assembly")
 

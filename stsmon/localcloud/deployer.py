@@ -347,6 +347,7 @@ class LocalDeployer:
             self._check_exports_unused(record, {})
             template = self._recorded_template(stack_name)
             ctx = self._context(record.stack_name, record.env, None)
+            ctx.deleting_stack = True
             changes = self._delete_resources(ctx, record, list(record.order), template)
             record_path(self.state, stack_name).unlink(missing_ok=True)
             template_path(self.state, stack_name).unlink(missing_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tarfile
 
-from cdk_helpers import logical_id, pipeline_definition
+from cdk_helpers import logical_id, pipeline_definition, policy_statements, render
 from pipeline_code import placeholders
 from stacks.constructs.step_code import content_hash, script_files
 
@@ -77,3 +77,30 @@ def test_outputs(dev):
     assert outputs["TrainingPipelineName"]["Value"] == "stsPipeline"
     assert outputs["TrainingInputUri"]["Value"] == "s3://sts-artifacts-000000000000-us-east-1/sts/input/"
     assert outputs["StepCodeUri"]["Value"].startswith("s3://sts-artifacts-000000000000-us-east-1/sts/code/")
+
+
+def test_custom_resources_answer_once_and_cloudformation_stops_waiting_soon_after_the_lambda(dev):
+    """ServiceTimeout = the function's timeout + 60 s (not CloudFormation's default
+    hour), and no asynchronous retries (a retry would answer a second time)."""
+    seen = 0
+    for kind in ("training", "serving", "monitoring"):
+        template = dev.template(kind)
+        resources = template["Resources"]
+        retries = {render(r["Properties"]["FunctionName"]): r["Properties"]["MaximumRetryAttempts"]
+                   for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"}
+        for lid, res in resources.items():
+            if res["Type"] not in ("Custom::StsApprovedModelPackage", "Custom::StsPipelineCleanup"):
+                continue
+            function_id = res["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
+            timeout = resources[function_id]["Properties"]["Timeout"]
+            assert int(res["Properties"]["ServiceTimeout"]) == timeout + 60, lid
+            assert retries[render({"Ref": function_id})] == 0, lid
+            seen += 1
+    assert seen == 4  # serving and monitoring lookups, training and monitoring cleanups
+
+
+def test_cleanup_may_read_only_its_own_stack_status(dev):
+    template = dev.template("training")
+    role = logical_id(template, "AWS::IAM::Role", "Cleanup/Handler/Role")
+    statements = [s for s in policy_statements(template, role) if "cloudformation:DescribeStacks" in str(s["Action"])]
+    assert [(s["Action"], s["Resource"]) for s in statements] == [("cloudformation:DescribeStacks", {"Ref": "AWS::StackId"})]

@@ -175,7 +175,10 @@ class DeployContext:
     ``outputs``: the outputs of every stack deployed locally (stack name ->
     output key -> value), including stacks deployed earlier in this run;
     ``exports``: export name -> value (what ``Fn::ImportValue`` reads).
-    ``echo`` prints one progress line for the user.
+    ``echo`` prints one progress line for the user. ``deleting_stack`` is
+    True while the whole stack is being destroyed (CloudFormation's
+    ``DELETE_IN_PROGRESS``), False for a resource removed from the template,
+    replaced or rolled back.
     """
 
     state: StateDir
@@ -186,6 +189,7 @@ class DeployContext:
     outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     exports: Mapping[str, str] = field(default_factory=dict)
     echo: Callable[[str], None] = lambda message: None
+    deleting_stack: bool = False
     _registry: Registry | None = field(default=None, repr=False)
 
     @property

@@ -161,20 +161,25 @@ class ModelPackageGroupHandler(ResourceHandler):
 
 @register("Custom::StsPipelineCleanup")
 class PipelineCleanupHandler(ResourceHandler):
-    """``stacks/lambdas/cleanup.py`` locally: create/update do nothing; delete
-    stops the running local executions of ``PipelineNames`` (SIGTERM to their
-    executor, which records them Stopped) and deletes every package of
+    """``stacks/lambdas/cleanup.py`` locally, with its lifecycle: create and
+    update do nothing and keep the id (a renamed pipeline is no replacement);
+    delete acts only when the stack itself is destroyed — a resource removed
+    from the template (the switch to prod) or rolled back wipes nothing. Then
+    it stops the running local executions of ``PipelineNames`` (SIGTERM to
+    their executor, which records them Stopped) and deletes every package of
     ``ModelPackageGroupName``."""
 
     def create(self, ctx: DeployContext, logical_id: str, props: dict[str, Any]) -> HandlerResult:
         return HandlerResult("cleanup-" + "-".join(props.get("PipelineNames", []))[:200], {})
 
     def update(self, ctx: DeployContext, logical_id: str, props: dict[str, Any], previous: DeployedResource) -> HandlerResult:
-        return self.create(ctx, logical_id, props)
+        return HandlerResult(previous.physical_id, {})
 
     def delete(self, ctx: DeployContext, logical_id: str, previous: DeployedResource) -> None:
         from ..executor import stop_running_executions
 
+        if not ctx.deleting_stack:
+            return
         for name in previous.properties.get("PipelineNames", []):
             for execution_id in stop_running_executions(ctx.state, name):
                 ctx.echo(f"{ctx.stack_name}: stopped execution {execution_id} of pipeline {name}")

@@ -365,3 +365,31 @@ def test_pipeline_cleanup_deletes_the_groups_packages_on_destroy(tmp_path, state
     LocalDeployer(state, echo=lines.append).destroy("sts-foundation")
     assert "sts-foundation: deleted 2 model package(s) of group stsPackageGroup" in lines
     assert reg.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_pipeline_cleanup_wipes_nothing_when_renamed_or_removed_only_when_the_stack_goes(tmp_path, state):
+    """As on AWS (stacks/lambdas/cleanup.py): a renamed pipeline keeps the resource's
+    id, and a cleanup resource removed from the template (the switch to prod) leaves
+    the registry alone; only destroying the stack wipes."""
+    def template(pipeline=None):
+        extra = {}
+        if pipeline:
+            extra["Cleanup"] = {"Type": "Custom::StsPipelineCleanup", "DependsOn": ["Group"],
+                                "Properties": {"PipelineNames": [pipeline], "ModelPackageGroupName": "stsPackageGroup"}}
+        return foundation_template(extra_resources=extra)
+
+    deployer = LocalDeployer(state)
+    deployer.deploy(write_assembly(tmp_path / "v1", {"sts-foundation": template("stsPipeline")}))
+    reg = Registry(state.registry_db)
+    reg.create_model_package(ModelPackageGroupName="stsPackageGroup", InferenceSpecification={"Containers": [{"Image": "i"}]})
+    packages = lambda: reg.list_model_packages(ModelPackageGroupName="stsPackageGroup")["ModelPackageSummaryList"]  # noqa: E731
+
+    deployer.deploy(write_assembly(tmp_path / "v2", {"sts-foundation": template("stsPipeline2")}))
+    record = load_record(state, "sts-foundation")
+    assert record.resources["Cleanup"].physical_id == "cleanup-stsPipeline"
+    assert record.resources["Cleanup"].properties["PipelineNames"] == ["stsPipeline2"]
+    assert len(packages()) == 1
+
+    deployer.deploy(write_assembly(tmp_path / "v3", {"sts-foundation": template(None)}))
+    assert "Cleanup" not in load_record(state, "sts-foundation").resources
+    assert len(packages()) == 1
