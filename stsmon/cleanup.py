@@ -108,13 +108,24 @@ def aws_cleanup(cfg: Config, *, cfn: Any, sagemaker: Any, echo: Callable[[str], 
             raise StsmonError(f"cannot list executions of pipeline {name}: {exc}") from None
     if delete_packages:
         group = outputs.get("ModelPackageGroupName") or cfg.model_package_group_name
+        # Every page first, then the deletions: deleting while paging shifts the
+        # later pages, and the listing would skip packages.
         try:
-            for page in sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group):
-                for summary in page.get("ModelPackageSummaryList", []):
-                    sagemaker.delete_model_package(ModelPackageName=summary["ModelPackageArn"])
-                    echo(f"deleted {summary['ModelPackageArn']}")
-                    done["packages"].append(summary["ModelPackageArn"])
+            arns = [summary["ModelPackageArn"]
+                    for page in sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
+                    for summary in page.get("ModelPackageSummaryList", [])]
         except ClientError as exc:
             if "does not exist" not in str(exc):
-                raise StsmonError(f"cannot delete the model packages of {group}: {exc}") from None
+                raise StsmonError(f"cannot list the model packages of {group}: {exc}") from None
+            arns = []
+        for arn in arns:
+            try:
+                sagemaker.delete_model_package(ModelPackageName=arn)
+            except ClientError as exc:
+                if "does not exist" not in str(exc) and "ResourceNotFound" not in str(exc):
+                    raise StsmonError(f"cannot delete model package {arn}: {exc} "
+                                      f"({len(done['packages'])} of {len(arns)} deleted; run the cleanup again)") from None
+                continue  # deleted meanwhile
+            echo(f"deleted {arn}")
+            done["packages"].append(arn)
     return done

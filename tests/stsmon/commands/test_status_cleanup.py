@@ -253,3 +253,38 @@ def test_aws_cleanup_stops_running_executions_and_deletes_packages():
         s.assert_no_pending_responses()
     assert result == {"executions": [running], "packages": [package]}
     assert any("deleted" in line for line in lines)
+
+
+def test_aws_cleanup_lists_every_page_before_deleting_so_no_package_is_skipped():
+    """Three pages of packages. Deleting while paging shifts the later pages (what
+    was on page 2 moves onto page 1, already read), so every page is listed first;
+    the Stubber's queue fails the test if a deletion comes before the last page.
+    A package deleted meanwhile is not an error."""
+    cfg = load_config(context={}, env={}, dotenv_path=None)
+    cfn, sm, _ = _clients()
+    when = datetime(2033, 3, 1, 12, tzinfo=timezone.utc)
+    arns = [f"arn:aws:sagemaker:us-east-1:123456789012:model-package/stspackagegroup/{n}" for n in range(1, 251)]
+    pages = [arns[i:i + 100] for i in range(0, len(arns), 100)]
+    lines: list[str] = []
+    with Stubber(cfn) as c, Stubber(sm) as s:
+        c.add_response("describe_stacks", _stack("sts-foundation", {"ModelPackageGroupName": "stsPackageGroup"}))
+        c.add_response("describe_stacks", _stack("sts-training", {"TrainingPipelineName": "stsPipeline"}))
+        c.add_client_error("describe_stacks", "ValidationError", "Stack with id sts-monitoring does not exist")
+        s.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": []}, {"PipelineName": "stsPipeline"})
+        for i, page in enumerate(pages):
+            response = {"ModelPackageSummaryList": [{
+                "ModelPackageArn": arn, "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": int(arn.rsplit("/", 1)[1]),
+                "CreationTime": when, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved"} for arn in page]}
+            if i + 1 < len(pages):
+                response["NextToken"] = f"page{i + 1}"
+            s.add_response("list_model_packages", response,
+                           {"ModelPackageGroupName": "stsPackageGroup", **({"NextToken": f"page{i}"} if i else {})})
+        for arn in arns:
+            if arn.endswith("/7"):
+                s.add_client_error("delete_model_package", "ValidationException", f"Model Package {arn} does not exist.",
+                                   expected_params={"ModelPackageName": arn})
+            else:
+                s.add_response("delete_model_package", {}, {"ModelPackageName": arn})
+        result = aws_cleanup(cfg, cfn=c.client, sagemaker=s.client, echo=lines.append, delete_packages=True)
+        s.assert_no_pending_responses()
+    assert result["packages"] == [arn for arn in arns if not arn.endswith("/7")]
