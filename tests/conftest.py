@@ -26,6 +26,23 @@ def msrp_dir() -> Path:
     return Path(os.environ.get(MSRP_ENV) or REPO_ROOT.parent / "shared" / "data" / "msrp")
 
 
+#: What the CLI reads to find the AWS region and profile (stsmon/aws/environment.py).
+AMBIENT_AWS = ("AWS_REGION", "AMAZON_REGION", "AWS_DEFAULT_REGION", "AMAZON_DEFAULT_REGION", "AWS_PROFILE",
+               "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_aws(monkeypatch, tmp_path_factory):
+    """The developer's own AWS region, profile, credentials and config files stay
+    out of every test (a test that wants them sets its own)."""
+    for name in AMBIENT_AWS:
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path_factory.getbasetemp() / "no-aws-config"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

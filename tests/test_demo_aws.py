@@ -116,7 +116,7 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
     monkeypatch.chdir(repo_root)
     data = tmp_path / "stsmsrpc.txt"
     data.write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n")
-    def synth(project, context, out):
+    def synth(project, context, out, **_):
         out.mkdir(parents=True)
         calls.append(("synth", {}))
         return out
@@ -137,7 +137,7 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
     monkeypatch.setattr(ground_truth, "command", recorder("ground-truth", calls))
     monkeypatch.setattr(monitor, "run", recorder("monitor run", calls))
     monkeypatch.setattr(report, "command", recorder("report", calls))
-    monkeypatch.setattr("stsmon.aws.client", lambda service, region=None: f"<{service} client>")
+    monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: f"<{service} client>")
     monkeypatch.setattr(d, "aws_outputs", lambda cfn, cfg: {
         "EndpointName": "sts-endpoint", "DataCaptureUri": CAPTURE_URI,
         "MonitoringOutputUri": f"s3://{BUCKET}/sts/monitoring/sts-model-quality"})
@@ -174,7 +174,7 @@ def test_a_drill_without_violations_fails_the_aws_demo(tmp_path, repo_root, monk
     data = tmp_path / "stsmsrpc.txt"
     data.write_text("x")
     calls: list = []
-    monkeypatch.setattr("stsmon.commands.synth.run_synth", lambda project, context, out: out.mkdir(parents=True) or out)
+    monkeypatch.setattr("stsmon.commands.synth.run_synth", lambda project, context, out, **_: out.mkdir(parents=True) or out)
     monkeypatch.setattr(deploy, "command", recorder("deploy", calls))
     monkeypatch.setattr(train, "command", recorder("train", calls, lambda out_file, **_: out_file.write_text("{}")))
     monkeypatch.setattr(traffic, "command", recorder("traffic", calls, lambda out_file, **_: out_file.write_text(
@@ -182,7 +182,7 @@ def test_a_drill_without_violations_fails_the_aws_demo(tmp_path, repo_root, monk
     monkeypatch.setattr(ground_truth, "command", recorder("ground-truth", calls))
     monkeypatch.setattr(monitor, "run", recorder("monitor run", calls))
     monkeypatch.setattr(report, "command", recorder("report", calls))
-    monkeypatch.setattr("stsmon.aws.client", lambda service, region=None: None)
+    monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: None)
     monkeypatch.setattr(d, "aws_outputs", lambda cfn, cfg: {"EndpointName": "e", "DataCaptureUri": CAPTURE_URI,
                                                              "MonitoringOutputUri": "s3://b/m"})
     monkeypatch.setattr(d, "wait_for_s3_capture", lambda *a, **k: 1)

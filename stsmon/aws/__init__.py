@@ -7,17 +7,28 @@ botocore's Stubber. Nothing here runs at import time.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from ..errors import NotDeployedError, StsmonError
 
 
-def client(service: str, region: str | None = None) -> Any:
-    """A boto3 client; a missing credential or region becomes a clear error."""
+@lru_cache(maxsize=8)
+def _profile_session(profile: str) -> Any:
+    import boto3
+
+    return boto3.Session(profile_name=profile)
+
+
+def client(service: str, region: str | None = None, *, profile: str | None = None) -> Any:
+    """A boto3 client in ``region`` (the CLI passes the region it resolved, see
+    ``stsmon/aws/environment.py``) with ``profile`` (None: botocore's default
+    credential chain); a missing profile, credential or region becomes a clear error."""
     import boto3
 
     try:
-        return boto3.client(service, region_name=region)
+        factory = _profile_session(profile).client if profile else boto3.client
+        return factory(service, region_name=region)
     except Exception as exc:  # botocore raises several unrelated types here
         raise StsmonError(f"cannot create an AWS {service} client: {exc}") from None
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import context_option, load_cli_config, resolve_state_dir, state_dir_option, target_option
+from .common import aws_session, context_option, resolve_state_dir, state_dir_option, target_option
 
 
 @click.command(name="cleanup")
@@ -47,12 +47,11 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], yes: 
             remove_local_state(state, click.echo)
         return
 
-    from ..aws import client
-
-    cfg = load_cli_config(context)
+    aws = aws_session(context)
+    cfg = aws.config
     if delete_packages and not yes:
         click.confirm(f"Delete every model package in {cfg.model_package_group_name} ({cfg.region})?", abort=True)
-    done = aws_cleanup(cfg, cfn=client("cloudformation", cfg.region), sagemaker=client("sagemaker", cfg.region),
+    done = aws_cleanup(cfg, cfn=aws.client("cloudformation"), sagemaker=aws.client("sagemaker"),
                        echo=click.echo, delete_packages=delete_packages)
     click.echo(f"Stopped {len(done['executions'])} execution(s), deleted {len(done['packages'])} package(s).")
     click.echo("Now remove the stacks: npx cdk destroy --all"

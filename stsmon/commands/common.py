@@ -1,22 +1,56 @@
-"""Options shared by the commands, so every command spells them the same way."""
+"""Options shared by the commands, so every command spells them the same way;
+and the one place the CLI resolves its configuration and AWS environment."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..state import STATE_DIR_ENV, StateDir, default_state_dir
 
+if TYPE_CHECKING:
+    from ..aws.environment import AwsEnvironment
+    from ..config import Config
+
 TARGETS = ("local", "aws")
 
-target_option = click.option(
+#: click ``ctx.meta`` keys (meta is shared by a command and the commands it invokes, e.g. the demo's steps).
+_PROFILE_META = "stsmon.aws_profile"
+_ENVIRONMENT_META = "stsmon.aws_environment"
+
+
+def _remember_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta[_PROFILE_META] = value
+        ctx.meta.pop(_ENVIRONMENT_META, None)
+    return value
+
+
+profile_option = click.option(
+    "--profile",
+    default=None,
+    metavar="NAME",
+    expose_value=False,
+    callback=_remember_profile,
+    help="AWS profile (as `cdk --profile`). Default: $AWS_PROFILE, else your default credentials; "
+    "the region is the CDK CLI's: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's region, us-east-1.",
+)
+
+_target = click.option(
     "--target",
     type=click.Choice(TARGETS),
     default="local",
     show_default=True,
     help="Where to act: the local runtime, or the deployed AWS resources (uses your AWS credentials).",
 )
+
+
+def target_option(func: Any) -> Any:
+    """``--target local|aws`` and, for aws, ``--profile NAME``."""
+    return _target(profile_option(func))
 
 state_dir_option = click.option(
     "--state-dir",
@@ -48,16 +82,59 @@ def resolve_state_dir(state_dir: Path | None) -> StateDir:
     return StateDir((state_dir or default_state_dir()).resolve())
 
 
-def load_cli_config(context: tuple[str, ...] | list[str] = ()):  # -> stsmon.config.Config
+def aws_environment() -> AwsEnvironment:
+    """The AWS region and profile, resolved once per command line with the CDK
+    CLI's rules (``stsmon/aws/environment.py``): ``--profile``, the environment,
+    the AWS config files. Reads only local files, never the network."""
+    from ..aws.environment import aws_environment_from_process
+
+    ctx = click.get_current_context(silent=True)
+    meta: dict[str, Any] = ctx.meta if ctx is not None else {}
+    if _ENVIRONMENT_META not in meta:
+        meta[_ENVIRONMENT_META] = aws_environment_from_process(profile=meta.get(_PROFILE_META), project=Path.cwd())
+    return meta[_ENVIRONMENT_META]
+
+
+def load_cli_config(context: tuple[str, ...] | list[str] = ()) -> Config:
     """The configuration as the CLI sees it: defaults < ./cdk.json context <
-    ./.env < environment < ``-c KEY=VALUE`` (the same layers as ``app.py``)."""
+    ./.env < environment < ``-c KEY=VALUE`` (the same layers as ``app.py``).
+
+    The environment layer gets ``CDK_DEFAULT_REGION`` = the resolved AWS
+    region, exactly as the CDK CLI sets it for ``app.py``: so the region the
+    commands look in is the region ``cdk deploy`` put the stacks in (``-c
+    CDK_DEFAULT_REGION=...`` still pins another one, for both).
+    """
     import os
 
     from ..config import load_config, parse_context_pairs, read_cdk_json_context
 
+    env = {**os.environ, "CDK_DEFAULT_REGION": aws_environment().region}
     return load_config(
         context=parse_context_pairs(list(context)),
-        env=os.environ,
+        env=env,
         dotenv_path=Path(".env"),
         cdk_json_context=read_cdk_json_context(Path("cdk.json")),
     )
+
+
+@dataclass(frozen=True)
+class AwsSession:
+    """What a ``--target aws`` command needs: the configuration, and clients in
+    its region with the resolved profile (nothing below reads the environment)."""
+
+    config: Config
+    environment: AwsEnvironment
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    def client(self, service: str) -> Any:
+        from .. import aws
+
+        return aws.client(service, self.config.region, profile=self.environment.boto3_profile)
+
+
+def aws_session(context: tuple[str, ...] | list[str] = ()) -> AwsSession:
+    """The configuration and AWS environment of a ``--target aws`` command."""
+    return AwsSession(load_cli_config(context), aws_environment())

@@ -95,19 +95,26 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
         result.files["input_data"] = str(data)
     out.mkdir(parents=True, exist_ok=True)
 
+    from .common import aws_environment, aws_session
+
+    environment = aws_environment()
+    # The assembly's stacks carry the region (and, synthesized with credentials,
+    # the account): what it was synthesized for is part of its inputs.
+    synth_key = (*context, *environment.cdk_args())
     with step(1) as s:
-        if not fresh and d.assembly_is_current(project, assembly, context):
+        if not fresh and not aws and d.assembly_is_current(project, assembly, synth_key):
             s.note = f"{assembly} is up to date (inputs unchanged)"
         else:
-            run_synth(project, context, assembly)
-            d.mark_assembly(project, assembly, context)
+            # On AWS always again: the CDK CLI then writes your account into the assembly.
+            run_synth(project, context, assembly, environment=environment)
+            d.mark_assembly(project, assembly, synth_key)
             s.note = str(assembly)
         result.files["assembly"] = str(assembly)
 
     from ..config import Config  # noqa: F401  (import check: the configuration module loads)
-    from .common import load_cli_config
 
-    cfg = load_cli_config(context)
+    session = aws_session(context)
+    cfg = session.config
     with step(2):
         ctx.invoke(deploy_cmd.command, target=target, assembly=assembly,
                    stacks=(cfg.stack_name("foundation"), cfg.stack_name("training")), **common)
@@ -135,9 +142,7 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
     with step(4) as s:
         ctx.invoke(deploy_cmd.command, target=target, assembly=assembly, stacks=(), **common)
         if aws:
-            from ..aws import client
-
-            outputs = d.aws_outputs(client("cloudformation", cfg.region), cfg)
+            outputs = d.aws_outputs(session.client("cloudformation"), cfg)
             endpoint_name = outputs["EndpointName"]
             result.facts["endpoint_url"] = f"SageMaker endpoint {endpoint_name} ({cfg.region})"
         else:
@@ -160,7 +165,7 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
             sent = {r["inference_id"] for r in _json.loads(traffic_file.read_text())["inferences"] if not r.get("error")}
             hours = d.traffic_window(started, d.now_utc()).split("/")
             arrived = d.wait_for_s3_capture(
-                client("s3", cfg.region), outputs["DataCaptureUri"], endpoint_name,
+                session.client("s3"), outputs["DataCaptureUri"], endpoint_name,
                 d.parse_time(hours[0]), d.parse_time(hours[1]), sent, echo=echo)
             stats = {"written": arrived}
         else:
@@ -181,7 +186,7 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
         except MonitoringFailed:
             pass  # the result below says what happened
         if aws:
-            outcome = d.latest_aws_monitor_result(client("s3", cfg.region), client("cloudwatch", cfg.region),
+            outcome = d.latest_aws_monitor_result(session.client("s3"), session.client("cloudwatch"),
                                                   outputs["MonitoringOutputUri"], f"{cfg.prefix}-quality-")
         else:
             outcome = d.latest_monitor_result(state)

@@ -12,13 +12,26 @@ from ..errors import NotDeployedError, StsmonError
 from .common import assembly_option, context_option, resolve_state_dir, state_dir_option, target_option
 
 
-def aws_deploy_argv(project: Path, assembly: Path, stacks: tuple[str, ...], exclusively: bool) -> list[str]:
+def aws_deploy_argv(project: Path, assembly: Path, stacks: tuple[str, ...], exclusively: bool,
+                    cdk_args: list[str] | tuple[str, ...] = ()) -> list[str]:
     from .synth import cdk_command
 
-    argv = [*cdk_command(project), "deploy", "--app", str(assembly), "--no-notices", "--require-approval", "broadening"]
+    argv = [*cdk_command(project), "deploy", *cdk_args, "--app", str(assembly), "--no-notices",
+            "--require-approval", "broadening"]
     if exclusively:
         argv.append("--exclusively")
     return argv + (list(stacks) if stacks else ["--all"])
+
+
+def caller_account(aws) -> str:
+    """The account of the AWS credentials (STS GetCallerIdentity); no credentials is a clear error."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return aws.client("sts").get_caller_identity()["Account"]
+    except (BotoCoreError, ClientError) as exc:
+        raise StsmonError(f"no usable AWS credentials ({exc}): configure them (aws configure / aws sso login), "
+                          "or run `stsmon doctor --target aws`") from None
 
 
 @click.command(name="deploy")
@@ -60,7 +73,15 @@ def command(
     With --target aws this runs `cdk deploy` on the same assembly.
     """
     if target == "aws":
-        result = subprocess.run(aws_deploy_argv(Path.cwd(), assembly, stacks, exclusively), env={**os.environ})
+        from ..aws.environment import assembly_mismatch
+        from .common import aws_session
+
+        aws = aws_session(context)
+        problem = assembly_mismatch(assembly, region=aws.region, account=caller_account(aws))
+        if problem:
+            raise StsmonError(f"not deploying: {problem}")
+        argv = aws_deploy_argv(Path.cwd(), assembly, stacks, exclusively, aws.environment.cdk_args())
+        result = subprocess.run(argv, env={**os.environ})
         if result.returncode:
             raise StsmonError(f"cdk deploy failed (exit code {result.returncode})")
         return

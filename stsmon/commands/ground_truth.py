@@ -51,15 +51,16 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], mode:
         captured = gt.local_captures(state, where.capture_uri, where.endpoint, start, end)
         gt_uri = where.ground_truth_uri
     else:
-        from ..aws import client, stack_outputs
-        from .common import load_cli_config
+        from ..aws import stack_outputs
+        from .common import aws_session
 
-        cfg = load_cli_config(context)
-        cfn = client("cloudformation", cfg.region)
+        aws = aws_session(context)
+        cfg = aws.config
+        cfn = aws.client("cloudformation")
         outputs: dict[str, str] = {}
         for kind in ("foundation", "serving", "monitoring"):
             outputs.update(stack_outputs(cfn, cfg.stack_name(kind)))
-        s3 = client("s3", cfg.region)
+        s3 = aws.client("s3")
         captured = gt.s3_captures(s3, outputs["DataCaptureUri"], outputs["EndpointName"], start, end)
         gt_uri = outputs["GroundTruthUri"]
     window_text = f"[{start:%Y-%m-%dT%H:%MZ}, {end:%Y-%m-%dT%H:%MZ})"

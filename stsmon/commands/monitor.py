@@ -80,16 +80,17 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
         if run_.ingested:
             click.echo(f"{run_.ingested} metric data points stored in {state.metrics}")
     else:
-        from ..aws import client, stack_outputs
+        from ..aws import stack_outputs
         from ..monitoring.aws import run_aws_monitoring
-        from .common import load_cli_config
+        from .common import aws_session
 
-        cfg = load_cli_config(context)
-        outputs = stack_outputs(client("cloudformation", cfg.region), cfg.stack_name("monitoring"))
+        aws = aws_session(context)
+        cfg = aws.config
+        outputs = stack_outputs(aws.client("cloudformation"), cfg.stack_name("monitoring"))
         pipeline = outputs.get("MonitoringPipelineName") or cfg.monitoring_pipeline_name
         click.echo(f"Starting AWS pipeline {pipeline} ({window} window)")
         out = run_aws_monitoring(
-            client("sagemaker", cfg.region), client("s3", cfg.region), client("cloudwatch", cfg.region),
+            aws.client("sagemaker"), aws.client("s3"), aws.client("cloudwatch"),
             pipeline=pipeline, parameters=params, alarm_prefix=f"{cfg.prefix}-quality-",
             on_step=lambda s: _progress("step", s))
         execution, result, alarms = out["execution"], out["result"], out["alarms"]

@@ -39,13 +39,14 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], out_d
         alarms = metrics.list_alarms(state)
         title = f"Model quality of {where.endpoint}"
     else:
-        from ..aws import client, stack_outputs
+        from ..aws import stack_outputs
         from ..monitoring.aws_report import aws_results
-        from .common import load_cli_config
+        from .common import aws_session
 
-        cfg = load_cli_config(context)
-        outputs = stack_outputs(client("cloudformation", cfg.region), cfg.stack_name("monitoring"))
-        results, alarms = aws_results(client("s3", cfg.region), client("cloudwatch", cfg.region),
+        aws = aws_session(context)
+        cfg = aws.config
+        outputs = stack_outputs(aws.client("cloudformation"), cfg.stack_name("monitoring"))
+        results, alarms = aws_results(aws.client("s3"), aws.client("cloudwatch"),
                                       outputs["MonitoringOutputUri"], f"{cfg.prefix}-quality-", limit=limit)
         title = f"Model quality of {outputs.get('EndpointName', cfg.endpoint_name)} (AWS)"
     target_dir = out_dir or state.root / "reports" / "monitoring"

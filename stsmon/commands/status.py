@@ -9,7 +9,7 @@ import click
 
 from ..errors import NotDeployedError
 
-from .common import context_option, load_cli_config, resolve_state_dir, state_dir_option, target_option
+from .common import aws_session, context_option, resolve_state_dir, state_dir_option, target_option
 
 
 @click.command(name="status")
@@ -26,14 +26,12 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], as_js
     if target == "local":
         status = local_status(resolve_state_dir(state_dir))
     else:
-        from ..aws import client
-
-        cfg = load_cli_config(context)
+        aws = aws_session(context)
         status = aws_status(
-            cfg,
-            cfn=client("cloudformation", cfg.region),
-            sagemaker=client("sagemaker", cfg.region),
-            scheduler=client("scheduler", cfg.region),
+            aws.config,
+            cfn=aws.client("cloudformation"),
+            sagemaker=aws.client("sagemaker"),
+            scheduler=aws.client("scheduler"),
         )
     if as_json:
         click.echo(json.dumps(status, indent=2, default=str))

@@ -220,9 +220,9 @@ def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def runtime_client(*, url: str | None, region: str, concurrency: int):
+def runtime_client(*, url: str | None, region: str, concurrency: int, profile: str | None = None):
     """A boto3 ``sagemaker-runtime`` client: for the local endpoint (``url``, dummy
-    credentials) or AWS (your credentials)."""
+    credentials) or AWS (your credentials: ``profile``, else botocore's default chain)."""
     import boto3
     from botocore.config import Config
 
@@ -231,7 +231,8 @@ def runtime_client(*, url: str | None, region: str, concurrency: int):
     if url is not None:
         return boto3.client("sagemaker-runtime", region_name=region, endpoint_url=url, config=config,
                             aws_access_key_id="local", aws_secret_access_key="local")
-    return boto3.client("sagemaker-runtime", region_name=region, config=config)
+    session = boto3.Session(profile_name=profile) if profile else boto3
+    return session.client("sagemaker-runtime", region_name=region, config=config)
 
 
 def local_endpoint(state: StateDir, name: str | None) -> dict[str, Any]:
@@ -341,7 +342,7 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], endpo
     if not prefix or len(prefix) > 40 or not prefix.isprintable() or prefix[0].isspace():
         raise UsageError(f"--prefix must be 1-40 printable characters, got {prefix!r}")
     state = resolve_state_dir(state_dir)
-    from .common import load_cli_config
+    from .common import aws_environment, load_cli_config
 
     cfg = load_cli_config(context)
     path = input_path or latest_test_split(state)
@@ -351,7 +352,8 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], endpo
         name, url = record["endpoint_name"], record["url"]
     else:
         name, url = endpoint or cfg.endpoint_name, None
-    client = runtime_client(url=url, region=cfg.region, concurrency=concurrency)
+    client = runtime_client(url=url, region=cfg.region, concurrency=concurrency,
+                            profile=None if url else aws_environment().boto3_profile)
     where = url or f"AWS ({cfg.region})"
     click.echo(f"Sending {len(pairs)} pairs from {path} to {name} at {where} "
                f"(ids {prefix}{start}..{prefix}{start + len(pairs) - 1})", err=True)

@@ -116,10 +116,12 @@ def command(
             on_event=_progress,
         )
     else:
-        from ..aws import client, stack_outputs as aws_outputs
+        from ..aws import stack_outputs as aws_outputs
         from ..aws.training import run_aws_training
+        from .common import aws_session
 
-        cfn = client("cloudformation", cfg.region)
+        aws = aws_session(context)
+        cfn = aws.client("cloudformation")
         outputs = {}
         for kind in ("foundation", "training"):
             try:
@@ -128,8 +130,8 @@ def command(
                 if kind == "training" and not pipeline_name:
                     raise
         record = run_aws_training(
-            client("sagemaker", cfg.region),
-            client("s3", cfg.region),
+            aws.client("sagemaker"),
+            aws.client("s3"),
             pipeline_name=pipeline_name or outputs.get("TrainingPipelineName") or cfg.pipeline_name,
             parameters=overrides,
             input_data=input_data,

@@ -233,7 +233,7 @@ def test_aws_target_starts_the_deployed_pipeline_and_follows_it(tmp_path, monkey
                                                    "InferenceSpecification": {"Containers": [{"Image": IMAGE, "ModelDataUrl": "s3://sts-bucket/model.tar.gz"}], "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}},
                         {"ModelPackageName": pkg_arn})
         clients = {"cloudformation": cfn, "sagemaker": sm, "s3": s3}
-        monkeypatch.setattr("stsmon.aws.client", lambda service, region=None: clients[service])
+        monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: clients[service])
         sleeps = []
         monkeypatch.setattr("stsmon.aws.training.time", type("T", (), {"sleep": staticmethod(sleeps.append)}))
         (tmp_path / "data.tsv").write_text("x\n")
