@@ -7,8 +7,9 @@
 #
 # Setup is idempotent and incremental: .venv (requirements*.txt, the stsmon
 # package), node_modules (the pinned CDK CLI), and for tests .venv-tools
-# (checkov) and Debian's chromium when running as root. Needs Python 3.11+ and
-# Node 20+.
+# (checkov), .venv-serving (the SageMaker scikit-learn image's serving stack,
+# requirements-serving.txt; Python 3.12 like the image when there is one) and
+# Debian's chromium when running as root. Needs Python 3.11+ and Node 20+.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -46,6 +47,53 @@ stamp() {
   cat "$@" | sha256sum | cut -c1-64 > ".setup-stamp-$name"
 }
 
+# The image's serving stack runs Python 3.12: $SERVING_PYTHON, python3.12 on PATH, or
+# pyenv's newest 3.12; else $PYTHON (numpy/scipy then fall back by environment marker).
+serving_python() {
+  local c v
+  for c in "${SERVING_PYTHON:-}" python3.12; do
+    if [ -n "$c" ] && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
+      echo "$c"; return
+    fi
+  done
+  if command -v pyenv >/dev/null; then
+    v=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.[0-9]+)?$' | sort -V | tail -1 || true)
+    c=${v:+$(pyenv prefix "$v" 2>/dev/null)/bin/python3.12}
+    if [ -n "$c" ] && [ -x "$c" ]; then echo "$c"; return; fi
+  fi
+  echo "$PYTHON"
+}
+
+# sagemaker-containers goes in without its dependencies (its setup.py pins flask==1.1.1;
+# the image runs Flask 3.1.3), then gets the image Dockerfile's Python 3.12 patch.
+SERVING_NO_DEPS="sagemaker-containers==2.8.6.post2"
+PATCH_MAPPING='import pathlib, sysconfig
+path = pathlib.Path(sysconfig.get_paths()["purelib"], "sagemaker_containers", "_mapping.py")
+path.write_text(path.read_text().replace("collections.Mapping", "collections.abc.Mapping"))'
+
+setup_serving() {
+  local py ver
+  py=$(serving_python)
+  ver=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
+  if [ -x .venv-serving/bin/python ] && ! stale serving requirements-serving.txt <(echo "$SERVING_NO_DEPS $ver"); then
+    return
+  fi
+  say "creating .venv-serving (the SageMaker scikit-learn image's serving stack, Python $ver)"
+  rm -rf .venv-serving
+  "$py" -m venv .venv-serving
+  pipq .venv-serving/bin/python -m pip install -q -r requirements-serving.txt
+  pipq .venv-serving/bin/python -m pip install -q --no-deps "$SERVING_NO_DEPS"
+  .venv-serving/bin/python -c "$PATCH_MAPPING"
+  case "$ver" in
+    3.12.*) ;;
+    *) echo "The SageMaker scikit-learn image runs Python 3.12; .venv-serving runs Python $ver" \
+            "(no Python 3.12 found; numpy and scipy at the nearest pins that support it," \
+            "see requirements-serving.txt)." > .venv-serving/PYTHON_NOTE
+       say "note: $(cat .venv-serving/PYTHON_NOTE)" ;;
+  esac
+  stamp serving requirements-serving.txt <(echo "$SERVING_NO_DEPS $ver")
+}
+
 setup() {
   local dev=${1:-}
   check_tools
@@ -73,6 +121,7 @@ setup() {
       pipq .venv-tools/bin/python -m pip install -q -r requirements-tools.txt
       stamp tools requirements-tools.txt
     fi
+    setup_serving
     if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
       local sudo=""
       [ "$(id -u)" = 0 ] || sudo="sudo -n"

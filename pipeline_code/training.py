@@ -25,6 +25,7 @@ from .common import (
     script_processor,
 )
 from .sdk import offline_sdk, pipeline_session
+from .serving_env import serving_environment
 
 # Parameter names (the pipeline's public interface: `stsmon train` and the
 # console pass these).
@@ -230,10 +231,7 @@ def _register_step(session: Any, cfg: Config, names: Names, params: dict, train:
         image_uri=names.sklearn_image(),
         role_arn=placeholders.ROLE_ARN,
         sagemaker_session=session,
-        env_vars={
-            "SAGEMAKER_PROGRAM": contract.INFERENCE_PROGRAM,
-            "SAGEMAKER_SUBMIT_DIRECTORY": f"/opt/ml/model/{contract.MODEL_CODE_DIR}",
-        },
+        env_vars=serving_environment(),
         dependencies=None,
     )
     step_args = builder.register(

@@ -60,8 +60,10 @@ class CaptureEndpoint(Construct):
             "Model",
             execution_role_arn=role.role_arn,
             containers=[sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package_arn)],
-            # The package is self-contained (code in model.tar.gz), so the
-            # container needs no network.
+            # The package is self-contained (code in model.tar.gz) and its
+            # container environment lets the scikit-learn image start with no
+            # network (pipeline_code/serving_env.py; tests/serving/ runs the
+            # image's serving stack in a network namespace to prove it).
             enable_network_isolation=True,
         )
         self.endpoint_config = sagemaker.CfnEndpointConfig(

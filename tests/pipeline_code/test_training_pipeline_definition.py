@@ -170,7 +170,15 @@ def test_register_step_carries_metrics_baseline_and_serving_contract(steps):
     assert args["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
     (container,) = args["InferenceSpecification"]["Containers"]
     assert container["Image"] == IMAGE
-    assert container["Environment"] == {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
+    # Served with network isolation by the scikit-learn image (pipeline_code/serving_env.py;
+    # proven on the image's real serving stack in tests/serving/).
+    assert container["Environment"] == {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        "PIP_NO_BUILD_ISOLATION": "0",
+        "PIP_NO_INDEX": "1",
+        "PYTHONPATH": "/opt/ml/model/code",
+    }
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     quality = args["ModelMetrics"]["ModelQuality"]
     assert _joined_file(quality["Statistics"]) == ("Evaluate", "evaluation", "evaluation.json")

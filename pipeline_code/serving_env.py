@@ -1,0 +1,43 @@
+"""The serving container's environment, registered with every model package.
+
+The endpoint serves the package with the SageMaker scikit-learn image (1.9-0),
+with network isolation on. What the image does at start, read in its source
+(aws/sagemaker-scikit-learn-container ``serving.py``; aws/sagemaker-containers
+2.8.6.post2 ``_server.py``, ``_modules.py``): its ``serve`` calls
+``_server.start``, which **always** installs the user module before starting
+gunicorn (``_modules.import_module``: copy ``SAGEMAKER_SUBMIT_DIRECTORY`` to
+``/opt/ml/code``, write a ``setup.py``, ``python -m pip install .``). The
+image's pip builds in an isolated environment that downloads setuptools, so
+without a network ``serve`` exits and the endpoint never passes its health
+check. Hence (each checked on the rebuilt serving stack, tests/serving/):
+
+- ``PIP_NO_BUILD_ISOLATION=0``: pip builds with the image's own setuptools
+  and wheel (pinned in its requirements). The value reads backwards: pip
+  stores an environment value of ``--no-build-isolation`` straight into
+  ``build_isolation`` (pip ``cli/parser.py``), so ``0`` means *no* isolation;
+- ``PIP_NO_INDEX=1``: that install never reaches for an index, so it cannot
+  wait on a network there is none of;
+- ``PYTHONPATH`` = the code folder: ``SAGEMAKER_PROGRAM`` imports from the
+  model itself (the fast path of the image's ``serving.import_module``), not
+  only from the installed copy.
+"""
+
+from __future__ import annotations
+
+from processing_scripts import contract
+
+#: Where SageMaker extracts the package's code (``code/`` of model.tar.gz).
+CODE_DIR = f"/opt/ml/model/{contract.MODEL_CODE_DIR}"
+
+
+def serving_environment() -> dict[str, str]:
+    """The ``Environment`` of the package's inference container."""
+    return {
+        "SAGEMAKER_PROGRAM": contract.INFERENCE_PROGRAM,
+        "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR,
+        # Network isolation: the image's unconditional `pip install .` of the code
+        # folder must work offline, and the program must import without it.
+        "PIP_NO_BUILD_ISOLATION": "0",
+        "PIP_NO_INDEX": "1",
+        "PYTHONPATH": CODE_DIR,
+    }
