@@ -33,7 +33,7 @@ import csv
 import io
 import math
 import sys
-import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -64,8 +64,11 @@ def constraint(metric: str, value: float, sd: float | None, *, tolerance_sd: flo
 
 def baseline(model_dir: Path, validation_dir: Path, output_dir: Path, *, tolerance_sd: float = 3.0,
              window_size: int = 0, metrics: Sequence[str] | None = None, n_bootstrap: int = 1000,
-             random_state: int = 0) -> dict:
-    """Write baseline.csv, statistics.json and constraints.json; returns the constraints."""
+             random_state: int = 0, evaluated_at: datetime) -> dict:
+    """Write baseline.csv, statistics.json and constraints.json; returns the constraints.
+
+    ``evaluated_at`` is the statistics' ``dataset.evaluation_time`` (``main`` passes the clock's now).
+    """
     if tolerance_sd < 0:
         raise UserError(f"--tolerance-sd must be >= 0, got {tolerance_sd}")
     if window_size < 0:
@@ -101,7 +104,7 @@ def baseline(model_dir: Path, validation_dir: Path, output_dir: Path, *, toleran
                                     tolerance_sd=tolerance_sd, scale=scale)
     statistics = {
         "version": 0.0,
-        "dataset": {"item_count": n, "evaluation_time": _now()},
+        "dataset": {"item_count": n, "evaluation_time": _stamp(evaluated_at)},
         contract.METRICS_KEY[problem_type]: block,
     }
     constraints_doc = {"version": 0.0, contract.CONSTRAINTS_KEY[problem_type]: constraints}
@@ -125,9 +128,9 @@ def baseline(model_dir: Path, validation_dir: Path, output_dir: Path, *, toleran
     return constraints_doc
 
 
-def _now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+def _stamp(moment: datetime) -> str:
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -154,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or None
     baseline(args.model_dir, args.validation_dir, args.output_dir, tolerance_sd=args.tolerance_sd,
              window_size=args.window_size, metrics=metrics, n_bootstrap=args.bootstrap_samples,
-             random_state=args.random_state)
+             random_state=args.random_state, evaluated_at=datetime.now(timezone.utc))
 
 
 if __name__ == "__main__":

@@ -1054,11 +1054,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from_args(argv: Sequence[str] | None, now: datetime | None = None) -> Settings:
+def settings_from_args(argv: Sequence[str] | None, now: datetime) -> Settings:
+    """Settings from the command line; without ``--execution-time`` the window is taken from ``now``."""
     args = build_parser().parse_args(argv)
     execution_time = (
-        parse_time(args.execution_time, "--execution-time") if args.execution_time.strip()
-        else (now or datetime.now(timezone.utc))
+        parse_time(args.execution_time, "--execution-time") if args.execution_time.strip() else now
     )
     start, end = compute_window(execution_time, args.window_end, args.window_hours, args.label_delay_hours)
     if not args.namespace.strip():
@@ -1082,7 +1082,7 @@ def settings_from_args(argv: Sequence[str] | None, now: datetime | None = None) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        settings = settings_from_args(argv)
+        settings = settings_from_args(argv, now=datetime.now(timezone.utc))  # the program's entry: its clock
         baseline = load_baseline(settings.baseline_dir, settings.problem_type)
         if settings.publish_cloudwatch and not (settings.endpoint_name and settings.schedule_name):
             raise MonitorError("--publish-cloudwatch true needs --endpoint-name and --schedule-name (the dimensions)")

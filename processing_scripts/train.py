@@ -25,6 +25,7 @@ import platform
 import sys
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -61,8 +62,11 @@ def _versions() -> dict:
 
 def train(train_dir: Path, model_dir: Path, validation_dir: Path | None = None, *,
           problem_type: str = "auto", hyperparameters: stsmodel.Hyperparameters | None = None,
-          code_dir: Path | None = None) -> dict:
-    """Fit on ``train_dir``, score ``validation_dir`` (if given), write the model folder; returns model_info."""
+          code_dir: Path | None = None, created_at: datetime) -> dict:
+    """Fit on ``train_dir``, score ``validation_dir`` (if given), write the model folder; returns model_info.
+
+    ``created_at`` is recorded as the model's ``created_at`` (``main`` passes the clock's now).
+    """
     hp = hyperparameters or stsmodel.Hyperparameters()
     y, pairs = read_split(train_dir, "train")
     problem_type = resolve_problem_type(problem_type, y, str(train_dir))
@@ -104,7 +108,7 @@ def train(train_dir: Path, model_dir: Path, validation_dir: Path | None = None, 
         "row_counts": {"train": len(pairs), "validation": n_validation},
         "fit_seconds": round(fit_seconds, 3),
         "validation_metrics": validation,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     import joblib
 
@@ -166,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         validation = Path(DEFAULT_VALIDATION)
     else:
         validation = None  # no validation channel: nothing to score
-    train(args.train, args.model_dir, validation, problem_type=args.problem_type, hyperparameters=hp)
+    train(args.train, args.model_dir, validation, problem_type=args.problem_type, hyperparameters=hp,
+          created_at=datetime.now(timezone.utc))
 
 
 if __name__ == "__main__":

@@ -277,10 +277,6 @@ def check_project(project: Path) -> None:
             "run the demo from the repository root, e.g. `./run.sh demo`")
 
 
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def parse_time(text: str) -> datetime:
     """An ISO-8601 UTC time as :func:`traffic_window` writes it."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))

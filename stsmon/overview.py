@@ -11,6 +11,7 @@ them as they are and the terminal view formats either one.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from .config import Config
@@ -62,7 +63,7 @@ def _metrics_of_evaluation(report: Any) -> dict[str, float]:
     return out
 
 
-def local_status(state: StateDir) -> dict[str, Any]:
+def local_status(state: StateDir, now: datetime) -> dict[str, Any]:
     """Everything deployed in one local state folder, with its latest results."""
     from .endpoint.process import capture_stats, list_records
     from .localcloud.deployer import load_records
@@ -115,7 +116,7 @@ def local_status(state: StateDir) -> dict[str, Any]:
             "log": record.get("log"),
         })
 
-    sched = scheduler.status(state)
+    sched = scheduler.status(state, now)
     monitoring = None
     if outputs.get("MonitoringPipelineName"):
         results = list_results(state, str(outputs["MonitoringPipelineName"]))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
+from stsmon.clock import FixedClock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NETGUARD_DIR = Path(__file__).resolve().parent / "_netguard"
@@ -41,6 +44,16 @@ def _no_ambient_aws(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+#: The suite's "now": years from any day it runs on, so nothing can lean on the wall clock.
+TEST_NOW = datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """A clock at :data:`TEST_NOW` that moves 1 ms per read (successive records get ordered times)."""
+    return FixedClock(TEST_NOW, tick=timedelta(milliseconds=1))
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..clock import Clock, SystemClock
 from ..state import STATE_DIR_ENV, StateDir, default_state_dir
 
 if TYPE_CHECKING:
@@ -75,6 +76,11 @@ assembly_option = click.option(
     show_default=True,
     help="The synthesized cloud assembly (cdk.out) to deploy or read.",
 )
+
+
+def cli_clock() -> Clock:
+    """The wall clock. The CLI is where "now" enters the program: everything below takes this clock."""
+    return SystemClock()
 
 
 def resolve_state_dir(state_dir: Path | None) -> StateDir:

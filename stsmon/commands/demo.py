@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import context_option, resolve_state_dir, state_dir_option, target_option
+from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
 
 STEPS = (
     "Data: find or fetch the MSRP corpus",
@@ -68,6 +68,8 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
     from .monitor import MonitoringFailed
     from .monitor import run as monitor_run
     from .synth import run_synth
+
+    clock = cli_clock()
 
     project = Path.cwd()
     d.check_project(project)
@@ -157,20 +159,20 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
 
     with step(5) as s:
         traffic_file = out / "testendpoint_out.json"
-        started = d.now_utc()
+        started = clock.now()
         ctx.invoke(traffic_cmd.command, target=target, concurrency=concurrency, out_file=traffic_file, **common)
         if aws:
             import json as _json
 
             sent = {r["inference_id"] for r in _json.loads(traffic_file.read_text())["inferences"] if not r.get("error")}
-            hours = d.traffic_window(started, d.now_utc()).split("/")
+            hours = d.traffic_window(started, clock.now()).split("/")
             arrived = d.wait_for_s3_capture(
                 session.client("s3"), outputs["DataCaptureUri"], endpoint_name,
                 d.parse_time(hours[0]), d.parse_time(hours[1]), sent, echo=echo)
             stats = {"written": arrived}
         else:
             stats = d.wait_for_capture(state, endpoint_name)
-        ended = d.now_utc()
+        ended = clock.now()
         window = d.traffic_window(started, ended)
         result.facts["capture"] = stats
         result.files["traffic_record"] = str(traffic_file)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import NotDeployedError, StsmonError
-from .common import assembly_option, context_option, resolve_state_dir, state_dir_option, target_option
+from .common import assembly_option, cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
 
 
 def aws_deploy_argv(project: Path, assembly: Path, stacks: tuple[str, ...], exclusively: bool,
@@ -110,7 +110,7 @@ def command(
         capture=not no_capture, package_arn=package_arn, foreground=foreground, host=host, port=port, stop=stop
     )
     state = resolve_state_dir(state_dir)
-    deployer = LocalDeployer(state, serving=serving, echo=click.echo, region=region)
+    deployer = LocalDeployer(state, clock=cli_clock(), serving=serving, echo=click.echo, region=region)
     report = deployer.deploy(Assembly.load(assembly), list(stacks) or None, exclusively=exclusively, dry_run=dry_run)
     click.echo("")
     for result in report.results:

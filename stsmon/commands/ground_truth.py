@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from .common import context_option, resolve_state_dir, state_dir_option, target_option
+from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
 
 
 @click.command(name="ground-truth")
@@ -38,7 +37,7 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], mode:
     """
     from ..monitoring import ground_truth as gt
 
-    now = datetime.now(timezone.utc)
+    now = cli_clock().now()
     start, end = gt.hour_window(window, now)
     state = resolve_state_dir(state_dir)
     truth = None

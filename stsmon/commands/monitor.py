@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import StsmonError
-from .common import context_option, resolve_state_dir, state_dir_option, target_option
+from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
 
 WINDOW_HELP = ("Window to monitor: previous (default: the previous full hour, minus the deployed label delay), "
                "current (the hour in progress), END (the hour before END) or START/END (whole hours), ISO-8601.")
@@ -20,7 +19,7 @@ class MonitoringFailed(StsmonError):
 
 
 def _progress(kind: str, data: dict[str, Any]) -> None:
-    now = datetime.now().strftime("%H:%M:%S")
+    now = cli_clock().now().astimezone().strftime("%H:%M:%S")  # local time of day, for people
     if kind == "step" and data.get("StepStatus") in ("Executing", "Succeeded", "Failed", "Stopped"):
         line = f"{now}  {data.get('StepName', '')} {data['StepStatus']}"
         if data.get("FailureReason"):
@@ -62,7 +61,8 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
     """
     from ..monitoring import report, runs
 
-    params = runs.window_parameters(window)
+    clock = cli_clock()
+    params = runs.window_parameters(window, clock.now())
     for item in parameters:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -74,7 +74,7 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
     if target == "local":
         where = runs.monitoring_target(state)
         click.echo(f"Monitoring {where.endpoint} with pipeline {where.pipeline} ({window} window)")
-        run_ = runs.run_monitoring(state, params, pipeline=where.pipeline, on_event=_progress)
+        run_ = runs.run_monitoring(state, params, pipeline=where.pipeline, on_event=_progress, clock=clock)
         execution, result, alarms = run_.execution, run_.result, run_.alarms
         where_out = str(run_.output_dir / runs.REPORT_FILE) if run_.output_dir else None
         if run_.ingested:
@@ -92,7 +92,7 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
         out = run_aws_monitoring(
             aws.client("sagemaker"), aws.client("s3"), aws.client("cloudwatch"),
             pipeline=pipeline, parameters=params, alarm_prefix=f"{cfg.prefix}-quality-",
-            on_step=lambda s: _progress("step", s))
+            on_step=lambda s: _progress("step", s), now=clock.now())
         execution, result, alarms = out["execution"], out["result"], out["alarms"]
         where_out = f"{out['output_uri']}/{runs.REPORT_FILE}" if out["output_uri"] else None
     click.echo(f"Execution {execution.get('PipelineExecutionArn', execution.get('PipelineExecutionId'))}: "
@@ -120,7 +120,7 @@ def status(state_dir: Path | None) -> None:
     from ..monitoring import metrics, scheduler
 
     state = resolve_state_dir(state_dir)
-    info = scheduler.status(state)
+    info = scheduler.status(state, cli_clock().now())
     proc = info["process"]
     click.echo(f"Scheduler process: {'running, pid ' + str(proc['pid']) if proc else 'not running'} (log {info['log']})")
     if not info["schedules"]:

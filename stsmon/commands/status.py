@@ -9,7 +9,7 @@ import click
 
 from ..errors import NotDeployedError
 
-from .common import aws_session, context_option, resolve_state_dir, state_dir_option, target_option
+from .common import aws_session, cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
 
 
 @click.command(name="status")
@@ -24,7 +24,7 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], as_js
     from ..overview import aws_status, format_status, local_status
 
     if target == "local":
-        status = local_status(resolve_state_dir(state_dir))
+        status = local_status(resolve_state_dir(state_dir), cli_clock().now())
     else:
         aws = aws_session(context)
         status = aws_status(

@@ -39,9 +39,10 @@ from typing import Any
 
 import click
 
+from ..clock import Clock
 from ..errors import NotDeployedError, StsmonError, UsageError
 from ..state import StateDir
-from .common import context_option, resolve_state_dir, state_dir_option, target_option
+from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
 
 RECORD_FILENAME = "testendpoint_out.json"
 MSRP_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
@@ -261,8 +262,8 @@ def local_endpoint(state: StateDir, name: str | None) -> dict[str, Any]:
     return record
 
 
-def write_record(record: dict[str, Any], state: StateDir, out_file: Path) -> list[Path]:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+def write_record(record: dict[str, Any], state: StateDir, out_file: Path, *, now: datetime) -> list[Path]:
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     paths = [state.runs / f"traffic-{stamp}.json", out_file]
     text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
     for path in paths:
@@ -288,12 +289,13 @@ def run_traffic(
     rate: float | None,
     out_file: Path,
     progress: Callable[[int], None] = lambda n: None,
+    clock: Clock,
 ) -> tuple[dict[str, Any], list[Path]]:
-    """Send ``pairs`` and write the run record; returns (record, written paths)."""
-    started = datetime.now(UTC)
+    """Send ``pairs`` and write the run record (start and end from ``clock``); returns (record, written paths)."""
+    started = clock.now()
     results = send_all(client, endpoint_name, pairs, prefix=prefix, start=start, concurrency=concurrency,
                        rate=rate, progress=progress)
-    ended = datetime.now(UTC)
+    ended = clock.now()
     labels = [p.label for p in pairs if p.label is not None]
     problem = None
     if labels:
@@ -314,7 +316,7 @@ def run_traffic(
         "failed": failed,
         "inferences": results,
     }
-    return record, write_record(record, state, out_file)
+    return record, write_record(record, state, out_file, now=ended)
 
 
 @click.command(name="traffic")
@@ -360,7 +362,8 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], endpo
     with click.progressbar(length=len(pairs), label="traffic", file=sys.stderr) as bar:
         record, written = run_traffic(state=state, target=target, endpoint_name=name, url=url, pairs=pairs,
                                       input_desc=str(path), client=client, prefix=prefix, start=start,
-                                      concurrency=concurrency, rate=rate, out_file=out_file, progress=bar.update)
+                                      concurrency=concurrency, rate=rate, out_file=out_file, progress=bar.update,
+                                      clock=cli_clock())
     click.echo(f"{record['succeeded']} of {record['requests']} succeeded in {record['duration_seconds']:.1f} s; "
                f"record: {written[0]} and {written[1]}")
     if record["failed"]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import NotDeployedError
-from .common import context_option, resolve_state_dir, state_dir_option, target_option
+from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
 
 
 _SHOWN: dict[str, str] = {}
@@ -17,7 +16,7 @@ _SHOWN: dict[str, str] = {}
 
 def _progress(kind: str, data: dict[str, Any]) -> None:
     """One line per step status change (and when the execution starts)."""
-    now = datetime.now().strftime("%H:%M:%S")
+    now = cli_clock().now().astimezone().strftime("%H:%M:%S")  # local time of day, for people
     if kind == "execution":
         status = data.get("PipelineExecutionStatus")
         if status == "Executing":
@@ -114,6 +113,7 @@ def command(
             bucket=outputs.get("ArtifactBucketName"),
             prefix=cfg.prefix,
             on_event=_progress,
+            clock=cli_clock(),
         )
     else:
         from ..aws import stack_outputs as aws_outputs

@@ -161,7 +161,7 @@ def start_endpoint(state: StateDir, spec: ServerSpec, *, timeout: float = START_
     for stale in paths.stats.glob("worker-*.json") if paths.stats.is_dir() else ():
         stale.unlink()
     with open(paths.log, "ab") as log:
-        log.write(f"--- starting endpoint {spec.endpoint_name} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        log.write(f"--- starting endpoint {spec.endpoint_name}\n".encode())
         log.flush()
         proc = subprocess.Popen(
             [sys.executable, "-m", "stsmon.endpoint", "serve", "--spec", str(paths.spec)],

@@ -28,10 +28,11 @@ import fcntl
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock
 from ..fileio import write_json_atomic
 from ..errors import NotDeployedError, StsmonError
 from ..state import StateDir
@@ -291,11 +292,13 @@ class LocalDeployer:
         self,
         state: StateDir,
         *,
+        clock: Clock,
         serving: ServingOptions | None = None,
         echo: Callable[[str], None] = lambda line: None,
         region: str | None = None,
     ) -> None:
         self.state = state
+        self.clock = clock  # deploy times, and every handler's (ctx.clock)
         self.serving = serving or ServingOptions()
         self.echo = echo
         self.region = region
@@ -364,6 +367,7 @@ class LocalDeployer:
             state=self.state,
             env=env,
             stack_name=stack_name,
+            clock=self.clock,
             serving=self.serving,
             assembly=assembly,
             outputs={n: dict(r.outputs) for n, r in records.items()},
@@ -556,7 +560,7 @@ class LocalDeployer:
             artifact_id=stack.artifact_id,
             region=env.region,
             account=env.account,
-            deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            deployed_at=self.clock.now().astimezone(UTC).isoformat(timespec="seconds"),
             assembly=str(assembly.root.resolve()),
             parameters=params,
             resources=new_resources,

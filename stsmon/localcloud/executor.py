@@ -58,8 +58,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_json_atomic
+from ..clock import Clock
 from ..errors import NotDeployedError, StsmonError, UsageError
+from ..fileio import write_json_atomic
 from ..state import StateDir
 from . import LocalEnvironment
 from .pipelines import StepSpec, collect_steps, definition_problems, load_pipeline
@@ -91,8 +92,9 @@ class StepFailed(Exception):
         self.reason = reason
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def _stamp(moment: datetime) -> str:
+    """Times in execution records: ISO-8601 with milliseconds and offset, as before."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _rand(n: int) -> str:
@@ -234,8 +236,10 @@ class Execution:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         max_parallel: int | None = None,
         execution_id: str | None = None,
+        clock: Clock,
     ) -> None:
         self.state = state
+        self.clock = clock
         self.pipeline = pipeline
         self.definition = pipeline["PipelineDefinition"]
         self.env = LocalEnvironment(account=pipeline.get("Account", "000000000000"), region=pipeline.get("Region", "us-east-1"))
@@ -252,7 +256,7 @@ class Execution:
         self.stop_event = threading.Event()
         self.jobs: dict[str, _Job] = {}
         self.properties: dict[str, dict[str, Any]] = {}
-        self.start_time = datetime.now(UTC)
+        self.start_time = clock.now()
         self.record: dict[str, Any] = {
             "PipelineName": self.name,
             "PipelineArn": pipeline["PipelineArn"],
@@ -260,8 +264,8 @@ class Execution:
             "PipelineExecutionArn": self.arn,
             "PipelineExecutionDisplayName": display_name or f"execution-{self.id}",
             "PipelineExecutionStatus": "Executing",
-            "CreationTime": _now(),
-            "LastModifiedTime": _now(),
+            "CreationTime": self._now(),
+            "LastModifiedTime": self._now(),
             "Parameters": [{"Name": k, "Value": _param_str(v)} for k, v in parameters.items()],
             "ExecutorPid": os.getpid(),
             "ExecutorStartTime": _process_start_time(os.getpid()),
@@ -271,9 +275,12 @@ class Execution:
 
     # -- records ----------------------------------------------------------
 
+    def _now(self) -> str:
+        return _stamp(self.clock.now())
+
     def _save(self) -> None:
         with self.lock:
-            self.record["LastModifiedTime"] = _now()
+            self.record["LastModifiedTime"] = self._now()
             write_json_atomic(self.folder / "execution.json", self.record)
 
     def _step_record(self, name: str) -> dict[str, Any]:
@@ -286,7 +293,7 @@ class Execution:
             "StepDisplayName": spec.raw.get("DisplayName", name),
             "StepType": spec.type,
             "StepStatus": "Starting",
-            "StartTime": _now(),
+            "StartTime": self._now(),
             "Metadata": {},
         }
         self.record["Steps"].append(rec)
@@ -297,7 +304,7 @@ class Execution:
             rec = self._step_record(name)
             rec.update(fields)
             if fields.get("StepStatus") in TERMINAL:
-                rec["EndTime"] = _now()
+                rec["EndTime"] = self._now()
             self._save()
             self.on_event("step", dict(rec))
 
@@ -335,7 +342,7 @@ class Execution:
                 "PipelineName": self.name,
                 "PipelineArn": self.pipeline["PipelineArn"],
                 "StartDateTime": self.start_time.isoformat(timespec="seconds"),
-                "CurrentDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
+                "CurrentDateTime": self.clock.now().isoformat(timespec="seconds"),
             }
             if rest not in variables:
                 raise StepFailed(f"{where}: execution variable {rest!r} is not available locally")
@@ -403,7 +410,7 @@ class Execution:
                         verdict = self._readiness(spec, status, branch_taken)
                         if verdict == "ready":
                             status[name] = "Executing"
-                            self._set_step(name, StepStatus="Executing", StartTime=_now())
+                            self._set_step(name, StepStatus="Executing", StartTime=self._now())
                             futures[pool.submit(self._run_step, spec)] = name
                         elif verdict == "never":
                             status[name] = "NotExecuted"
@@ -462,7 +469,7 @@ class Execution:
                     self.record["FailureReason"] = f"Step {first['StepName']} failed: {first.get('FailureReason', '')}"
             else:
                 self.record["PipelineExecutionStatus"] = "Succeeded"
-            self.record["EndTime"] = _now()
+            self.record["EndTime"] = self._now()
             self.record.pop("ExecutorPid", None)
             self._save()
         self.on_event("execution", dict(self.record))
@@ -612,7 +619,7 @@ class Execution:
         self._pack(root / "model", model_uri)
         if any((root / "output" / "data").iterdir()):
             self._pack(root / "output" / "data", f"{out_path}/{job_name}/output/output.tar.gz")
-        metrics = _final_metrics(algo.get("MetricDefinitions") or [], folder)
+        metrics = _final_metrics(algo.get("MetricDefinitions") or [], folder, self._now())
         props = dict(args)
         props.update(
             TrainingJobName=job_name,
@@ -689,7 +696,7 @@ class Execution:
     def _register_model(self, spec: StepSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         args = self.evaluate(spec.arguments, f"Steps.{spec.name}.Arguments")
         args = {k: v for k, v in args.items() if v is not None}
-        reg = Registry(self.state.registry_db, env=self.env)
+        reg = Registry(self.state.registry_db, env=self.env, clock=self.clock)
         try:
             arn = reg.create_model_package(**args)["ModelPackageArn"]
             package = reg.describe_model_package(ModelPackageName=arn)
@@ -864,7 +871,7 @@ def _tail(path: Path, lines: int = 5) -> str:
     return "\n".join(kept)[-FAILURE_REASON_MAX:]
 
 
-def _final_metrics(definitions: list[dict[str, Any]], log_dir: Path) -> list[dict[str, Any]]:
+def _final_metrics(definitions: list[dict[str, Any]], log_dir: Path, stamp: str) -> list[dict[str, Any]]:
     if not definitions:
         return []
     text = ""
@@ -877,7 +884,7 @@ def _final_metrics(definitions: list[dict[str, Any]], log_dir: Path) -> list[dic
         if matches:
             value = matches[-1][0] if isinstance(matches[-1], tuple) else matches[-1]
             with contextlib.suppress(ValueError):
-                out.append({"MetricName": d["Name"], "Value": float(value), "Timestamp": _now()})
+                out.append({"MetricName": d["Name"], "Value": float(value), "Timestamp": stamp})
     return out
 
 
@@ -994,9 +1001,13 @@ def start_execution(
     display_name: str | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     max_parallel: int | None = None,
+    clock: Clock,
 ) -> dict[str, Any]:
     """Run one execution of a locally deployed pipeline to the end; returns the
     execution record (``PipelineExecutionStatus`` Succeeded/Failed/Stopped).
+
+    Every time in it (creation, step times, ``Execution.StartDateTime`` and
+    ``CurrentDateTime``) comes from ``clock``.
 
     ``on_event(kind, record)`` is called with ``"execution"`` (started,
     finished) and ``"step"`` (each status change). Ctrl-C stops the running
@@ -1008,7 +1019,8 @@ def start_execution(
     pipeline = load_pipeline(state, pipeline_name)
     preflight(pipeline["PipelineDefinition"], f"pipeline {pipeline_name}")
     values = resolve_parameters(pipeline["PipelineDefinition"], parameters)
-    execution = Execution(state, pipeline, values, display_name=display_name, on_event=on_event, max_parallel=max_parallel)
+    execution = Execution(state, pipeline, values, display_name=display_name, on_event=on_event,
+                          max_parallel=max_parallel, clock=clock)
     previous = None
     if threading.current_thread() is threading.main_thread():
         def on_term(signum: int, frame: Any) -> None:
@@ -1060,14 +1072,16 @@ def reconcile(state: StateDir, pipeline_name: str) -> list[str]:
         if pid is not None and _alive(int(pid), record.get("ExecutorStartTime")):
             continue
         reason = "the executor process ended before the execution finished (killed or crashed)"
+        # It ended some time after its last record: that time is the best end time known (no clock needed).
+        ended = record.get("LastModifiedTime") or record.get("CreationTime")
         for step in record.get("Steps", []):
             if step.get("StepStatus") not in TERMINAL:
                 step["StepStatus"] = "Failed"
                 step["FailureReason"] = reason
-                step["EndTime"] = _now()
+                step["EndTime"] = ended
         record["PipelineExecutionStatus"] = "Failed"
         record["FailureReason"] = reason
-        record["EndTime"] = _now()
+        record["EndTime"] = ended
         record.pop("ExecutorPid", None)
         write_json_atomic(path, record)
         fixed.append(record.get("PipelineExecutionId", path.parent.name))

@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock
 from ..errors import NotDeployedError, StsmonError
 from . import LocalEnvironment
 
@@ -85,10 +86,6 @@ class RegistryError(StsmonError):
 
 class ResourceNotFound(NotDeployedError):
     """The group or package does not exist (SageMaker's ResourceNotFound / ValidationException)."""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _ts(value: datetime) -> str:
@@ -137,10 +134,16 @@ class Registry:
     ``env`` gives the region and account used in ARNs.
     """
 
-    def __init__(self, path: Path | str, *, env: LocalEnvironment | None = None) -> None:
+    def __init__(self, path: Path | str, *, env: LocalEnvironment | None = None, clock: Clock | None = None) -> None:
         self.path = Path(path)
         self.env = env or LocalEnvironment()
+        self.clock = clock  # writes stamp times from it; a registry opened without one only reads
         self._conn: sqlite3.Connection | None = None
+
+    def _now(self) -> datetime:
+        if self.clock is None:
+            raise RuntimeError("this Registry was opened without a clock: it can read, not create or update")
+        return self.clock.now()
 
     # -- plumbing -----------------------------------------------------------
 
@@ -201,7 +204,7 @@ class Registry:
             arn = self.group_arn(name)
             conn.execute(
                 "INSERT INTO model_package_group (name, arn, description, creation_time, tags) VALUES (?, ?, ?, ?, ?)",
-                (name, arn, params.get("ModelPackageGroupDescription"), _ts(_now()), json.dumps(params.get("Tags", []))),
+                (name, arn, params.get("ModelPackageGroupDescription"), _ts(self._now()), json.dumps(params.get("Tags", []))),
             )
         return {"ModelPackageGroupArn": arn}
 
@@ -282,7 +285,7 @@ class Registry:
                 (group, version),
             )
             arn = self.package_arn(group, version)
-            now = _ts(_now())
+            now = _ts(self._now())
             request["ModelPackageGroupName"] = group
             conn.execute(
                 "INSERT INTO model_package (group_name, version, arn, approval_status, creation_time, "
@@ -360,7 +363,7 @@ class Registry:
                 (
                     params.get("ModelApprovalStatus", row["approval_status"]),
                     params.get("ApprovalDescription", row["approval_description"]),
-                    _ts(_now()),
+                    _ts(self._now()),
                     json.dumps(request, sort_keys=True),
                     row["seq"],
                 ),
@@ -482,8 +485,8 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def open_registry(state_root: Path, env: LocalEnvironment | None = None) -> Registry:
-    """The registry of a state folder (``{state}/registry.sqlite``)."""
+def open_registry(state_root: Path, env: LocalEnvironment | None = None, clock: Clock | None = None) -> Registry:
+    """The registry of a state folder (``{state}/registry.sqlite``); without ``clock`` it only reads."""
     from ..state import StateDir
 
-    return Registry(StateDir(state_root).registry_db, env=env)
+    return Registry(StateDir(state_root).registry_db, env=env, clock=clock)

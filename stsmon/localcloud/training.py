@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock
 from ..errors import NotDeployedError, StsmonError, UsageError
 from ..inputs import local_input_files
 from ..state import StateDir
@@ -214,8 +215,9 @@ def run_local_training(
     bucket: str | None,
     prefix: str,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    clock: Clock,
 ) -> dict[str, Any]:
-    """Start and wait for a local execution; returns the run record (not yet written)."""
+    """Start and wait for a local execution (its times from ``clock``); returns the run record (not yet written)."""
     from .executor import resolve_parameters, start_execution
     from .pipelines import load_pipeline
     from .registry import Registry
@@ -234,7 +236,7 @@ def run_local_training(
         local = state.s3_path(default) if isinstance(default, str) and default.startswith("s3://") else None
         if local is not None and not (local.exists() and any(p.is_file() for p in local.rglob("*"))):
             raise UsageError(f"no training data at {default}: give --input-data PATH (a file or folder of MSRP-layout files)")
-    execution = start_execution(state, pipeline_name, parameters, on_event=on_event)
+    execution = start_execution(state, pipeline_name, parameters, on_event=on_event, clock=clock)
     metrics, metrics_uri = _property_file_metrics(state, execution, pipeline["PipelineDefinition"])
     package = None
     for rec in execution.get("Steps", []):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from ..errors import StsmonError
@@ -35,14 +35,15 @@ def run_aws_monitoring(
     poll_seconds: float = 15.0,
     sleep: Callable[[float], None] = time.sleep,
     timeout_seconds: float = 3600.0,
+    now: datetime,
 ) -> dict[str, Any]:
-    """Start, wait, read the result. Returns {execution, result, alarms, output_uri}."""
+    """Start (``now`` names the execution), wait, read the result. Returns {execution, result, alarms, output_uri}."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         started = sm.start_pipeline_execution(
             PipelineName=pipeline,
-            PipelineExecutionDisplayName=f"monitor-manual-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
+            PipelineExecutionDisplayName=f"monitor-manual-{now:%Y%m%dT%H%M%S}",
             PipelineParameters=[{"Name": k, "Value": v} for k, v in parameters.items()],
         )
     except (ClientError, BotoCoreError) as exc:

@@ -196,9 +196,8 @@ def _records_text(labels: list[tuple[str, Any]]) -> str:
 
 
 def write_local(state: StateDir, ground_truth_uri: str, labels: list[tuple[str, Any]], hour: datetime,
-                now: datetime | None = None) -> str:
-    """Write one labels file under the hour folder (atomically); returns its s3:// URI."""
-    now = now or datetime.now(timezone.utc)
+                now: datetime) -> str:
+    """Write one labels file under the hour folder (atomically, named by ``now``); returns its s3:// URI."""
     folder = state.s3_path(ground_truth_uri.rstrip("/") + "/" + hour_prefix(hour))
     folder.mkdir(parents=True, exist_ok=True)
     name = _file_name(now)
@@ -247,11 +246,10 @@ def s3_captures(s3: Any, capture_uri: str, endpoint: str, start: datetime, end: 
 
 
 def write_s3(s3: Any, ground_truth_uri: str, labels: list[tuple[str, Any]], hour: datetime,
-             now: datetime | None = None, kms_key_id: str | None = None) -> str:
-    """Upload one labels file (SSE-KMS when a key is given); returns its s3:// URI."""
+             now: datetime, kms_key_id: str | None = None) -> str:
+    """Upload one labels file (named by ``now``; SSE-KMS when a key is given); returns its s3:// URI."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    now = now or datetime.now(timezone.utc)
     bucket, prefix = _split(ground_truth_uri.rstrip("/") + "/")
     key = f"{prefix}{hour_prefix(hour)}/{_file_name(now)}"
     extra: dict[str, Any] = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timezone
 from typing import Any
 
+from ..clock import iso_seconds
 from ..errors import StsmonError
 from ..fileio import write_json_atomic
 from ..localcloud.handlers import (
@@ -93,7 +93,7 @@ class ScheduleHandler(ResourceHandler):
             "TargetArn": target["Arn"],
             "PipelineName": pipeline_for_arn(ctx, str(target["Arn"])),
             "Parameters": {str(p["Name"]): str(p["Value"]) for p in params},
-            "CreatedAt": created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "CreatedAt": created or iso_seconds(ctx.clock.now()),
         }
 
     def _apply(self, ctx: DeployContext, record: dict[str, Any]) -> HandlerResult:
@@ -136,7 +136,7 @@ class AlarmHandler(ResourceHandler):
         metrics.check_alarm_properties(props, "alarm")
         name = _name(props, "AlarmName", ctx, logical_id)
         arn = ctx.env.arn("cloudwatch", f"alarm:{name}")
-        metrics.save_alarm(ctx.state, name, arn, props)
+        metrics.save_alarm(ctx.state, name, arn, props, now=ctx.clock.now())
         return HandlerResult(physical_id=name, attributes={"Arn": arn})
 
     def update(self, ctx: DeployContext, logical_id: str, props: dict[str, Any], previous: DeployedResource) -> HandlerResult:

@@ -214,8 +214,8 @@ def check_alarm_properties(props: dict[str, Any], where: str, is_known: Any = la
             raise StsmonError(f"{where}: {key} must be at least 1")
 
 
-def save_alarm(state: StateDir, name: str, arn: str, props: dict[str, Any]) -> dict[str, Any]:
-    """Create or update an alarm definition (its state is kept across updates)."""
+def save_alarm(state: StateDir, name: str, arn: str, props: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """Create or update an alarm definition (its state is kept across updates; ``now`` stamps a new one)."""
     path = alarms_dir(state) / f"{_file_name(name)}.json"
     with _locked(alarms_dir(state)):
         previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -225,7 +225,7 @@ def save_alarm(state: StateDir, name: str, arn: str, props: dict[str, Any]) -> d
             "Definition": props,
             "StateValue": previous.get("StateValue", "INSUFFICIENT_DATA"),
             "StateReason": previous.get("StateReason", "Unchecked: initial alarm creation"),
-            "StateUpdatedTimestamp": previous.get("StateUpdatedTimestamp", iso(datetime.now(timezone.utc))),
+            "StateUpdatedTimestamp": previous.get("StateUpdatedTimestamp", iso(now)),
             "History": previous.get("History", []),
         }
         write_json_atomic(path, record)
@@ -313,8 +313,9 @@ def evaluate(definition: dict[str, Any], points: list[Point], at: datetime, curr
     return "OK", f"{breaching} of the last {n} period(s) breaching, {m} needed ({desc}): {shown}", periods
 
 
-def evaluate_alarms(state: StateDir, at: datetime, *, namespace: str | None = None) -> list[dict[str, Any]]:
-    """Evaluate every deployed alarm (of ``namespace``) at ``at``; record state changes.
+def evaluate_alarms(state: StateDir, at: datetime, *, now: datetime, namespace: str | None = None) -> list[dict[str, Any]]:
+    """Evaluate every deployed alarm (of ``namespace``) at ``at`` (the data's time); record
+    state changes, stamped ``now`` (when the evaluation happens, from the caller's clock).
 
     Returns one entry per alarm: name, metric, state, previous state, reason,
     changed (bool).
@@ -331,15 +332,15 @@ def evaluate_alarms(state: StateDir, at: datetime, *, namespace: str | None = No
             previous = record.get("StateValue", "INSUFFICIENT_DATA")
             state_value, reason, periods = evaluate(definition, points, at, previous)
             changed = state_value != previous
-            now = iso(datetime.now(timezone.utc))
+            stamp = iso(now)
             if changed:
                 record["History"] = (record.get("History", []) + [{
-                    "Timestamp": now, "EvaluatedAt": iso(at), "From": previous, "To": state_value, "Reason": reason,
+                    "Timestamp": stamp, "EvaluatedAt": iso(at), "From": previous, "To": state_value, "Reason": reason,
                     "Actions": (definition.get("AlarmActions") if state_value == "ALARM" else
                                 definition.get("OKActions") if state_value == "OK" else
                                 definition.get("InsufficientDataActions")) or [],
                 }])[-HISTORY_KEEP:]
-                record["StateUpdatedTimestamp"] = now
+                record["StateUpdatedTimestamp"] = stamp
             record["StateValue"], record["StateReason"], record["EvaluatedAt"] = state_value, reason, iso(at)
             record["Periods"] = periods
             write_json_atomic(alarms_dir(state) / f"{_file_name(record['AlarmName'])}.json", record)

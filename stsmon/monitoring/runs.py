@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock
 from ..fileio import write_json_atomic
 from ..errors import NotDeployedError, UsageError
 from ..state import StateDir
@@ -86,7 +87,7 @@ def _parse(text: str, what: str) -> datetime:
         raise UsageError(f"--window: {what} {text!r} is not an ISO-8601 time (e.g. 2026-11-27T13:00:00Z)") from None
 
 
-def window_parameters(window: str, now: datetime | None = None) -> dict[str, str]:
+def window_parameters(window: str, now: datetime) -> dict[str, str]:
     """Pipeline parameters for ``--window``.
 
     ``previous`` (default): the pipeline's own default (the previous full hour
@@ -95,7 +96,6 @@ def window_parameters(window: str, now: datetime | None = None) -> dict[str, str
     END (WindowHours set too). Times are ISO-8601, floored to the hour, UTC if
     no offset is given.
     """
-    now = now or datetime.now(timezone.utc)
     text = (window or "previous").strip()
     if text == "previous":
         return {}
@@ -159,23 +159,25 @@ def output_uri_of(execution: dict[str, Any]) -> str | None:
 PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
 
-def _pipeline_metrics(state: StateDir, execution: dict[str, Any]) -> list[dict[str, Any]]:
+def _pipeline_metrics(state: StateDir, execution: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
     """Record ExecutionStarted/Succeeded/Failed for the execution, as SageMaker does; evaluate their alarms."""
     status = execution.get("PipelineExecutionStatus")
     if status not in ("Succeeded", "Failed", "Stopped"):
         return []
-    stamp = execution.get("EndTime") or execution.get("LastModifiedTime") or metrics.iso(datetime.now(timezone.utc))
+    stamp = execution.get("EndTime") or execution.get("LastModifiedTime") or metrics.iso(now)
     dims = [{"Name": "PipelineName", "Value": execution.get("PipelineName", "")}]
     data = [{"MetricName": name, "Timestamp": stamp, "Dimensions": dims, "Value": value, "Unit": "Count"}
             for name, value in (("ExecutionStarted", 1.0), ("ExecutionSucceeded", float(status == "Succeeded")),
                                 ("ExecutionFailed", float(status == "Failed")), ("ExecutionStopped", float(status == "Stopped")))]
     metrics.MetricStore(state).put(PIPELINE_NAMESPACE, data, source=f"{execution['PipelineExecutionId']}:pipeline")
-    return metrics.evaluate_alarms(state, metrics.parse_time(stamp), namespace=PIPELINE_NAMESPACE)
+    return metrics.evaluate_alarms(state, metrics.parse_time(stamp), now=now, namespace=PIPELINE_NAMESPACE)
 
 
-def collect(state: StateDir, execution: dict[str, Any], *, trigger: str = "manual") -> MonitorRun:
-    """Read a finished monitoring execution's result; ingest its metrics; evaluate alarms; record it."""
+def collect(state: StateDir, execution: dict[str, Any], *, clock: Clock, trigger: str = "manual") -> MonitorRun:
+    """Read a finished monitoring execution's result; ingest its metrics; evaluate alarms
+    (state changes stamped by ``clock``); record it."""
     run = MonitorRun(execution=execution)
+    now = clock.now()
     uri = output_uri_of(execution)
     if uri and execution.get("PipelineExecutionStatus") == "Succeeded":
         run.output_uri = uri
@@ -190,8 +192,8 @@ def collect(state: StateDir, execution: dict[str, Any], *, trigger: str = "manua
             run.ingested = store.put(payload["Namespace"], payload["MetricData"], source=execution["PipelineExecutionId"])
             stamps = [metrics.parse_time(d["Timestamp"]) for d in payload["MetricData"]]
             if stamps:
-                run.alarms = metrics.evaluate_alarms(state, max(stamps), namespace=payload["Namespace"])
-    run.alarms += _pipeline_metrics(state, execution)
+                run.alarms = metrics.evaluate_alarms(state, max(stamps), now=now, namespace=payload["Namespace"])
+    run.alarms += _pipeline_metrics(state, execution, now)
     run.record_path = state.runs / f"monitor-{execution['PipelineExecutionId']}.json"
     write_json_atomic(run.record_path, {
         "kind": "monitor",
@@ -222,16 +224,17 @@ def run_monitoring(
     pipeline: str | None = None,
     trigger: str = "manual",
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    clock: Clock,
 ) -> MonitorRun:
-    """Start the monitoring pipeline now (to the end) and collect its result."""
+    """Start the monitoring pipeline now (by ``clock``: its window, its times) and collect its result."""
     from ..localcloud.executor import start_execution
 
     name = pipeline or monitoring_target(state).pipeline
     params = dict(parameters or {})
     params["PublishCloudWatch"] = "false"
-    display = f"monitor-{trigger}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-    execution = start_execution(state, name, params, display_name=display, on_event=on_event)
-    return collect(state, execution, trigger=trigger)
+    display = f"monitor-{trigger}-{clock.now():%Y%m%dT%H%M%S}"
+    execution = start_execution(state, name, params, display_name=display, on_event=on_event, clock=clock)
+    return collect(state, execution, trigger=trigger, clock=clock)
 
 
 def list_results(state: StateDir, pipeline: str) -> list[MonitorRun]:

@@ -127,7 +127,7 @@ def start(state: StateDir, *, python: str | None = None) -> dict[str, Any]:
             [python or sys.executable, "-m", "stsmon.monitoring.scheduler", "--state-dir", str(state.root)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True,
         )
-    info = {"pid": proc.pid, "start_time": None, "started": _iso(datetime.now(timezone.utc)), "log": str(log_path)}
+    info = {"pid": proc.pid, "start_time": None, "log": str(log_path)}
     for _ in range(100):  # the kernel's start time, once /proc has it
         info["start_time"] = _start_time(proc.pid)
         if info["start_time"]:
@@ -167,9 +167,8 @@ def ensure(state: StateDir) -> dict[str, Any] | None:
     return None
 
 
-def status(state: StateDir, now: datetime | None = None) -> dict[str, Any]:
-    """Process and schedules, with the next fire time of each."""
-    now = now or datetime.now(timezone.utc)
+def status(state: StateDir, now: datetime) -> dict[str, Any]:
+    """Process and schedules, with the next fire time of each (from ``now`` where none is booked)."""
     info = process_info(state)
     fired = _read_json(state.scheduler / "state.json") or {}
     rows = []
@@ -199,11 +198,10 @@ class Scheduler:
         self.runner = runner or self._run_pipeline
         self.started = clock.now()
 
-    @staticmethod
-    def _run_pipeline(state: StateDir, parameters: dict[str, str], *, pipeline: str, trigger: str) -> Any:
+    def _run_pipeline(self, state: StateDir, parameters: dict[str, str], *, pipeline: str, trigger: str) -> Any:
         from .runs import run_monitoring
 
-        return run_monitoring(state, parameters, pipeline=pipeline, trigger=trigger)
+        return run_monitoring(state, parameters, pipeline=pipeline, trigger=trigger, clock=self.clock)
 
     def run_due(self) -> list[dict[str, Any]]:
         """Fire every ENABLED schedule whose time has come (by the clock); returns what was fired."""

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import tarfile
-from datetime import datetime
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -15,6 +15,8 @@ import pytest
 import contract
 import steputil
 from conftest import run_pipeline
+
+WHEN = datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc)
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 REGRESSION_METRICS = ("mae", "mse", "rmse", "r2", "pearson")
@@ -163,7 +165,7 @@ def test_training_is_deterministic_under_a_seed(binary_run, tmp_path):
 
     preds = []
     for run in ("a", "b"):
-        train.train(binary_run.train, tmp_path / run, binary_run.validation)
+        train.train(binary_run.train, tmp_path / run, binary_run.validation, created_at=WHEN)
         pipeline, _ = steputil.load_model(tmp_path / run)
         y, pairs = steputil.read_split(binary_run.test)
         preds.append(pipeline.predict_proba(pairs)[:, 1])

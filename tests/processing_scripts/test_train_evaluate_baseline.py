@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import tarfile
+from datetime import datetime, timezone
 
 import pytest
 
@@ -14,6 +15,8 @@ import evaluate
 import stsmodel
 import train
 from conftest import run_script
+
+WHEN = datetime(2033, 5, 17, 12, 30, 0, 250_000, tzinfo=timezone.utc)
 
 
 def test_hyperparameters_arrive_as_arguments(binary_run, tmp_path):
@@ -91,10 +94,12 @@ def test_threshold_rule(metric, value, sd, expected):
 def test_window_size_and_tolerance_widen_the_thresholds(binary_run, tmp_path):
     n = 8  # validation pairs
     wide = baseline.baseline(binary_run.packed, binary_run.validation, tmp_path / "w", tolerance_sd=2,
-                             window_size=n // 4, metrics=["f1"], n_bootstrap=200)
+                             window_size=n // 4, metrics=["f1"], n_bootstrap=200, evaluated_at=WHEN)
     narrow = baseline.baseline(binary_run.packed, binary_run.validation, tmp_path / "n", tolerance_sd=2,
-                               metrics=["f1"], n_bootstrap=200)
-    stats = json.loads((tmp_path / "n" / contract.STATISTICS_FILE).read_text())["binary_classification_metrics"]
+                               metrics=["f1"], n_bootstrap=200, evaluated_at=WHEN)
+    statistics = json.loads((tmp_path / "n" / contract.STATISTICS_FILE).read_text())
+    assert statistics["dataset"]["evaluation_time"] == "2033-05-17T12:30:00.250Z"  # the time it was given
+    stats = statistics["binary_classification_metrics"]
     value, sd = stats["f1"]["value"], stats["f1"]["standard_deviation"]
     key = contract.CONSTRAINTS_KEY[contract.BINARY_CLASSIFICATION]
     assert list(narrow[key]) == ["f1"]
@@ -161,7 +166,7 @@ def test_calibrated_classifiers_train_and_predict(binary_run, tmp_path, calibrat
     import steputil
 
     hp = stsmodel.Hyperparameters(estimator="logistic", calibration=calibration)
-    train.train(binary_run.train, tmp_path / "m", hyperparameters=hp)
+    train.train(binary_run.train, tmp_path / "m", hyperparameters=hp, created_at=WHEN)
     pipeline, info = steputil.load_model(tmp_path / "m")
     assert isinstance(pipeline.named_steps["model"], CalibratedClassifierCV)
     assert info["hyperparameters"]["calibration"] == calibration

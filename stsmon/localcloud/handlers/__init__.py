@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ...clock import Clock
 from ...errors import StsmonError
 from ...state import StateDir
 from .. import LocalEnvironment
@@ -175,7 +176,8 @@ class DeployContext:
     ``outputs``: the outputs of every stack deployed locally (stack name ->
     output key -> value), including stacks deployed earlier in this run;
     ``exports``: export name -> value (what ``Fn::ImportValue`` reads).
-    ``echo`` prints one progress line for the user. ``deleting_stack`` is
+    ``echo`` prints one progress line for the user; ``clock`` gives every
+    time a handler records (creation times, alarm states, schedules). ``deleting_stack`` is
     True while the whole stack is being destroyed (CloudFormation's
     ``DELETE_IN_PROGRESS``), False for a resource removed from the template,
     replaced or rolled back.
@@ -184,6 +186,7 @@ class DeployContext:
     state: StateDir
     env: LocalEnvironment
     stack_name: str
+    clock: Clock
     serving: ServingOptions = field(default_factory=ServingOptions)
     assembly: Assembly | None = None
     outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -198,7 +201,7 @@ class DeployContext:
         if self._registry is None:
             from ..registry import Registry
 
-            self._registry = Registry(self.state.registry_db, env=self.env)
+            self._registry = Registry(self.state.registry_db, env=self.env, clock=self.clock)
         return self._registry
 
     def asset_path(self, bucket: str, key: str) -> Path | None:

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from ...errors import StsmonError
@@ -84,7 +84,7 @@ class PipelineHandler(ResourceHandler):
 
     def _write(self, ctx: DeployContext, logical_id: str, props: dict[str, Any], created: str | None) -> HandlerResult:
         name = props["PipelineName"]
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = ctx.clock.now().astimezone(UTC).isoformat(timespec="seconds")
         arn = pipeline_arn(ctx.env, name)
         record = {
             "PipelineName": name,

@@ -31,7 +31,7 @@ def test_run_prints_result_counts_violations_and_alarm(deployment, capsys):
     metrics.save_alarm(deployment.state, "sts-quality-accuracy", "arn:x", {
         "Namespace": "stsmodelmonitor", "MetricName": "accuracy", "Statistic": "Average", "Period": "3600",
         "EvaluationPeriods": "1", "Threshold": "0.9", "ComparisonOperator": "LessThanThreshold",
-        "Dimensions": [{"Name": "Endpoint", "Value": ENDPOINT}, {"Name": "MonitoringSchedule", "Value": "sts-model-quality"}]})
+        "Dimensions": [{"Name": "Endpoint", "Value": ENDPOINT}, {"Name": "MonitoringSchedule", "Value": "sts-model-quality"}]}, now=H12)
     write_window(deployment.capture_root, deployment.ground_truth_root, H12, 300, accuracy=0.8, endpoint=ENDPOINT)
     state = str(deployment.state.root)
     code = cli.main(["monitor", "run", "--state-dir", state, "--window", "2026-11-27T13:00:00Z"])

@@ -31,11 +31,11 @@ def test_report_without_runs(deployment, capsys):
 
 
 @pytest.mark.slow
-def test_report_after_runs(deployment, capsys, tmp_path):
+def test_report_after_runs(deployment, capsys, tmp_path, clock):
     for hour in (10, 11):
         write_window(deployment.capture_root, deployment.ground_truth_root, datetime(2026, 11, 27, hour, tzinfo=timezone.utc),
                      200, accuracy=0.85 if hour == 10 else 0.6, seed=hour, endpoint=ENDPOINT, id_prefix=f"h{hour}")
-        runs.run_monitoring(deployment.state, runs.window_parameters(f"2026-11-27T{hour + 1}:00:00Z"))
+        runs.run_monitoring(deployment.state, runs.window_parameters(f"2026-11-27T{hour + 1}:00:00Z", now=clock.now()), clock=clock)
     out_dir = tmp_path / "my-report"
     assert cli.main(["report", "--state-dir", str(deployment.state.root), "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out

@@ -3,6 +3,7 @@ background endpoint) and the AWS path with botocore Stubber."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import datetime, timezone
@@ -15,11 +16,12 @@ from click.testing import CliRunner
 
 from stsmon import cli as cli_module
 from stsmon.cleanup import aws_cleanup
+from stsmon.clock import FixedClock
 from stsmon.config import load_config
 from stsmon.endpoint.process import read_record
 from stsmon.fileio import write_json_atomic
 from stsmon.localcloud.deployer import StackRecord, record_path
-from stsmon.localcloud.registry import Registry
+from stsmon.localcloud.registry import Registry, RegistryError
 from stsmon.overview import aws_status, local_status
 from stsmon.state import StateDir
 
@@ -50,11 +52,9 @@ def register_package(state: StateDir, accuracy: float) -> str:
     path.write_text(json.dumps({"binary_classification_metrics": {
         "accuracy": {"value": accuracy, "standard_deviation": 0.01},
         "f1": {"value": 0.8, "standard_deviation": 0.01}}}))
-    registry = Registry(state.registry_db)
-    try:
+    registry = Registry(state.registry_db, clock=FixedClock(datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc)))
+    with contextlib.suppress(RegistryError):  # the group exists from an earlier call
         registry.create_model_package_group(ModelPackageGroupName="stsPackageGroup")
-    except Exception:
-        pass
     created = registry.create_model_package(
         ModelPackageGroupName="stsPackageGroup",
         ModelApprovalStatus="Approved",
@@ -109,14 +109,14 @@ def test_status_shows_stacks_packages_and_metrics(tmp_path):
     assert data["endpoints"] == [] and data["last_monitoring"] is None
 
 
-def test_status_reports_a_running_endpoint_with_capture_counts(tmp_path, start_server, toy_model_dir):
+def test_status_reports_a_running_endpoint_with_capture_counts(tmp_path, start_server, toy_model_dir, clock):
     server = start_server(toy_model_dir, name="sts-endpoint", state=StateDir(tmp_path / "state"), flush_interval=0.1)
     for i in range(3):
         status, _, _ = server.request("POST", "/invocations", b"a,b\n",
                                       {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": f"t{i}"})
         assert status == 200
     server.stop()  # drains: every record written and counted
-    data = local_status(server.state)
+    data = local_status(server.state, clock.now())
     [endpoint] = data["endpoints"]
     assert endpoint["name"] == "sts-endpoint" and endpoint["running"] is False
     assert endpoint["capture"]["written"] == 3

@@ -119,7 +119,7 @@ def _reply(body: bytes) -> dict:
             "InvokedProductionVariant": "AllTraffic"}
 
 
-def test_aws_target_invokes_the_deployed_endpoint_with_boto3(tmp_path):
+def test_aws_target_invokes_the_deployed_endpoint_with_boto3(tmp_path, clock):
     import boto3
 
     client = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x",
@@ -137,7 +137,7 @@ def test_aws_target_invokes_the_deployed_endpoint_with_boto3(tmp_path):
         record, written = traffic.run_traffic(
             state=StateDir(tmp_path / "state"), target="aws", endpoint_name="sts-endpoint", url=None, pairs=pairs,
             input_desc="test.csv", client=client, prefix="run_", start=7, concurrency=1, rate=None,
-            out_file=tmp_path / "out.json")
+            out_file=tmp_path / "out.json", clock=clock)
         stub.assert_no_pending_responses()
     assert record["target"] == "aws" and record["succeeded"] == 2 and record["failed"] == 1
     assert record["inferences"][0]["prediction"] == {"label": 1, "probability": 0.9}

@@ -86,7 +86,7 @@ def definition():
     }
 
 
-def deployed_state(tmp_path: Path) -> StateDir:
+def deployed_state(tmp_path: Path, clock) -> StateDir:
     out = tmp_path / "cdk.out"
     (out / "asset.code").mkdir(parents=True)
     (out / "asset.code" / "score.py").write_text(SCORE)
@@ -112,7 +112,7 @@ def deployed_state(tmp_path: Path) -> StateDir:
         "sts-training": {"type": "aws:cloudformation:stack", "environment": "aws://unknown-account/us-east-1",
                          "properties": {"templateFile": "sts-training.template.json"}, "dependencies": ["sts-training.assets"]}}}))
     state = StateDir(tmp_path / "state")
-    assert LocalDeployer(state).deploy(Assembly.load(out)).ok
+    assert LocalDeployer(state, clock=clock).deploy(Assembly.load(out)).ok
     return state
 
 
@@ -129,8 +129,8 @@ def invoke(args, cwd: Path):
         os.chdir(old)
 
 
-def test_local_train_stages_input_runs_and_writes_the_record(tmp_path):
-    state = deployed_state(tmp_path)
+def test_local_train_stages_input_runs_and_writes_the_record(tmp_path, clock):
+    state = deployed_state(tmp_path, clock)
     data = tmp_path / "data"
     data.mkdir()
     (data / "a.tsv").write_text("x\n" * 6)
@@ -151,8 +151,8 @@ def test_local_train_stages_input_runs_and_writes_the_record(tmp_path):
     assert json.loads((state.runs / f"train-{record['execution_id']}.json").read_text()) == record
 
 
-def test_quality_gate_failure_exits_non_zero_with_the_reason(tmp_path):
-    state = deployed_state(tmp_path)
+def test_quality_gate_failure_exits_non_zero_with_the_reason(tmp_path, clock):
+    state = deployed_state(tmp_path, clock)
     (tmp_path / "one.tsv").write_text("x\n")
     code, out, err = invoke(
         ["train", "--state-dir", str(state.root), "--input-data", f"file://{tmp_path / 'one.tsv'}", "-p", "QualityThreshold=0.9"], tmp_path
@@ -174,8 +174,8 @@ def test_quality_gate_failure_exits_non_zero_with_the_reason(tmp_path):
         ([], 2, "no training data at s3://sts-artifacts/sts/input/: give --input-data PATH"),
     ],
 )
-def test_user_mistakes_are_one_clear_line(tmp_path, args, code, message):
-    state = deployed_state(tmp_path)
+def test_user_mistakes_are_one_clear_line(tmp_path, args, code, message, clock):
+    state = deployed_state(tmp_path, clock)
     got, out, err = invoke(["train", "--state-dir", str(state.root), *args], tmp_path)
     assert got == code
     assert message in err and "Traceback" not in err

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from stsmon.clock import FixedClock
 from stsmon.endpoint import handlers as h
 from stsmon.endpoint.capture import scan_capture
 from stsmon.endpoint.process import read_record
@@ -21,6 +23,7 @@ from stsmon.state import StateDir
 GROUP = "stsPackageGroup"
 ENDPOINT = "sts-endpoint"
 CAPTURE_URI = "s3://artifacts/sts/datacapture"
+CLOCK = FixedClock(datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc))
 
 
 def pack(model_dir: Path, state: StateDir, key: str) -> str:
@@ -59,7 +62,7 @@ def world(tmp_path, toy_model_dir, server_env, monkeypatch):
     state = StateDir(tmp_path / "state")
     state.root.mkdir(parents=True)
     env = LocalEnvironment()
-    reg = Registry(state.registry_db, env=env)
+    reg = Registry(state.registry_db, env=env, clock=CLOCK)
     reg.create_model_package_group(ModelPackageGroupName=GROUP)
     yield state, env, reg
     for name in (ENDPOINT,):
@@ -68,7 +71,7 @@ def world(tmp_path, toy_model_dir, server_env, monkeypatch):
 
 
 def context(state, env, **serving) -> DeployContext:
-    return DeployContext(state=state, env=env, stack_name="sts-serving",
+    return DeployContext(state=state, env=env, stack_name="sts-serving", clock=CLOCK,
                          serving=ServingOptions(**{"port": 0, **serving}), echo=lambda m: None)
 
 

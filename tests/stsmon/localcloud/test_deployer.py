@@ -180,9 +180,9 @@ def two_stacks(tmp_path, **kw):
     )
 
 
-def test_deploys_in_dependency_order_and_records_everything(tmp_path, state):
+def test_deploys_in_dependency_order_and_records_everything(tmp_path, state, clock):
     lines: list[str] = []
-    report = LocalDeployer(state, echo=lines.append).deploy(two_stacks(tmp_path))
+    report = LocalDeployer(state, echo=lines.append, clock=clock).deploy(two_stacks(tmp_path))
     assert report.ok, report.results
     assert [r.stack_name for r in report.results] == ["sts-foundation", "sts-training"]
 
@@ -207,13 +207,13 @@ def test_deploys_in_dependency_order_and_records_everything(tmp_path, state):
     assert json.loads((state.deployments / "templates" / "sts-training.json").read_text())["Outputs"]
 
     lines.clear()
-    again = LocalDeployer(state, echo=lines.append).deploy(two_stacks(tmp_path))
+    again = LocalDeployer(state, echo=lines.append, clock=clock).deploy(two_stacks(tmp_path))
     assert [r.status for r in again.results] == ["unchanged", "unchanged"]
     assert "sts-training: no differences against the local deployment" in lines
 
 
-def test_redeploy_shows_the_difference_then_applies_only_it(tmp_path, state):
-    LocalDeployer(state).deploy(two_stacks(tmp_path))
+def test_redeploy_shows_the_difference_then_applies_only_it(tmp_path, state, clock):
+    LocalDeployer(state, clock=clock).deploy(two_stacks(tmp_path))
     before = load_record(state, "sts-training")
     changed = training_template(
         definition={"Version": "2020-12-01", "Parameters": [{"Name": "X", "Type": "String", "DefaultValue": "BUCKET"}], "Steps": []},
@@ -227,7 +227,7 @@ def test_redeploy_shows_the_difference_then_applies_only_it(tmp_path, state):
         {"sts-training": ["sts-foundation"]},
     )
     lines: list[str] = []
-    report = LocalDeployer(state, echo=lines.append).deploy(assembly)
+    report = LocalDeployer(state, echo=lines.append, clock=clock).deploy(assembly)
     assert report.ok
     text = "\n".join(lines)
     assert "sts-foundation: no differences" in text
@@ -244,7 +244,7 @@ def test_redeploy_shows_the_difference_then_applies_only_it(tmp_path, state):
     assert definition["Parameters"][0]["DefaultValue"] == bucket
 
 
-def test_unknown_resource_type_is_refused_before_any_stack_changes(tmp_path, state):
+def test_unknown_resource_type_is_refused_before_any_stack_changes(tmp_path, state, clock):
     assembly = write_assembly(
         tmp_path / "cdk.out",
         {
@@ -254,19 +254,19 @@ def test_unknown_resource_type_is_refused_before_any_stack_changes(tmp_path, sta
         {"sts-training": ["sts-foundation"]},
     )
     with pytest.raises(StsmonError, match=r"stack sts-training: resource type\(s\) not supported locally: AWS::SQS::Queue \(Queue\)"):
-        LocalDeployer(state).deploy(assembly)
+        LocalDeployer(state, clock=clock).deploy(assembly)
     assert not state.s3_root.exists() and not (state.deployments / "sts-foundation.json").exists()
 
 
-def test_unknown_intrinsic_names_the_function_and_resource(tmp_path, state):
+def test_unknown_intrinsic_names_the_function_and_resource(tmp_path, state, clock):
     template = foundation_template(bucket_props={"BucketName": {"Fn::Length": ["a"]}})
     assembly = write_assembly(tmp_path / "cdk.out", {"sts-foundation": template})
     with pytest.raises(StsmonError, match=r"Resources.Artifacts.Properties.BucketName: unsupported intrinsic function 'Fn::Length'"):
-        LocalDeployer(state).deploy(assembly)
+        LocalDeployer(state, clock=clock).deploy(assembly)
     assert load_record(state, "sts-foundation") is None
 
 
-def test_failure_during_apply_rolls_back_the_stack(tmp_path, state):
+def test_failure_during_apply_rolls_back_the_stack(tmp_path, state, clock):
     FAIL_ON_CREATE.add("bad")
     try:
         template = foundation_template(
@@ -276,7 +276,7 @@ def test_failure_during_apply_rolls_back_the_stack(tmp_path, state):
             }
         )
         assembly = write_assembly(tmp_path / "cdk.out", {"sts-foundation": template})
-        report = LocalDeployer(state).deploy(assembly)
+        report = LocalDeployer(state, clock=clock).deploy(assembly)
     finally:
         FAIL_ON_CREATE.discard("bad")
     (result,) = report.results
@@ -288,7 +288,7 @@ def test_failure_during_apply_rolls_back_the_stack(tmp_path, state):
     assert Registry(state.registry_db).list_model_package_groups()["ModelPackageGroupSummaryList"] == []
 
 
-def test_a_stack_refused_in_check_keeps_the_others_and_skips_its_dependents(tmp_path, state):
+def test_a_stack_refused_in_check_keeps_the_others_and_skips_its_dependents(tmp_path, state, clock):
     REFUSE_IN_CHECK.add("serving")
     try:
         assembly = write_assembly(
@@ -300,7 +300,7 @@ def test_a_stack_refused_in_check_keeps_the_others_and_skips_its_dependents(tmp_
             },
             {"sts-serving": ["sts-foundation"], "sts-monitoring": ["sts-serving"]},
         )
-        report = LocalDeployer(state).deploy(assembly)
+        report = LocalDeployer(state, clock=clock).deploy(assembly)
     finally:
         REFUSE_IN_CHECK.discard("serving")
     status = {r.stack_name: (r.status, r.message) for r in report.results}
@@ -314,20 +314,20 @@ def test_a_stack_refused_in_check_keeps_the_others_and_skips_its_dependents(tmp_
     assert load_record(state, "sts-serving") is None and not (state.root / "flaky").exists()
 
 
-def test_removing_an_export_another_stack_imports_is_refused(tmp_path, state):
-    LocalDeployer(state).deploy(two_stacks(tmp_path))
+def test_removing_an_export_another_stack_imports_is_refused(tmp_path, state, clock):
+    LocalDeployer(state, clock=clock).deploy(two_stacks(tmp_path))
     template = foundation_template()
     del template["Outputs"]["ExportRole"]
     assembly = write_assembly(tmp_path / "cdk2.out", {"sts-foundation": template})
-    report = LocalDeployer(state).deploy(assembly, ["sts-foundation"])
+    report = LocalDeployer(state, clock=clock).deploy(assembly, ["sts-foundation"])
     assert "export sts-foundation:RoleArn is imported by stack sts-training" in report.results[0].message
 
 
-def test_destroy_honours_retain_and_empties_nothing_it_should_keep(tmp_path, state):
+def test_destroy_honours_retain_and_empties_nothing_it_should_keep(tmp_path, state, clock):
     template = foundation_template(extra_resources={"Kept": {"Type": "Test::Flaky", "Properties": {"Name": "kept"}, "DeletionPolicy": "Retain"}})
-    LocalDeployer(state).deploy(write_assembly(tmp_path / "cdk.out", {"sts-foundation": template}))
+    LocalDeployer(state, clock=clock).deploy(write_assembly(tmp_path / "cdk.out", {"sts-foundation": template}))
     bucket = find_output(state, "ArtifactBucketName")
-    changes = LocalDeployer(state).destroy("sts-foundation")
+    changes = LocalDeployer(state, clock=clock).destroy("sts-foundation")
     assert {c.logical_id: c.action for c in changes}["Kept"] == "retain"
     assert (state.root / "flaky" / "kept").exists()
     assert not state.s3_path(f"s3://{bucket}/").exists()
@@ -346,7 +346,7 @@ def test_every_record_only_type_has_a_handler():
         assert handler_for(rtype) is not None
 
 
-def test_pipeline_cleanup_deletes_the_groups_packages_on_destroy(tmp_path, state):
+def test_pipeline_cleanup_deletes_the_groups_packages_on_destroy(tmp_path, state, clock):
     template = foundation_template(
         extra_resources={
             "Cleanup": {
@@ -356,13 +356,13 @@ def test_pipeline_cleanup_deletes_the_groups_packages_on_destroy(tmp_path, state
             }
         }
     )
-    LocalDeployer(state).deploy(write_assembly(tmp_path / "cdk.out", {"sts-foundation": template}))
-    reg = Registry(state.registry_db)
+    LocalDeployer(state, clock=clock).deploy(write_assembly(tmp_path / "cdk.out", {"sts-foundation": template}))
+    reg = Registry(state.registry_db, clock=clock)
     spec = {"Containers": [{"Image": "i"}]}
     for _ in range(2):
         reg.create_model_package(ModelPackageGroupName="stsPackageGroup", InferenceSpecification=spec)
     lines: list[str] = []
-    LocalDeployer(state, echo=lines.append).destroy("sts-foundation")
+    LocalDeployer(state, echo=lines.append, clock=clock).destroy("sts-foundation")
     assert "sts-foundation: deleted 2 model package(s) of group stsPackageGroup" in lines
     assert reg.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
 

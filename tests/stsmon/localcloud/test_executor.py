@@ -244,7 +244,7 @@ def full_definition():
 
 
 @pytest.fixture
-def state(tmp_path):
+def state(tmp_path, clock):
     st = StateDir(tmp_path / "state")
     code = st.s3_path(f"{CODE}/")
     code.mkdir(parents=True)
@@ -257,7 +257,7 @@ def state(tmp_path):
     data.mkdir(parents=True)
     (data / "a.tsv").write_text("one\ntwo\n")
     (data / "b.tsv").write_text("three\n")
-    Registry(st.registry_db).create_model_package_group(ModelPackageGroupName="g")
+    Registry(st.registry_db, clock=clock).create_model_package_group(ModelPackageGroupName="g")
     return st
 
 
@@ -273,10 +273,10 @@ def steps_by_name(record):
     return {s["StepName"]: s for s in record["Steps"]}
 
 
-def test_full_pipeline_registers_a_package_from_property_references(state):
+def test_full_pipeline_registers_a_package_from_property_references(state, clock):
     register(state, full_definition())
     events = []
-    record = start_execution(state, "p", {"Epochs": "5"}, on_event=lambda kind, rec: events.append((kind, rec.get("StepName"), rec.get("StepStatus") or rec.get("PipelineExecutionStatus"))))
+    record = start_execution(state, "p", {"Epochs": "5"}, on_event=lambda kind, rec: events.append((kind, rec.get("StepName"), rec.get("StepStatus") or rec.get("PipelineExecutionStatus"))), clock=clock)
     assert record["PipelineExecutionStatus"] == "Succeeded", record
     steps = steps_by_name(record)
     assert {n: s["StepStatus"] for n, s in steps.items()} == {
@@ -320,9 +320,9 @@ def test_full_pipeline_registers_a_package_from_property_references(state):
     assert describe_execution(state, "p", exec_id)["PipelineExecutionStatus"] == "Succeeded"
 
 
-def test_condition_false_branch_runs_the_fail_step(state):
+def test_condition_false_branch_runs_the_fail_step(state, clock):
     register(state, full_definition())
-    record = start_execution(state, "p", {"Threshold": "0.9"})
+    record = start_execution(state, "p", {"Threshold": "0.9"}, clock=clock)
     assert record["PipelineExecutionStatus"] == "Failed"
     assert record["FailureReason"] == "accuracy 0.8 is below 0.9"
     steps = steps_by_name(record)
@@ -332,7 +332,7 @@ def test_condition_false_branch_runs_the_fail_step(state):
     assert Registry(state.registry_db).list_model_packages()["ModelPackageSummaryList"] == []
 
 
-def test_a_failing_script_fails_its_step_with_stderr_and_stops_only_its_dependents(state):
+def test_a_failing_script_fails_its_step_with_stderr_and_stops_only_its_dependents(state, clock):
     definition = full_definition()
     definition["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"] += ["--fail", "yes"]
     definition["Steps"].append(
@@ -345,7 +345,7 @@ def test_a_failing_script_fails_its_step_with_stderr_and_stops_only_its_dependen
         )
     )
     register(state, definition)
-    record = start_execution(state, "p")
+    record = start_execution(state, "p", clock=clock)
     steps = steps_by_name(record)
     assert record["PipelineExecutionStatus"] == "Failed"
     assert steps["Preprocess"]["StepStatus"] == "Failed"
@@ -358,11 +358,11 @@ def test_a_failing_script_fails_its_step_with_stderr_and_stops_only_its_dependen
     assert not state.s3_path(f"s3://{BUCKET}/pipelines").exists()
 
 
-def test_depends_on_orders_steps_without_data_references(state):
+def test_depends_on_orders_steps_without_data_references(state, clock):
     first = processing("First", "prep.py", [("d", f"s3://{BUCKET}/input", "/opt/ml/processing/input/data")], [("o", f"s3://{BUCKET}/first", "/opt/ml/processing/o")], ["--input", "/opt/ml/processing/input/data", "--output", "/opt/ml/processing/o", "--sleep", "0.5"])
     second = processing("Second", "prep.py", [("d", f"s3://{BUCKET}/first", "/opt/ml/processing/input/data")], [("o", f"s3://{BUCKET}/second", "/opt/ml/processing/o")], ["--input", "/opt/ml/processing/input/data", "--output", "/opt/ml/processing/o"], DependsOn=["First"])
     register(state, {"Version": "2020-12-01", "Parameters": [], "Steps": [second, first]})
-    record = start_execution(state, "p")
+    record = start_execution(state, "p", clock=clock)
     assert record["PipelineExecutionStatus"] == "Succeeded"
     assert (state.s3_path(f"s3://{BUCKET}/second") / "a.csv").read_text() == "one\ntwo\nprepped\nprepped\n"
 
@@ -386,12 +386,12 @@ def test_depends_on_orders_steps_without_data_references(state):
         (lambda d: d["Steps"][1].update(DependsOn=["Nope"]), "step Train refers to unknown step\\(s\\): Nope"),
     ],
 )
-def test_unsupported_steps_and_images_are_refused_before_anything_runs(state, mutate, message):
+def test_unsupported_steps_and_images_are_refused_before_anything_runs(state, mutate, message, clock):
     definition = full_definition()
     mutate(definition)
     register(state, definition)
     with pytest.raises(ExecutionError, match=message):
-        start_execution(state, "p")
+        start_execution(state, "p", clock=clock)
     assert not (state.executions / "p").exists()
 
 
@@ -403,25 +403,25 @@ def test_unsupported_steps_and_images_are_refused_before_anything_runs(state, mu
         ({"Threshold": "high", "Epochs": "1.5"}, "Threshold='high': not a valid Float; Epochs='1.5'"),
     ],
 )
-def test_bad_parameters_are_refused(state, overrides, message):
+def test_bad_parameters_are_refused(state, overrides, message, clock):
     register(state, full_definition())
     with pytest.raises(StsmonError, match=message):
-        start_execution(state, "p", overrides)
+        start_execution(state, "p", overrides, clock=clock)
 
 
-def test_missing_input_data_fails_the_step_clearly(state):
+def test_missing_input_data_fails_the_step_clearly(state, clock):
     register(state, full_definition())
-    record = start_execution(state, "p", {"InputData": f"s3://{BUCKET}/nothing-here"})
+    record = start_execution(state, "p", {"InputData": f"s3://{BUCKET}/nothing-here"}, clock=clock)
     reason = steps_by_name(record)["Preprocess"]["FailureReason"]
     assert reason.startswith(f"input data: no S3 objects found under s3://{BUCKET}/nothing-here")
 
 
-def test_bad_property_reference_fails_the_step_naming_it(state):
+def test_bad_property_reference_fails_the_step_naming_it(state, clock):
     definition = full_definition()
     channel = definition["Steps"][1]["Arguments"]["InputDataConfig"][0]["DataSource"]["S3DataSource"]
     channel["S3Uri"] = {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['nope'].S3Output.S3Uri"}
     register(state, definition)
-    record = start_execution(state, "p")
+    record = start_execution(state, "p", clock=clock)
     reason = steps_by_name(record)["Train"]["FailureReason"]
     assert reason == "Steps.Preprocess.ProcessingOutputConfig.Outputs.nope: no element named 'nope'"
 
@@ -430,13 +430,16 @@ KILLABLE = """
 import sys
 from pathlib import Path
 from stsmon.state import StateDir
+from datetime import datetime, timezone
+from stsmon.clock import FixedClock
 from stsmon.localcloud.executor import start_execution
-start_execution(StateDir(Path(sys.argv[1])), "p", {"Threshold": "0.1"})
+start_execution(StateDir(Path(sys.argv[1])), "p", {"Threshold": "0.1"},
+                clock=FixedClock(datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc)))
 """
 
 
 @pytest.mark.slow
-def test_killing_the_executor_mid_run_leaves_consistent_state_and_the_next_run_works(state, subprocess_env):
+def test_killing_the_executor_mid_run_leaves_consistent_state_and_the_next_run_works(state, subprocess_env, clock):
     definition = full_definition()
     definition["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"] += ["--sleep", "30"]
     register(state, definition)
@@ -469,7 +472,7 @@ def test_killing_the_executor_mid_run_leaves_consistent_state_and_the_next_run_w
 
     fast = copy.deepcopy(full_definition())
     register(state, fast)
-    record = start_execution(state, "p")
+    record = start_execution(state, "p", clock=clock)
     assert record["PipelineExecutionStatus"] == "Succeeded"
     (pkg,) = Registry(state.registry_db).list_model_packages()["ModelPackageSummaryList"]
     assert pkg["ModelPackageVersion"] == 1

@@ -70,8 +70,8 @@ def test_deployed_resource_json_round_trip():
     assert h.DeployedResource.from_json("B", r.to_json()) == r
 
 
-def test_context_opens_the_state_registry(tmp_path):
-    ctx = h.DeployContext(state=StateDir(tmp_path), env=h.LocalEnvironment(), stack_name="s")
+def test_context_opens_the_state_registry(tmp_path, clock):
+    ctx = h.DeployContext(state=StateDir(tmp_path), env=h.LocalEnvironment(), stack_name="s", clock=clock)
     ctx.registry.create_model_package_group(ModelPackageGroupName="g")
     assert (tmp_path / "registry.sqlite").is_file()
     assert ctx.asset_path("bucket", "key") is None

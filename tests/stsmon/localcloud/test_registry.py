@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -26,8 +26,8 @@ SPEC = {
 
 
 @pytest.fixture
-def reg(tmp_path):
-    with Registry(tmp_path / "registry.sqlite", env=LocalEnvironment(region="eu-west-1")) as r:
+def reg(tmp_path, clock):
+    with Registry(tmp_path / "registry.sqlite", env=LocalEnvironment(region="eu-west-1"), clock=clock) as r:
         r.create_model_package_group(ModelPackageGroupName=GROUP, ModelPackageGroupDescription="sts models")
         yield r
 
@@ -86,7 +86,7 @@ def test_list_defaults_to_ascending_and_filters(reg):
         ModelPackageGroupName=GROUP, ModelApprovalStatus="Approved", SortOrder="Descending"
     )["ModelPackageSummaryList"]
     assert [p["ModelPackageArn"] for p in approved] == [arns[2], arns[0]]
-    later = reg.list_model_packages(CreationTimeAfter=datetime.now(UTC) + timedelta(minutes=1))
+    later = reg.list_model_packages(CreationTimeAfter=reg.clock.now() + timedelta(minutes=1))
     assert later["ModelPackageSummaryList"] == []
 
 
@@ -155,15 +155,17 @@ def test_client_token_makes_create_idempotent(reg):
 def test_durable_across_reopen(tmp_path, reg):
     arn = _create(reg, ModelApprovalStatus="Approved")
     reg.close()
-    with Registry(reg.path, env=reg.env) as again:
+    with Registry(reg.path, env=reg.env) as again:  # reading needs no clock
         assert again.latest_approved_package(GROUP)["ModelPackageArn"] == arn
 
 
 WRITER = textwrap.dedent(
     """
     import sys
+    from datetime import datetime, timezone
+    from stsmon.clock import FixedClock
     from stsmon.localcloud.registry import Registry
-    reg = Registry(sys.argv[1])
+    reg = Registry(sys.argv[1], clock=FixedClock(datetime(2033, 5, 17, tzinfo=timezone.utc)))
     for _ in range(int(sys.argv[2])):
         reg.create_model_package(ModelPackageGroupName="g",
                                  InferenceSpecification={"Containers": [{"Image": "i"}]})
@@ -171,9 +173,9 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_several_processes_get_distinct_versions(tmp_path, subprocess_env):
+def test_several_processes_get_distinct_versions(tmp_path, subprocess_env, clock):
     path = tmp_path / "registry.sqlite"
-    Registry(path).create_model_package_group(ModelPackageGroupName="g")
+    Registry(path, clock=clock).create_model_package_group(ModelPackageGroupName="g")
     procs = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(path), "15"], env=subprocess_env) for _ in range(3)
     ]
@@ -198,15 +200,15 @@ KILLED_MID_WRITE = textwrap.dedent(
 )
 
 
-def test_a_process_killed_mid_write_leaves_the_registry_consistent(tmp_path, subprocess_env):
+def test_a_process_killed_mid_write_leaves_the_registry_consistent(tmp_path, subprocess_env, clock):
     path = tmp_path / "registry.sqlite"
-    reg = Registry(path)
+    reg = Registry(path, clock=clock)
     reg.create_model_package_group(ModelPackageGroupName="g")
     reg.create_model_package(ModelPackageGroupName="g", InferenceSpecification={"Containers": [{"Image": "i"}]})
     reg.close()
     result = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(path)], env=subprocess_env)
     assert result.returncode == 9
-    reg = Registry(path)
+    reg = Registry(path, clock=clock)
     assert [p["ModelPackageVersion"] for p in reg.list_model_packages()["ModelPackageSummaryList"]] == [1]
     arn = reg.create_model_package(ModelPackageGroupName="g", InferenceSpecification={"Containers": [{"Image": "i"}]})
     assert arn["ModelPackageArn"].endswith("/g/2")

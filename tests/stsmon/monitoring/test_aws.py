@@ -9,11 +9,13 @@ from datetime import datetime, timezone
 import boto3
 import pytest
 from botocore.response import StreamingBody
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 
 from stsmon.errors import StsmonError
 from stsmon.monitoring.aws import run_aws_monitoring
 from stsmon.monitoring.aws_report import aws_results
+
+T_RUN = datetime(2033, 5, 17, 12, 30, 5, tzinfo=timezone.utc)
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipelinemonitoring/execution/abc123"
 JOB = "arn:aws:sagemaker:us-east-1:123456789012:processing-job/pipelines-abc123-monitormodelquality-x1"
@@ -43,7 +45,7 @@ def test_run_starts_waits_and_reads_result_and_alarms():
     step = {"StepName": "MonitorModelQuality", "StepStatus": "Executing", "Metadata": {"ProcessingJob": {"Arn": JOB}}}
     with Stubber(sm) as sms, Stubber(s3) as s3s, Stubber(cw) as cws:
         sms.add_response("start_pipeline_execution", {"PipelineExecutionArn": ARN},
-                         {"PipelineName": "stsPipelineMonitoring", "PipelineExecutionDisplayName": ANY,
+                         {"PipelineName": "stsPipelineMonitoring", "PipelineExecutionDisplayName": "monitor-manual-20330517T123005",
                           "PipelineParameters": [{"Name": "WindowEnd", "Value": "2026-11-27T13:00:00Z"}]})
         sms.add_response("describe_pipeline_execution", {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Executing"})
         sms.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [step]})
@@ -61,7 +63,7 @@ def test_run_starts_waits_and_reads_result_and_alarms():
         cws.add_response("describe_alarms", alarm_response(), {"AlarmNamePrefix": "sts-quality-", "AlarmTypes": ["MetricAlarm"]})
         seen, slept = [], []
         out = run_aws_monitoring(sm, s3, cw, pipeline="stsPipelineMonitoring", parameters={"WindowEnd": "2026-11-27T13:00:00Z"},
-                                 alarm_prefix="sts-quality-", on_step=lambda s: seen.append(s["StepStatus"]), sleep=slept.append)
+                                 alarm_prefix="sts-quality-", on_step=lambda s: seen.append(s["StepStatus"]), sleep=slept.append, now=T_RUN)
     assert out["result"] == RESULT and out["output_uri"] == OUT
     assert seen == ["Executing", "Succeeded"] and slept == [15.0]
     assert out["alarms"][0]["state"] == "ALARM"
@@ -72,7 +74,7 @@ def test_start_failure_is_a_message():
     with Stubber(sm) as sms:
         sms.add_client_error("start_pipeline_execution", "ResourceNotFound", "Pipeline does not exist")
         with pytest.raises(StsmonError, match="starting pipeline stsPipelineMonitoring failed.*does not exist"):
-            run_aws_monitoring(sm, s3, cw, pipeline="stsPipelineMonitoring", parameters={}, alarm_prefix="p")
+            run_aws_monitoring(sm, s3, cw, pipeline="stsPipelineMonitoring", parameters={}, alarm_prefix="p", now=T_RUN)
 
 
 def test_report_reads_every_result_in_s3():

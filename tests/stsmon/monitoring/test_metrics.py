@@ -69,16 +69,16 @@ def test_ignore_keeps_the_state_without_data():
 
 def test_evaluate_alarms_records_transitions_and_keeps_state_across_redeploys(tmp_path):
     state = StateDir(tmp_path)
-    metrics.save_alarm(state, "a1", "arn:a1", definition(AlarmActions=["arn:topic"], OKActions=["arn:topic"]))
+    metrics.save_alarm(state, "a1", "arn:a1", definition(AlarmActions=["arn:topic"], OKActions=["arn:topic"]), now=at(12))
     store = metrics.MetricStore(state)
     store.put("ns", [datum("accuracy", 0.5, "2026-11-27T13:00:00Z")], source="x")
-    (first,) = metrics.evaluate_alarms(state, at(13))
+    (first,) = metrics.evaluate_alarms(state, at(13), now=at(13))
     assert (first["previous"], first["state"], first["changed"]) == ("INSUFFICIENT_DATA", "ALARM", True)
     assert "Threshold Crossed" in first["reason"]
-    metrics.save_alarm(state, "a1", "arn:a1", definition(Threshold="0.4"))  # an update keeps the state
+    metrics.save_alarm(state, "a1", "arn:a1", definition(Threshold="0.4"), now=at(12))  # an update keeps the state
     record = metrics.list_alarms(state)[0]
     assert record["StateValue"] == "ALARM" and record["Definition"]["Threshold"] == "0.4"
-    (second,) = metrics.evaluate_alarms(state, at(13))
+    (second,) = metrics.evaluate_alarms(state, at(13), now=at(13))
     assert (second["state"], second["changed"]) == ("OK", True)
     history = metrics.list_alarms(state)[0]["History"]
     assert [(h["From"], h["To"]) for h in history] == [("INSUFFICIENT_DATA", "ALARM"), ("ALARM", "OK")]

@@ -15,7 +15,7 @@ from stsmon.monitoring.synthetic import write_window
 
 
 @pytest.mark.slow
-def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypatch):
+def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypatch, clock):
     from pipeline_code import placeholders
     from pipeline_code.monitoring import build_monitoring_definition
 
@@ -33,7 +33,7 @@ def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypat
                                       "PipelineDefinition": definition, "Region": env.region, "Account": env.account})
     write_window(deployment.capture_root, deployment.ground_truth_root, datetime(2026, 11, 27, 12, tzinfo=timezone.utc),
                  250, accuracy=0.9, endpoint=ENDPOINT)
-    run = runs.run_monitoring(deployment.state, {**runs.window_parameters("2026-11-27T13:00:00Z"), "MinLabelCoverage": "0.5"})
+    run = runs.run_monitoring(deployment.state, {**runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), "MinLabelCoverage": "0.5"}, clock=clock)
     assert run.execution["PipelineExecutionStatus"] == "Succeeded", run.execution.get("FailureReason")
     assert run.status == "Completed" and run.result["counts"]["matched"] == 250
     assert run.result["min_label_coverage"] == 0.5 and run.result["schedule_name"] == cfg.monitoring_schedule_name

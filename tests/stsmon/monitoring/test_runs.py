@@ -21,11 +21,11 @@ H12 = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
 DIMS = [{"Name": "Endpoint", "Value": ENDPOINT}, {"Name": "MonitoringSchedule", "Value": SCHEDULE}]
 
 
-def alarm(state, metric="accuracy", threshold=0.8, op="LessThanThreshold"):
+def alarm(state, metric="accuracy", threshold=0.8, op="LessThanThreshold", *, now):
     metrics.save_alarm(state, f"sts-quality-{metric}", f"arn:aws:cloudwatch:us-east-1:000000000000:alarm:sts-quality-{metric}", {
         "Namespace": "stsmodelmonitor", "MetricName": metric, "Dimensions": DIMS, "Statistic": "Average",
         "Period": "3600", "EvaluationPeriods": "1", "Threshold": str(threshold), "ComparisonOperator": op,
-        "TreatMissingData": "notBreaching", "AlarmActions": ["arn:aws:sns:us-east-1:000000000000:sts-alarms"]})
+        "TreatMissingData": "notBreaching", "AlarmActions": ["arn:aws:sns:us-east-1:000000000000:sts-alarms"]}, now=now)
 
 
 @pytest.mark.parametrize("window, expected", [
@@ -39,9 +39,9 @@ def test_window_parameters(window, expected):
 
 
 @pytest.mark.parametrize("window", ["yesterday", "2026-11-27T13:00:00Z/2026-11-27T13:30:00Z"])
-def test_bad_windows(window):
+def test_bad_windows(window, clock):
     with pytest.raises(UsageError, match="--window"):
-        runs.window_parameters(window)
+        runs.window_parameters(window, now=clock.now())
 
 
 def test_not_deployed_names_what_is_missing(tmp_path):
@@ -50,13 +50,13 @@ def test_not_deployed_names_what_is_missing(tmp_path):
 
 
 @pytest.mark.slow
-def test_drill_through_the_local_pipeline(deployment):
+def test_drill_through_the_local_pipeline(deployment, clock):
     """True labels: Completed, alarm OK. 30 % noise in the next hour: CompletedWithViolations, alarm ALARM."""
     state = deployment.state
-    alarm(state)
+    alarm(state, now=clock.now())
     clean = write_window(deployment.capture_root, deployment.ground_truth_root, H12, 600, accuracy=0.9, seed=1,
                          files=2, endpoint=ENDPOINT, id_prefix="a")
-    run = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z"))
+    run = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), clock=clock)
     assert run.execution["PipelineExecutionStatus"] == "Succeeded", run.execution.get("FailureReason")
     assert run.status == "Completed" and run.result["counts"]["matched"] == 600
     assert run.output_uri.startswith(f"s3://sts-artifacts/sts/monitoring/{SCHEDULE}/")
@@ -71,7 +71,7 @@ def test_drill_through_the_local_pipeline(deployment):
     flip = np.random.default_rng(0).random(600) < 0.3
     write_jsonl(deployment.ground_truth_root / hour_prefix(h13) / "noisy.jsonl",
                 [ground_truth_record(i, int(1 - y if f else y)) for i, y, f in zip(noisy.ids, noisy.y_true, flip)])
-    run2 = runs.run_monitoring(state, runs.window_parameters("2026-11-27T14:00:00Z"))
+    run2 = runs.run_monitoring(state, runs.window_parameters("2026-11-27T14:00:00Z", now=clock.now()), clock=clock)
     assert run2.status == "CompletedWithViolations"
     assert "accuracy" in {v["metric_name"] for v in run2.result["violations"]}
     (state_alarm,) = run2.alarms
@@ -82,7 +82,7 @@ def test_drill_through_the_local_pipeline(deployment):
     points = metrics.MetricStore(state).points("stsmodelmonitor", "accuracy", {d["Name"]: d["Value"] for d in DIMS})
     assert [p.timestamp.hour for p in points] == [13, 14]
     # ingesting the same execution again adds nothing
-    assert runs.collect(state, run.execution).ingested == 0
+    assert runs.collect(state, run.execution, clock=clock).ingested == 0
     record = json.loads(run2.record_path.read_text())
     assert record["status"] == "CompletedWithViolations" and record["execution_id"] == run2.execution["PipelineExecutionId"]
     assert [r.status for r in runs.list_results(state, PIPELINE)] == ["Completed", "CompletedWithViolations"]
@@ -91,20 +91,20 @@ def test_drill_through_the_local_pipeline(deployment):
 
 
 @pytest.mark.slow
-def test_no_capture_data_at_all_fails_the_execution_with_its_reason(deployment):
+def test_no_capture_data_at_all_fails_the_execution_with_its_reason(deployment, clock):
     metrics.save_alarm(deployment.state, "sts-monitor-failed", "arn:x", {
         "Namespace": "AWS/Sagemaker/ModelBuildingPipeline", "MetricName": "ExecutionFailed", "Statistic": "Sum",
         "Dimensions": [{"Name": "PipelineName", "Value": PIPELINE}], "Period": 3600, "EvaluationPeriods": 1,
-        "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching"})
-    run = runs.run_monitoring(deployment.state, {})
+        "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching"}, now=clock.now())
+    run = runs.run_monitoring(deployment.state, {}, clock=clock)
     assert run.execution["PipelineExecutionStatus"] == "Failed" and run.result is None
     assert run.status == "Failed" and "no S3 objects found" in run.failure_reason
     assert [(a["name"], a["state"]) for a in run.alarms] == [("sts-monitor-failed", "ALARM")]
 
 
 @pytest.mark.slow
-def test_empty_window_is_a_failed_result_not_a_failed_execution(deployment):
+def test_empty_window_is_a_failed_result_not_a_failed_execution(deployment, clock):
     write_window(deployment.capture_root, deployment.ground_truth_root, H12, 5, endpoint=ENDPOINT)
-    run = runs.run_monitoring(deployment.state, runs.window_parameters("2026-11-27T10:00:00Z"))
+    run = runs.run_monitoring(deployment.state, runs.window_parameters("2026-11-27T10:00:00Z", now=clock.now()), clock=clock)
     assert run.execution["PipelineExecutionStatus"] == "Succeeded"
     assert run.status == "Failed" and "no capture records in the window" in run.failure_reason

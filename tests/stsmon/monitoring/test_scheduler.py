@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from monitoring_deploy import ENDPOINT, PIPELINE, SCHEDULE
+from monitoring_deploy import CAPTURE_URI, ENDPOINT, GROUND_TRUTH_URI, PIPELINE, SCHEDULE
 
 from stsmon.clock import FixedClock
 from stsmon.errors import StsmonError
 from stsmon.localcloud import LocalEnvironment
 from stsmon.localcloud.handlers import DeployContext, DeployedResource, Unresolved, handler_for
+from stsmon.monitoring import ground_truth as gt
 from stsmon.monitoring import metrics, scheduler
 from stsmon.monitoring.synthetic import write_window
 
@@ -32,7 +33,7 @@ def schedule_props(expression="cron(0 * ? * * *)", state="ENABLED"):
 
 
 def ctx(deployment):
-    return DeployContext(state=deployment.state, env=LocalEnvironment(), stack_name="sts-monitoring")
+    return DeployContext(state=deployment.state, env=LocalEnvironment(), stack_name="sts-monitoring", clock=FixedClock(T0))
 
 
 @dataclass
@@ -158,24 +159,51 @@ def test_disabled_schedule_does_not_fire(deployment):
 
 
 @pytest.mark.slow
-def test_scheduled_run_goes_through_the_local_pipeline(deployment):
-    """The schedule's own parameters (PublishCloudWatch=true) are overridden locally: no CloudWatch here."""
-    # Data in an hour the real clock's window never is (a date of "today" made this fail one hour a day).
-    write_window(deployment.capture_root, deployment.ground_truth_root, datetime(2020, 1, 6, 12, tzinfo=timezone.utc),
-                 300, endpoint=ENDPOINT)
-    handler_for("AWS::Scheduler::Schedule").create(ctx(deployment), "Schedule", schedule_props("rate(1 hour)"))
-    created = scheduler.list_schedules(deployment.state)[0]["CreatedAt"]
-    start = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    clock = FixedClock(start)
+def test_an_hour_years_from_today_runs_end_to_end_on_the_injected_clock(deployment):
+    """Scheduler -> executor -> monitor.py -> ground truth -> metrics and alarms, on a clock in 2033.
+
+    Captures and labels exist only in the clock's previous hour, so a wall-clock read anywhere in
+    the chain (the fire time, Execution.StartDateTime, the window, the alarm's evaluation) moves
+    the window to today's hour, where there is no data, and the run fails. The schedule's own
+    parameters (PublishCloudWatch=true) are overridden locally: no CloudWatch here.
+    """
+    clock = FixedClock(datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc), tick=timedelta(milliseconds=1))
+    context = DeployContext(state=deployment.state, env=LocalEnvironment(), stack_name="sts-monitoring", clock=clock)
+    handler_for("AWS::Scheduler::Schedule").create(context, "Schedule", schedule_props("rate(1 hour)"))
+    dims = [{"Name": "Endpoint", "Value": ENDPOINT}, {"Name": "MonitoringSchedule", "Value": SCHEDULE}]
+    handler_for("AWS::CloudWatch::Alarm").create(context, "Alarm", {
+        "AlarmName": "sts-quality-accuracy", "Namespace": "stsmodelmonitor", "MetricName": "accuracy",
+        "Dimensions": dims, "ComparisonOperator": "LessThanThreshold", "EvaluationPeriods": 1, "Threshold": 0.8,
+        "Period": 3600, "Statistic": "Minimum", "TreatMissingData": "notBreaching"})
+
+    # Traffic in the hour before the first fire time, labelled by the ground-truth writer with 30 % noise.
+    hour = datetime(2033, 5, 17, 12, tzinfo=timezone.utc)
+    window = write_window(deployment.capture_root, deployment.state.root / "unused-labels", hour, 400,
+                          accuracy=0.95, endpoint=ENDPOINT)
+    captured = gt.local_captures(deployment.state, CAPTURE_URI, ENDPOINT, hour, hour + timedelta(hours=1))
+    truth = gt.Truth(labels=dict(zip(window.ids, window.y_true.tolist())), problem_type=gt.BINARY, source="test")
+    plan = gt.plan_labels(captured, "noise", truth=truth, error_rate=0.3, seed=7)
+    uri = gt.write_local(deployment.state, GROUND_TRUTH_URI, plan.labels, clock.now(), clock.now())
+    assert "/2033/05/17/12/" in uri
+
     sched = scheduler.Scheduler(deployment.state, clock=clock)
-    sched.run_due()
-    clock.advance(timedelta(hours=1))
+    assert sched.run_due() == []  # rate(1 hour) from its creation at 12:30: first fire at 13:30
+    assert scheduler.status(deployment.state, clock.now())["schedules"][0]["next"] == "2033-05-17T13:30:00Z"
+    clock.set(datetime(2033, 5, 17, 13, 30, tzinfo=timezone.utc))
     (fired,) = sched.run_due()
-    assert fired["status"] == "Failed"  # the window of the real clock has no data
-    runs_dir = deployment.state.runs
-    (record,) = [json.loads(p.read_text()) for p in runs_dir.glob("monitor-*.json")]
+    assert fired["status"] == "CompletedWithViolations", fired
+
+    (record,) = [json.loads(p.read_text()) for p in deployment.state.runs.glob("monitor-*.json")]
     assert record["trigger"] == f"schedule:{SCHEDULE}" and record["execution_status"] == "Succeeded"
-    assert "no capture records in the window" in record["failure_reason"]
+    assert record["window"]["start"].startswith("2033-05-17T12:00") and record["window"]["end"].startswith("2033-05-17T13:00")
+    assert record["counts"]["matched"] == 400
+    assert record["created"].startswith("2033-05-17T13:30")
+    assert "accuracy" in {v["metric_name"] for v in record["violations"]}
+    (alarm,) = [a for a in metrics.list_alarms(deployment.state) if a["AlarmName"] == "sts-quality-accuracy"]
+    assert alarm["StateValue"] == "ALARM"
+    assert alarm["StateUpdatedTimestamp"].startswith("2033-05-17T13:30")
+    assert alarm["EvaluatedAt"].startswith("2033-05-17T1")
+    assert scheduler.status(deployment.state, clock.now())["schedules"][0]["next"] == "2033-05-17T14:30:00Z"
 
 
 @pytest.mark.slow
@@ -194,7 +222,7 @@ def test_the_process_starts_with_the_schedule_and_stops_with_it(deployment, monk
                 break
             time.sleep(0.1)
         assert "scheduler started" in log.read_text()
-        assert scheduler.status(deployment.state)["running"]
+        assert scheduler.status(deployment.state, T0)["running"]
     finally:
         handler.delete(ctx(deployment), "Schedule",
                        DeployedResource("Schedule", "AWS::Scheduler::Schedule", SCHEDULE, schedule_props()))
