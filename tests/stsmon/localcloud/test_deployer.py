@@ -367,7 +367,7 @@ def test_pipeline_cleanup_deletes_the_groups_packages_on_destroy(tmp_path, state
     assert reg.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
 
 
-def test_pipeline_cleanup_wipes_nothing_when_renamed_or_removed_only_when_the_stack_goes(tmp_path, state):
+def test_pipeline_cleanup_wipes_nothing_when_renamed_or_removed_only_when_the_stack_goes(tmp_path, state, clock):
     """As on AWS (stacks/lambdas/cleanup.py): a renamed pipeline keeps the resource's
     id, and a cleanup resource removed from the template (the switch to prod) leaves
     the registry alone; only destroying the stack wipes."""
@@ -378,9 +378,9 @@ def test_pipeline_cleanup_wipes_nothing_when_renamed_or_removed_only_when_the_st
                                 "Properties": {"PipelineNames": [pipeline], "ModelPackageGroupName": "stsPackageGroup"}}
         return foundation_template(extra_resources=extra)
 
-    deployer = LocalDeployer(state)
+    deployer = LocalDeployer(state, clock=clock)
     deployer.deploy(write_assembly(tmp_path / "v1", {"sts-foundation": template("stsPipeline")}))
-    reg = Registry(state.registry_db)
+    reg = Registry(state.registry_db, clock=clock)
     reg.create_model_package(ModelPackageGroupName="stsPackageGroup", InferenceSpecification={"Containers": [{"Image": "i"}]})
     packages = lambda: reg.list_model_packages(ModelPackageGroupName="stsPackageGroup")["ModelPackageSummaryList"]  # noqa: E731
 
