@@ -18,6 +18,7 @@ from .errors import StsmonError
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "Run the whole flow locally: synth, deploy, train, serve, traffic, labels, monitor, report, drift drill."),
     "data": ("data", "Fetch, validate and cache the MSRP corpus."),
+    "doctor": ("doctor", "Preflight checks for this machine or an AWS account: one line per check, with what to do."),
     "synth": ("synth", "Synthesize the CDK app into cdk.out (npx cdk synth)."),
     "deploy": ("deploy", "Deploy the cloud assembly locally (or start/stop the local endpoint)."),
     "train": ("train", "Start the training pipeline, wait, print step statuses and metrics."),

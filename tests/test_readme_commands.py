@@ -47,7 +47,7 @@ def test_the_readme_shows_the_commands(repo_root):
     lines = readme_command_lines((repo_root / "README.md").read_text())
     assert len(lines) >= 15
     shown = {shlex.split(line)[1] for line in lines}
-    assert {"demo", "data", "synth", "deploy", "train", "traffic", "ground-truth", "monitor", "report",
+    assert {"demo", "data", "doctor", "synth", "deploy", "train", "traffic", "ground-truth", "monitor", "report",
             "status", "cleanup"} <= shown
 
 
