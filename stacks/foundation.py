@@ -8,6 +8,7 @@ model package group and the alarm topic. Retained in ``prod``; destroyable in
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
@@ -42,17 +43,6 @@ class FoundationStack(Stack):
         repositories = [sklearn_repository(cfg.region)]
         if cfg.monitor_backend == "model-monitor":
             repositories.append(model_monitor_repository(cfg.region))
-        self.execution_role = SageMakerExecutionRole(
-            self,
-            "ExecutionRole",
-            prefix=cfg.prefix,
-            bucket_name=self.bucket_name,
-            key=self.key,
-            model_package_group_name=cfg.model_package_group_name,
-            image_repositories=repositories,
-            metric_namespaces=[PIPELINE_NAMESPACE, MODEL_MONITOR_NAMESPACE, "/aws/sagemaker/*"],
-        ).role
-
         self.package_group = sagemaker.CfnModelPackageGroup(
             self,
             "ModelPackageGroup",
@@ -60,6 +50,18 @@ class FoundationStack(Stack):
             model_package_group_description=f"Paraphrase models registered by the {cfg.pipeline_name} pipeline",
         )
         self.package_group.apply_removal_policy(RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY)
+
+        self.execution_role = SageMakerExecutionRole(
+            self,
+            "ExecutionRole",
+            prefix=cfg.prefix,
+            bucket_name=self.bucket_name,
+            key=self.key,
+            model_package_group_name=cfg.model_package_group_name,
+            model_package_group_arn=self.package_group.attr_model_package_group_arn,
+            image_repositories=repositories,
+            metric_namespaces=[PIPELINE_NAMESPACE, MODEL_MONITOR_NAMESPACE, "/aws/sagemaker/*"],
+        ).role
 
         self.alarm_topic = sns.Topic(
             self,
@@ -69,6 +71,7 @@ class FoundationStack(Stack):
             master_key=self.key,
             enforce_ssl=True,
         )
+        self.allow_alarms_to_notify(cfg.prefix)
 
         self.ground_truth_uri = self.uri(ground_truth_prefix(cfg))
         CfnOutput(self, "ArtifactBucketName", value=self.bucket_name, description="Artifact bucket")
@@ -77,6 +80,49 @@ class FoundationStack(Stack):
         CfnOutput(self, "ModelPackageGroupName", value=cfg.model_package_group_name, description="Model registry group")
         CfnOutput(self, "GroundTruthUri", value=self.ground_truth_uri, description="Upload ground truth under {uri}/yyyy/mm/dd/hh/")
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn, description="Subscribe to get alarms")
+
+    def alarm_arn_pattern(self, prefix: str) -> str:
+        """Every alarm of this app: they are all named ``{prefix}-...``."""
+        return f"arn:{self.partition}:cloudwatch:{self.region}:{self.account}:alarm:{prefix}-*"
+
+    def allow_alarms_to_notify(self, prefix: str) -> None:
+        """Let this app's CloudWatch alarms publish to the alarm topic.
+
+        ``enforce_ssl`` gives the topic a policy, and a topic policy replaces
+        SNS's default one (which let the account's principals publish), so
+        without this statement CloudWatch is refused ("... is not authorized
+        to perform: SNS:Publish", AWS re:Post "Why didn't I receive an SNS
+        notification for my CloudWatch alarm trigger?"). The topic is encrypted
+        with the artifact key, and SNS uses the key on behalf of the publisher:
+        the key policy must let CloudWatch use it too (SNS Developer Guide,
+        "Enable compatibility between event sources from AWS services and
+        encrypted topics"). Both grants are scoped to this account's alarms
+        named ``{prefix}-*`` (aws:SourceAccount, aws:SourceArn: the confused-deputy
+        guard; CloudWatch alarms carry both keys to SNS and to KMS, unlike
+        EventBridge, whose KMS requests carry neither).
+        """
+        conditions = {
+            "StringEquals": {"aws:SourceAccount": self.account},
+            "ArnLike": {"aws:SourceArn": self.alarm_arn_pattern(prefix)},
+        }
+        self.alarm_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.alarm_topic.topic_arn],
+                conditions=conditions,
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsToEncryptedTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions=conditions,
+            )
+        )
 
     def uri(self, *parts: str) -> str:
         """``s3://{artifact bucket}/{parts...}`` (a literal)."""

@@ -31,6 +31,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from ..nag import AWS, acknowledge, acknowledge_custom_resource_lambda
+from .sagemaker_arns import endpoint_arn, model_packages_arn, pipeline_arn, pipeline_executions_arn
 
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -121,7 +122,7 @@ class ServedModelPackage(Construct):
         allow = self.handler.allow
         # ListModelPackages supports no resource-level permission.
         allow("ListPackages", ["sagemaker:ListModelPackages"], ["*"])
-        packages = f"{sm}:model-package/{model_package_group_name.lower()}/*"
+        packages = model_packages_arn(self, model_package_group_name)
         allow("DescribePackages", ["sagemaker:DescribeModelPackage"], [packages])
         baselines = bucket.arn_for_objects(f"{prefix}/pipelines/*")
         allow("ReadBaselines", ["s3:GetObject"], [baselines])
@@ -136,7 +137,7 @@ class ServedModelPackage(Construct):
             allow(
                 "DescribeServing",
                 ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
-                [f"{sm}:endpoint/{endpoint_name.lower()}", configs, models],
+                [endpoint_arn(self, endpoint_name), configs, models],
             )
             reason = "Read-only Describe of the generated config/model names behind our endpoint, unknown until deployment."
             acknowledge(policy, f"{AWS}-IAM5[Resource::{configs}]", reason)
@@ -210,10 +211,9 @@ class PipelineCleanup(Construct):
             description="Stops pipeline executions and deletes model packages on stack deletion (Custom::StsPipelineCleanup)",
             key=key, log_retention=log_retention, removal=RemovalPolicy.DESTROY, timeout=Duration.minutes(14),
         )
-        sm = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
         allow, policy = self.handler.allow, self.handler.policy
-        pipelines = [f"{sm}:pipeline/{name.lower()}" for name in pipeline_names]
-        executions = [f"{p}/execution/*" for p in pipelines]
+        pipelines = [pipeline_arn(self, name) for name in pipeline_names]
+        executions = [pipeline_executions_arn(self, name) for name in pipeline_names]
         allow("ListExecutions", ["sagemaker:ListPipelineExecutions"], pipelines)
         allow("StopExecutions", ["sagemaker:StopPipelineExecution", "sagemaker:DescribePipelineExecution"], executions)
         for arn in executions:
@@ -222,7 +222,7 @@ class PipelineCleanup(Construct):
         allow("ReadStackStatus", ["cloudformation:DescribeStacks"], [stack.stack_id])
         properties: dict = {"PipelineNames": list(pipeline_names)}
         if model_package_group_name:
-            packages = f"{sm}:model-package/{model_package_group_name.lower()}/*"
+            packages = model_packages_arn(self, model_package_group_name)
             # ListModelPackages supports no resource-level permission.
             allow("ListPackages", ["sagemaker:ListModelPackages"], ["*"])
             allow("DeletePackages", ["sagemaker:DeleteModelPackage"], [packages])

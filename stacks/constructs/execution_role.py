@@ -23,12 +23,15 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from ..nag import AWS, acknowledge
+from .sagemaker_arns import model_packages_arn
 
 
 class SageMakerExecutionRole(Construct):
     """The role; ``role`` is the ``iam.Role``.
 
     Args:
+        model_package_group_arn: the group's own ARN (``Fn::GetAtt`` of the
+            ``AWS::SageMaker::ModelPackageGroup``).
         image_repositories: ``(registry account, repository name)`` pairs
             the jobs and the endpoint may pull from.
         metric_namespaces: CloudWatch namespaces the jobs may publish to.
@@ -43,6 +46,7 @@ class SageMakerExecutionRole(Construct):
         bucket_name: str,
         key: kms.IKey,
         model_package_group_name: str,
+        model_package_group_arn: str,
         image_repositories: Sequence[tuple[str, str]],
         metric_namespaces: Sequence[str],
     ) -> None:
@@ -62,6 +66,7 @@ class SageMakerExecutionRole(Construct):
             return f"arn:{stack.partition}:{service}:{stack.region}:{stack.account if account is None else account}:{resource}"
 
         bucket_arn = f"arn:{stack.partition}:s3:::{bucket_name}"
+        packages = model_packages_arn(self, model_package_group_name)
         statements = [
             iam.PolicyStatement(
                 sid="ArtifactsReadWrite",
@@ -70,7 +75,10 @@ class SageMakerExecutionRole(Construct):
             ),
             iam.PolicyStatement(
                 sid="ArtifactsList",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                # Only ListBucket: nothing the jobs run calls GetBucketLocation, and
+                # GetBucketLocation never carries s3:prefix, so under this condition
+                # it was a grant that could never match.
+                actions=["s3:ListBucket"],
                 resources=[bucket_arn],
                 conditions={"StringLike": {"s3:prefix": [f"{prefix}/*", f"{prefix}/"]}},
             ),
@@ -123,11 +131,8 @@ class SageMakerExecutionRole(Construct):
             iam.PolicyStatement(
                 sid="RegisterModels",
                 actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
-                resources=[
-                    # SageMaker lower-cases names in ARNs.
-                    arn("sagemaker", f"model-package-group/{model_package_group_name.lower()}"),
-                    arn("sagemaker", f"model-package/{model_package_group_name.lower()}/*"),
-                ],
+                # Package ARNs keep the group name's case (stacks/constructs/sagemaker_arns.py).
+                resources=[model_package_group_arn, packages],
             ),
         ]
         statements.append(
@@ -146,6 +151,6 @@ class SageMakerExecutionRole(Construct):
             ("*", "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions; PutMetricData is limited by a namespace condition."),
             (arn("sagemaker", "processing-job/pipelines-*"), "Job names are generated per execution by SageMaker Pipelines (pipelines-{execution}-{step}-...)."),
             (arn("sagemaker", "training-job/pipelines-*"), "Job names are generated per execution by SageMaker Pipelines (pipelines-{execution}-{step}-...)."),
-            (arn("sagemaker", f"model-package/{model_package_group_name.lower()}/*"), "The pipeline registers a new version in this app's model package group on every run."),
+            (packages, "The pipeline registers a new version in this app's model package group on every run."),
         ):
             acknowledge(self.policy, f"{AWS}-IAM5[Resource::{resource}]", reason)

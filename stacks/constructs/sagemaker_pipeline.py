@@ -25,13 +25,16 @@ from constructs import Construct
 
 from pipeline_code import placeholders
 
+from .sagemaker_arns import pipeline_arn
+
 
 class SageMakerPipeline(Construct):
     """A SageMaker pipeline.
 
     Attributes:
         pipeline_name: the literal pipeline name.
-        pipeline_arn: its ARN (SageMaker lower-cases the name in ARNs).
+        pipeline_arn: its ARN, the name lower-cased as SageMaker writes it
+            (``AWS::SageMaker::Pipeline`` has no ARN attribute; see sagemaker_arns.py).
         definition: the definition dict as built (placeholders intact), for tests.
     """
 
@@ -64,7 +67,7 @@ class SageMakerPipeline(Construct):
             role_arn=role.role_arn,
             pipeline_definition={"PipelineDefinitionBody": body},
         )
-        self.pipeline_arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:pipeline/{pipeline_name.lower()}"
+        self.pipeline_arn = pipeline_arn(self, pipeline_name)
 
     @property
     def definition(self) -> Mapping[str, Any]:

@@ -63,24 +63,17 @@ class ArtifactStore(Construct):
             removal_policy=removal,
             pending_window=Duration.days(7 if not retain else 30),
         )
-        # CloudWatch Logs encrypts our log groups, CloudWatch alarms publish to
-        # the encrypted alarm topic; both need the key, scoped to this account.
+        # CloudWatch Logs encrypts our log groups with the key (the alarm topic's
+        # grant for CloudWatch alarms is added where the topic is: stacks/foundation.py).
+        # No kms:Describe*: DescribeKey carries no encryption context, so under this
+        # condition it could never match (tests/stacks/test_authorization.py).
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchLogs",
                 principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
                 resources=["*"],
                 conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:*"}},
-            )
-        )
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsToEncryptedTopic",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
 

@@ -20,8 +20,12 @@ approved"), :meth:`Registry.set_approval` and :meth:`Registry.metric_uris`
 paths with ``StateDir.s3_path``).
 
 SageMaker semantics kept: versions count from 1 per group and are never
-reused; ARNs are lower-cased (``arn:aws:sagemaker:{region}:{account}:model-package/{group}/{version}``
-and ``...:model-package-group/{group}``) and names are unique case-insensitively;
+reused; ARNs keep the group name's case, as SageMaker's do and IAM authorizes
+them (``arn:aws:sagemaker:{region}:{account}:model-package/{Group}/{version}``
+and ``...:model-package-group/{Group}``: an IAM policy naming the lower-cased
+group is denied, aws-samples/ml-edge-getting-started issue #18; the evidence
+is gathered in ``stacks/constructs/sagemaker_arns.py``); names are unique
+case-insensitively and a package is found by its ARN in any case;
 a new package is ``PendingManualApproval`` unless the request says otherwise;
 ``ListModelPackages`` sorts ascending by default; a group with packages cannot
 be deleted; request parameters are validated against botocore's SageMaker
@@ -186,10 +190,10 @@ class Registry:
         self.close()
 
     def group_arn(self, name: str) -> str:
-        return self.env.arn("sagemaker", f"model-package-group/{name.lower()}")
+        return self.env.arn("sagemaker", f"model-package-group/{name}")
 
     def package_arn(self, group: str, version: int) -> str:
-        return self.env.arn("sagemaker", f"model-package/{group.lower()}/{version}")
+        return self.env.arn("sagemaker", f"model-package/{group}/{version}")
 
     # -- groups -------------------------------------------------------------
 
@@ -434,10 +438,10 @@ class Registry:
 
     def _package_row(self, name_or_arn: str, conn: sqlite3.Connection | None = None) -> sqlite3.Row:
         conn = conn or self._connection()
-        key = name_or_arn.lower()
+        key = name_or_arn
         if not key.startswith("arn:"):
             key = self.env.arn("sagemaker", f"model-package/{key}")
-        row = conn.execute("SELECT * FROM model_package WHERE arn = ?", (key,)).fetchone()
+        row = conn.execute("SELECT * FROM model_package WHERE arn = ? COLLATE NOCASE", (key,)).fetchone()
         if row is None:
             raise ResourceNotFound(f"model package {name_or_arn!r} does not exist")
         return row

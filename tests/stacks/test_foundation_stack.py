@@ -104,7 +104,11 @@ def test_execution_role_is_least_privilege(dev):
         assert all(not a.endswith(":*") for a in actions), statement
         if statement["Sid"] != "PassOnlyItselfOnlyToSageMaker":
             assert "iam:PassRole" not in actions
-    assert statements["RegisterModels"]["Resource"][1] == "arn:aws:sagemaker:us-east-1:000000000000:model-package/stspackagegroup/*"
+    # The group by its own ARN attribute; package versions with the group name's case (not lower-cased).
+    register = statements["RegisterModels"]["Resource"]
+    assert len(register) == 2
+    assert {"Fn::GetAtt": [logical_id(template, "AWS::SageMaker::ModelPackageGroup", "ModelPackageGroup"), "ModelPackageGroupArn"]} in register
+    assert "arn:aws:sagemaker:us-east-1:000000000000:model-package/stsPackageGroup/*" in register
 
 
 def test_model_monitor_backend_may_pull_the_analyzer_image(prod):

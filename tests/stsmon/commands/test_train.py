@@ -144,7 +144,7 @@ def test_local_train_stages_input_runs_and_writes_the_record(tmp_path, clock):
     assert record["status"] == "Succeeded" and record["target"] == "local"
     assert record["metrics"] == {"accuracy": 0.8}
     assert record["parameters"]["InputDataUri"] == "s3://sts-artifacts/sts/input/"
-    assert record["model_package_arn"] == "arn:aws:sagemaker:us-east-1:000000000000:model-package/stspackagegroup/1"
+    assert record["model_package_arn"] == "arn:aws:sagemaker:us-east-1:000000000000:model-package/stsPackageGroup/1"
     assert record["model_approval_status"] == "Approved"
     assert record["model_data_url"].endswith(f"/sts/pipelines/{record['execution_id']}/Score/model.tar.gz")
     assert [s["status"] for s in record["steps"]] == ["Succeeded", "Succeeded", "Succeeded"]

@@ -196,7 +196,7 @@ def test_deploys_in_dependency_order_and_records_everything(tmp_path, state, clo
     assert pipeline["PipelineArn"] == "arn:aws:sagemaker:eu-west-1:000000000000:pipeline/stspipeline"
     assert pipeline["RoleArn"].startswith("arn:aws:iam::000000000000:role/sts-foundation-Role-")
     group = Registry(state.registry_db).describe_model_package_group(ModelPackageGroupName="stsPackageGroup")
-    assert group["ModelPackageGroupArn"].endswith(":model-package-group/stspackagegroup")
+    assert group["ModelPackageGroupArn"].endswith(":model-package-group/stsPackageGroup")
 
     record = load_record(state, "sts-foundation")
     key_arn = record.resources["Key"].attributes["Arn"]

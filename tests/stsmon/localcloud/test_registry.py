@@ -38,17 +38,21 @@ def _create(reg, **extra):
     ]
 
 
-def test_versions_count_from_one_with_lowercase_arns(reg):
+def test_versions_count_from_one_with_arns_in_the_group_names_case(reg):
+    """SageMaker keeps the group name's case in package ARNs and IAM authorizes that
+    ARN (aws-samples/ml-edge-getting-started issue #18; stacks/constructs/sagemaker_arns.py)."""
     first, second = _create(reg), _create(reg)
-    assert first == "arn:aws:sagemaker:eu-west-1:000000000000:model-package/stspackagegroup/1"
-    assert second.endswith("/stspackagegroup/2")
+    assert first == "arn:aws:sagemaker:eu-west-1:000000000000:model-package/stsPackageGroup/1"
+    assert second.endswith("/stsPackageGroup/2")
     described = reg.describe_model_package(ModelPackageName=second)
     assert described["ModelPackageVersion"] == 2
     assert described["ModelPackageGroupName"] == GROUP
     assert described["ModelApprovalStatus"] == "PendingManualApproval"
     assert described["InferenceSpecification"] == SPEC
     group = reg.describe_model_package_group(ModelPackageGroupName=GROUP)
-    assert group["ModelPackageGroupArn"] == "arn:aws:sagemaker:eu-west-1:000000000000:model-package-group/stspackagegroup"
+    assert group["ModelPackageGroupArn"] == "arn:aws:sagemaker:eu-west-1:000000000000:model-package-group/stsPackageGroup"
+    # A package is found by its ARN written in any case (names are unique case-insensitively).
+    assert reg.describe_model_package(ModelPackageName=first.lower())["ModelPackageArn"] == first
 
 
 def test_versions_are_not_reused_after_delete(reg):
