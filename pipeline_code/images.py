@@ -30,11 +30,14 @@ def _registry(versions: dict, region: str, what: str) -> str:
         raise ValueError(f"the SageMaker {what} image is not published in region {region}") from None
 
 
-def sklearn_repository(region: str) -> tuple[str, str]:
-    """(registry account, repository) of the SageMaker scikit-learn image."""
+def sklearn_repository(region: str, version: str) -> tuple[str, str]:
+    """(registry account, repository) of the SageMaker scikit-learn image ``version`` (e.g. ``1.9-0``)."""
     versions = _table("sklearn")["inference"]["versions"]
-    entry = next(iter(versions.values()))
-    return _registry(entry, region, "scikit-learn"), entry["repository"]
+    if version not in versions:
+        raise ValueError(f"scikit-learn image version {version!r} is not in the SageMaker SDK's table "
+                         f"(known: {', '.join(versions)})")
+    entry = versions[version]
+    return _registry(entry, region, f"scikit-learn {version}"), entry["repository"]
 
 
 def model_monitor_repository(region: str) -> tuple[str, str]:

@@ -40,7 +40,7 @@ class FoundationStack(Stack):
         self.bucket = self.store.bucket
         self.bucket_name = self.store.bucket_name
 
-        repositories = [sklearn_repository(cfg.region)]
+        repositories = [sklearn_repository(cfg.region, cfg.sklearn_image_version)]
         if cfg.monitor_backend == "model-monitor":
             repositories.append(model_monitor_repository(cfg.region))
         self.package_group = sagemaker.CfnModelPackageGroup(
