@@ -109,3 +109,20 @@ def test_app_rejects_bad_configuration_with_one_message(subprocess_env, tmp_path
     env_only = _run_app(env, tmp_path)
     assert "DEPLOY_PROFILE='staging' (environment): must be one of dev, prod" in env_only.stderr
     assert env_only.returncode == 2 and list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_every_resource_type_in_the_assembly_deploys_locally(dev):
+    """The local runtime deploys this assembly (the default configuration; the
+    model-monitor backend is AWS-only): a type the CDK app starts to emit (e.g.
+    the EventInvokeConfig of a function without retries) needs a local meaning,
+    or `stsmon deploy` refuses the stack."""
+    from stsmon.localcloud.handlers import handler_for
+
+    built = dev
+    missing = sorted({
+        (kind, res["Type"])
+        for kind in ("foundation", "training", "serving", "monitoring")
+        for res in built.template(kind)["Resources"].values()
+        if handler_for(res["Type"]) is None
+    })
+    assert missing == []

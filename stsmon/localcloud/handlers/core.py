@@ -104,6 +104,7 @@ RECORD_ONLY: dict[str, Ident] = {
     "AWS::KMS::Alias": lambda ctx, lid, p: HandlerResult(p.get("AliasName") or generated_name(ctx, lid), {}),
     "AWS::Logs::LogGroup": _log_group,
     "AWS::Lambda::Function": _function,
+    "AWS::Lambda::EventInvokeConfig": _plain,
     "AWS::Lambda::LayerVersion": _layer,
     "AWS::Lambda::Permission": _plain,
     "AWS::S3::BucketPolicy": _plain,
