@@ -28,7 +28,7 @@ from .sdk import offline_sdk, pipeline_session
 from .serving_env import serving_environment
 
 # Parameter names (the pipeline's public interface: `stsmon train` and the
-# console pass these).
+# console pass these). ProblemType is not one: it is fixed at synth (below).
 P_INPUT_DATA = "InputDataUri"
 P_PROBLEM_TYPE = "ProblemType"
 P_PROCESSING_INSTANCE = "ProcessingInstanceType"
@@ -60,12 +60,16 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
     session = pipeline_session(cfg.region, placeholders.BUCKET)
     params = {
         P_INPUT_DATA: ParameterString(P_INPUT_DATA, default_value=f"{names.bucket_uri}/{cfg.prefix}/input/"),
-        P_PROBLEM_TYPE: ParameterString(P_PROBLEM_TYPE, default_value=cfg.problem_type, enum_values=list(contract.PROBLEM_TYPES)),
         P_PROCESSING_INSTANCE: ParameterString(P_PROCESSING_INSTANCE, default_value=cfg.processing_instance_type),
         P_TRAINING_INSTANCE: ParameterString(P_TRAINING_INSTANCE, default_value=cfg.training_instance_type),
         P_APPROVAL: ParameterString(P_APPROVAL, default_value=cfg.model_approval_status, enum_values=["Approved", "PendingManualApproval", "Rejected"]),
         P_THRESHOLD: ParameterFloat(P_THRESHOLD, default_value=cfg.quality_threshold),
     }
+    # The problem type is fixed at synth, not a run-time parameter: the quality
+    # gate's JsonGet path, its metric, direction and threshold, and what serving
+    # and monitoring alarm on all follow from it. Every step gets the same literal.
+    parameters = list(params.values())
+    params = {**params, P_PROBLEM_TYPE: cfg.problem_type}
     preprocess = _preprocess_step(session, names, params)
     train = _train_step(session, names, params, preprocess)
     evaluate, report = _evaluate_step(session, names, params, preprocess, train)
@@ -75,7 +79,7 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
     gate = _gate_step(cfg, evaluate, report, params, if_steps=[baseline, register], else_steps=[fail])
     return Pipeline(
         name=cfg.pipeline_name,
-        parameters=list(params.values()),
+        parameters=parameters,
         steps=[preprocess, train, evaluate, gate],
         sagemaker_session=session,
         # No automatic Experiment/Trial: they would outlive `cdk destroy`.

@@ -45,13 +45,26 @@ class TrainingFailed(StsmonError):
     """The execution ended Failed or Stopped (the record is written first)."""
 
 
+#: Settings that were pipeline parameters once and are fixed at synth now -> the configuration key.
+FIXED_AT_SYNTH = {"ProblemType": "PROBLEM_TYPE"}
+
+
 def parse_parameters(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs -> overrides, the same for both targets (checked before anything runs)."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--parameter expects KEY=VALUE, got {pair!r}")
-        out[key.strip()] = value
+        key = key.strip()
+        if key in FIXED_AT_SYNTH:
+            setting = FIXED_AT_SYNTH[key]
+            raise UsageError(
+                f"--parameter {key}={value}: {key} is not a run-time parameter. It is fixed when the pipeline is "
+                f"deployed, because the quality gate's metric and threshold and what monitoring alarms on follow "
+                f"from it; deploy with -c {setting}={value or '...'} (stsmon synth/deploy, or cdk deploy) instead"
+            )
+        out[key] = value
     return out
 
 

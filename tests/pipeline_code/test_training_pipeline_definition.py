@@ -106,10 +106,46 @@ def test_regression_gate_on_an_error_metric_flips_the_comparison():
     assert "above" in " ".join(v for v in values if isinstance(v, str))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "problem_type", "metrics_key"),
+    [
+        ({}, "BinaryClassification", "binary_classification_metrics"),
+        ({"PROBLEM_TYPE": "Regression", "QUALITY_METRIC": "rmse", "QUALITY_THRESHOLD": "1.2"}, "Regression", "regression_metrics"),
+    ],
+)
+def test_problem_type_is_one_synth_time_value_everywhere(overrides, problem_type, metrics_key):
+    """The gate's JsonGet path is fixed at synth, so the problem type must be too: a
+    run-time ProblemType override would train a Regression model and then gate it on
+    binary_classification_metrics (a JsonGet of a missing key). Every step that takes
+    the problem type gets the same literal the gate's path was built for."""
+    definition = build_training_definition(load_config(overrides), CODE_PREFIX)
+    steps = all_steps(definition)
+    assert "ProblemType" not in {p["Name"] for p in definition["Parameters"]}
+    assert "Parameters.ProblemType" not in json.dumps(definition)
+    args = steps["Preprocess"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert args[args.index("--problem-type") + 1] == problem_type
+    assert steps["Train"]["Arguments"]["HyperParameters"]["problem-type"] == problem_type
+    assert steps["RegisterModel"]["Arguments"]["CustomerMetadataProperties"] == {"ProblemType": problem_type}
+    paths = [c["LeftValue"]["Std:JsonGet"]["Path"] for c in steps["CheckQuality"]["Arguments"]["Conditions"]]
+    assert paths and all(path.startswith(f"{metrics_key}.") for path in paths)
+    assert contract.METRICS_KEY[problem_type] == metrics_key
+
+
+def test_a_run_time_problem_type_is_refused_before_anything_runs(definition):
+    """Locally the executor refuses an undeclared parameter before staging anything; the
+    CLI says why for ProblemType on either target (tests/stsmon/commands/test_train.py)."""
+    from stsmon.errors import UsageError
+    from stsmon.localcloud.executor import resolve_parameters
+
+    with pytest.raises(UsageError, match="unknown pipeline parameter.*ProblemType"):
+        resolve_parameters(definition, {"ProblemType": "Regression"})
+    assert "QualityThreshold" in resolve_parameters(definition, {})
+
+
 def test_parameters(definition):
     params = {p["Name"]: p for p in definition["Parameters"]}
     assert params["InputDataUri"]["DefaultValue"] == f"s3://{BUCKET}/sts/input/"
-    assert params["ProblemType"]["DefaultValue"] == "BinaryClassification"
+    assert "ProblemType" not in params  # fixed at synth: see test_problem_type_is_one_synth_time_value_everywhere
     assert params["ProcessingInstanceType"]["DefaultValue"] == "ml.m5.large"
     assert params["TrainingInstanceType"]["DefaultValue"] == "ml.m5.large"
     assert params["ModelApprovalStatus"]["DefaultValue"] == "Approved"
@@ -151,7 +187,7 @@ def test_training_step_uses_script_mode_from_the_code_asset(steps):
     assert args["HyperParameters"] == {
         "sagemaker_program": "train.py",
         "sagemaker_submit_directory": f"s3://{BUCKET}/{CODE_PREFIX}sourcedir.tar.gz",
-        "problem-type": {"Get": "Parameters.ProblemType"},
+        "problem-type": "BinaryClassification",
     }
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in args["InputDataConfig"]}
     assert channels == {

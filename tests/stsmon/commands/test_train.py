@@ -182,6 +182,17 @@ def test_user_mistakes_are_one_clear_line(tmp_path, args, code, message, clock):
     assert not (tmp_path / "trainmodel_out.json").exists()
 
 
+@pytest.mark.parametrize("target", ["local", "aws"])
+def test_a_problem_type_override_is_refused_before_anything_runs(tmp_path, target):
+    """ProblemType is fixed at synth (the quality gate's path follows from it): the CLI
+    says so on either target before it touches the state folder or AWS."""
+    state = tmp_path / "state"
+    code, out, err = invoke(["train", "--target", target, "--state-dir", str(state), "-p", "ProblemType=Regression"], tmp_path)
+    assert code == 2 and "Traceback" not in err
+    assert "ProblemType is not a run-time parameter" in err and "-c PROBLEM_TYPE=Regression" in err
+    assert not state.exists() and not (tmp_path / "trainmodel_out.json").exists()
+
+
 def test_not_deployed_says_deploy_first(tmp_path):
     code, _, err = invoke(["train", "--state-dir", str(tmp_path / "empty")], tmp_path)
     assert code == 3 and "pipeline 'stsPipeline' is not deployed locally" in err and "run `stsmon deploy` first" in err
