@@ -77,7 +77,8 @@ def handle(
         return "cleanup-" + "-".join(props.get("PipelineNames", []))[:200], {}
     if request_type == "Update":
         return physical_id or "", {}
-    status = stack_status(cloudformation or boto3.client("cloudformation"), stack_id)
+    cloudformation = cloudformation or boto3.client("cloudformation")
+    status = stack_status(cloudformation, stack_id)
     if status != STACK_DELETING:
         logger.info("stack %s is %s, not being deleted: nothing is stopped or deleted", stack_id, status)
         return physical_id or "", {"Skipped": status}

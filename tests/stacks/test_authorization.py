@@ -52,11 +52,11 @@ def lambda_calls(cloud: Cloud) -> list[Call]:
         for s, res in users:
             props = cloud.props(s, res)
             for call in boto3_calls(LAMBDAS / f"{module}.py"):
-                lambda_call(calls, cloud, who, info, call.action, props)
+                lambda_call(calls, cloud, who, info, call.action, props, stack=s)
     return calls.out
 
 
-def lambda_call(calls: Calls, cloud: Cloud, who: str, info, action: str, props: dict) -> None:
+def lambda_call(calls: Calls, cloud: Cloud, who: str, info, action: str, props: dict, *, stack: str = "") -> None:
     """The resource each Lambda call names, from the custom resource's properties."""
     add = lambda resource, neighbours=(), context=None: calls.add(who, info.principal, info.identity, action, resource, context, neighbours)  # noqa: E731
     group = props.get("ModelPackageGroupName", "")
@@ -86,6 +86,10 @@ def lambda_call(calls: Calls, cloud: Cloud, who: str, info, action: str, props: 
         for name in props["PipelineNames"]:
             add(cloud.sagemaker_arn("pipeline", name) + f"/execution/{EXECUTION_ID}",
                 [(cloud.sagemaker_arn("pipeline", "otherPipeline") + f"/execution/{EXECUTION_ID}", None)])
+    elif action == "cloudformation:DescribeStacks":
+        # The cleanup reads the status of its own stack (the event's StackId, AWS::StackId).
+        own = cloud.resolve(stack, {"Ref": "AWS::StackId"})
+        add(own, [(own.replace(f":stack/{stack}/", ":stack/other-stack/"), None)])
     else:
         raise AssertionError(f"{who} calls {action}: add its resource to lambda_call in {Path(__file__).name}")
 
