@@ -8,6 +8,7 @@ package pinned with ``-c MODEL_PACKAGE_ARN=...``. Synth never calls AWS.
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pipeline_code.monitoring import capture_prefix
@@ -53,6 +54,23 @@ class ServingStack(Stack):
             instance_type=cfg.endpoint_instance_type,
             instance_count=cfg.endpoint_instance_count,
         )
+        # SageMaker writes the endpoint's container logs to /aws/sagemaker/Endpoints/{name}
+        # (AWS docs: "Log groups and streams that Amazon SageMaker AI sends to Amazon
+        # CloudWatch Logs") and would create it with no retention and keep it after a
+        # destroy. The group is the endpoint's own, so it is declared: retention, the
+        # app's key (its policy lets logs.{region} use it for this account's groups),
+        # deleted with the stack in dev. The shared /aws/sagemaker/ProcessingJobs and
+        # TrainingJobs groups are not: other workloads in the account write there.
+        self.endpoint_logs = logs.LogGroup(
+            self,
+            "EndpointLogs",
+            log_group_name=f"/aws/sagemaker/Endpoints/{cfg.endpoint_name}",
+            retention=log_retention(cfg),
+            encryption_key=foundation.key,
+            removal_policy=removal(cfg),
+        )
+        # Before the endpoint, or SageMaker creates the group first and ours clashes.
+        self.endpoint.endpoint.node.add_dependency(self.endpoint_logs)
         self.endpoint.add_alarms(
             topic=foundation.alarm_topic,
             max_5xx=cfg.alarm_5xx_threshold,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from cdk_helpers import logical_id
 
 PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:000000000000:model-package/stspackagegroup/3"
@@ -73,3 +75,27 @@ def test_outputs(dev):
     assert outputs["EndpointName"]["Value"] == "sts-endpoint"
     assert outputs["DataCaptureUri"]["Value"] == "s3://sts-artifacts-000000000000-us-east-1/sts/datacapture"
     assert "ServedModelPackageArn" in outputs
+
+
+def test_the_endpoints_own_log_group_is_declared_the_shared_job_groups_are_not(dev, prod):
+    """SageMaker logs the endpoint to /aws/sagemaker/Endpoints/{endpoint} and jobs to the
+    account-wide /aws/sagemaker/ProcessingJobs and /TrainingJobs (AWS docs, "Log groups
+    and streams that Amazon SageMaker AI sends to Amazon CloudWatch Logs"). The
+    endpoint's group is ours: retention, our key, removed with the stack in dev only,
+    created before the endpoint. The shared groups belong to every workload in the
+    account: declaring them would fail where they exist and delete others' logs."""
+    for synth, endpoint, policy in ((dev, "sts-endpoint", "Delete"), (prod, "para-endpoint", "Retain")):
+        template = synth.template("serving")
+        name = f"/aws/sagemaker/Endpoints/{endpoint}"
+        (lid,) = [lid for lid, r in template["Resources"].items()
+                  if r["Type"] == "AWS::Logs::LogGroup" and r["Properties"].get("LogGroupName") == name]
+        group = template["Resources"][lid]
+        assert group["Properties"]["RetentionInDays"] == 30
+        assert "Fn::ImportValue" in json.dumps(group["Properties"]["KmsKeyId"])  # the foundation key
+        assert group["DeletionPolicy"] == policy and group["UpdateReplacePolicy"] == policy
+        (endpoint_resource,) = synth.resources("serving", "AWS::SageMaker::Endpoint").values()
+        assert lid in endpoint_resource["DependsOn"]
+    for synth in (dev, prod):
+        for kind in ("foundation", "training", "serving", "monitoring"):
+            names = [r["Properties"].get("LogGroupName") for r in synth.resources(kind, "AWS::Logs::LogGroup").values()]
+            assert not {"/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs"} & set(names)
