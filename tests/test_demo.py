@@ -65,6 +65,32 @@ def test_assembly_has_the_four_stacks(demo_run):
     assert stacks == {"sts-foundation", "sts-training", "sts-serving", "sts-monitoring"}
 
 
+def test_every_deployed_resource_answers_ref_as_cloudformation_does(demo_run):
+    """Ref gives what CloudFormation's schema names as the primary identifier (the ARN of a
+    SageMaker endpoint, endpoint config, model, package group, SNS topic; the name of a
+    bucket, pipeline, alarm, schedule...), so a template that works locally works on AWS."""
+    from cfn_schemas import primary_identifier
+
+    from stsmon.localcloud.deployer import load_records
+
+    checked, wrong = 0, []
+    for stack, record in load_records(demo_run["state"]).items():
+        for lid, res in record.resources.items():
+            ident = primary_identifier(res.type)
+            if ident is None or len(ident) != 1:  # custom resources; composite ids (EventInvokeConfig)
+                continue
+            key = ident[0]
+            is_arn = res.physical_id.startswith("arn:")
+            expected_arn = key.endswith("Arn")
+            given = res.properties.get(key)
+            if is_arn != expected_arn or (isinstance(given, str) and given != res.physical_id):
+                wrong.append(f"{stack}/{lid} {res.type}: Ref {res.physical_id!r}, CloudFormation gives its {key}")
+            if key in res.attributes and res.attributes[key] != res.physical_id:
+                wrong.append(f"{stack}/{lid} {res.type}: GetAtt {key} {res.attributes[key]!r} != Ref {res.physical_id!r}")
+            checked += 1
+    assert checked >= 20 and not wrong, "\n".join(wrong)
+
+
 def test_an_approved_package_with_metrics_and_baseline_is_registered(demo_run):
     state = demo_run["state"]
     registry = Registry(state.registry_db)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StsmonError
-from ..localcloud.handlers import DeployContext, HandlerResult, ResourceHandler, is_resolved, register
+from ..localcloud.handlers import DeployContext, DeployedResource, HandlerResult, ResourceHandler, is_resolved, register
 from ..state import StateDir
 from .capture import settings_from_data_capture_config
 from .model import ModelLoadError, prepare_model_dir
@@ -199,6 +199,12 @@ class ApprovedPackageHandler(ResourceHandler):
         return None
 
 
+def _name_of(previous: DeployedResource, attribute: str) -> str:
+    """The resource's name: its ``attribute`` (Ref is the ARN, as on CloudFormation); a record
+    written before that change kept the name as its physical id."""
+    return str(previous.attributes.get(attribute) or previous.physical_id)
+
+
 @register("AWS::SageMaker::Model")
 class ModelHandler(ResourceHandler):
     def check(self, ctx, logical_id, props):
@@ -230,7 +236,7 @@ class ModelHandler(ResourceHandler):
         _write(_models_dir(ctx.state) / f"{name}.json",
                {"ModelName": name, "ModelArn": arn, "Containers": containers, "Resolved": resolved,
                 "EnableNetworkIsolation": props.get("EnableNetworkIsolation", False)})
-        return HandlerResult(name, {"ModelName": name})
+        return HandlerResult(arn, {"ModelName": name, "ModelArn": arn})  # Ref: the ARN, as CloudFormation
 
     def update(self, ctx, logical_id, props, previous):
         result = self.create(ctx, logical_id, props)
@@ -239,12 +245,12 @@ class ModelHandler(ResourceHandler):
         return result
 
     def refresh(self, ctx, logical_id, props, previous):
-        if props != previous.properties or not (_models_dir(ctx.state) / f"{previous.physical_id}.json").is_file():
+        if props != previous.properties or not (_models_dir(ctx.state) / f"{_name_of(previous, 'ModelName')}.json").is_file():
             return self.update(ctx, logical_id, props, previous)
         return None
 
     def delete(self, ctx, logical_id, previous):
-        (_models_dir(ctx.state) / f"{previous.physical_id}.json").unlink(missing_ok=True)
+        (_models_dir(ctx.state) / f"{_name_of(previous, 'ModelName')}.json").unlink(missing_ok=True)
 
 
 @register("AWS::SageMaker::EndpointConfig")
@@ -264,15 +270,15 @@ class EndpointConfigHandler(ResourceHandler):
         name = props.get("EndpointConfigName") or _name(ctx, logical_id, props)
         arn = ctx.env.arn("sagemaker", f"endpoint-config/{name.lower()}")
         _write(_configs_dir(ctx.state) / f"{name}.json", {**props, "EndpointConfigName": name, "EndpointConfigArn": arn})
-        return HandlerResult(name, {"EndpointConfigName": name})
+        return HandlerResult(arn, {"EndpointConfigName": name, "EndpointConfigArn": arn})  # Ref: the ARN
 
     update = ModelHandler.update
 
     def delete(self, ctx, logical_id, previous):
-        (_configs_dir(ctx.state) / f"{previous.physical_id}.json").unlink(missing_ok=True)
+        (_configs_dir(ctx.state) / f"{_name_of(previous, 'EndpointConfigName')}.json").unlink(missing_ok=True)
 
     def refresh(self, ctx, logical_id, props, previous):
-        if props != previous.properties or not (_configs_dir(ctx.state) / f"{previous.physical_id}.json").is_file():
+        if props != previous.properties or not (_configs_dir(ctx.state) / f"{_name_of(previous, 'EndpointConfigName')}.json").is_file():
             return self.update(ctx, logical_id, props, previous)
         return None
 
@@ -333,11 +339,11 @@ class EndpointHandler(ResourceHandler):
         arn = ctx.env.arn("sagemaker", f"endpoint/{name.lower()}")
         _write(endpoint_paths(ctx.state, name).folder / "resource.json",
                {"EndpointName": name, "EndpointArn": arn, "EndpointConfigName": config_name})
-        attributes = {"EndpointName": name}
+        attributes = {"EndpointName": name, "EndpointArn": arn}
         if ctx.serving.stop:
             if stop_endpoint_quietly(ctx.state, name):
                 ctx.echo(f"{ctx.stack_name}: endpoint {name} stopped")
-            return HandlerResult(name, attributes)
+            return HandlerResult(arn, attributes)
         if ctx.serving.foreground:
             stop_endpoint_quietly(ctx.state, name)
             ctx.echo(f"{ctx.stack_name}: serving endpoint {name} at http://{spec.host}:{spec.port} in the "
@@ -346,18 +352,18 @@ class EndpointHandler(ResourceHandler):
             if code:
                 record = read_record(ctx.state, name) or {}
                 raise StsmonError(f"endpoint {name} could not serve: {record.get('failure_reason', f'exit code {code}')}")
-            return HandlerResult(name, attributes)
+            return HandlerResult(arn, attributes)
         record = start_endpoint(ctx.state, spec)
         capture = "capture off" if spec.capture is None else f"capture {spec.capture.sampling_percentage:g}% to {spec.capture.destination_uri}"
         ctx.echo(f"{ctx.stack_name}: endpoint {name} in service at {record['url']} (pid {record['pid']}, {capture}, "
                  f"log {record['log']})")
-        return HandlerResult(name, attributes)
+        return HandlerResult(arn, attributes)  # Ref: the ARN, as CloudFormation
 
     def create(self, ctx, logical_id, props):
         return self._serve(ctx, props)
 
     def update(self, ctx, logical_id, props, previous):
-        if props["EndpointName"] != previous.physical_id:
+        if props["EndpointName"] != _name_of(previous, "EndpointName"):
             self.delete(ctx, logical_id, previous)
         return self._serve(ctx, props)
 
@@ -377,7 +383,7 @@ class EndpointHandler(ResourceHandler):
         return None
 
     def delete(self, ctx, logical_id, previous):
-        name = previous.physical_id
+        name = _name_of(previous, "EndpointName")
         stop_endpoint_quietly(ctx.state, name)
         folder = endpoint_paths(ctx.state, name).folder
         if folder.is_dir():

@@ -107,7 +107,8 @@ RECORD_ONLY: dict[str, Ident] = {
     "AWS::Lambda::EventInvokeConfig": _plain,
     "AWS::Lambda::LayerVersion": _layer,
     "AWS::Lambda::Permission": _plain,
-    "AWS::S3::BucketPolicy": _plain,
+    # Ref is the bucket's name (CloudFormation's schema: primaryIdentifier /properties/Bucket)
+    "AWS::S3::BucketPolicy": lambda ctx, lid, p: HandlerResult(str(p.get("Bucket") or generated_name(ctx, lid)), {}),
     "AWS::SNS::Topic": _topic,
     "AWS::SNS::TopicPolicy": _plain,
     "AWS::SNS::Subscription": lambda ctx, lid, p: HandlerResult(ctx.env.arn("sns", f"{generated_name(ctx, lid)}:{_uuid(ctx, lid)}"), {}),

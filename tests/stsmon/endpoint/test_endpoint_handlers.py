@@ -104,9 +104,9 @@ def deploy_chain(ctx: DeployContext, previous: dict | None = None) -> dict:
         "Containers": [{"ModelPackageName": pkg.attributes["ModelPackageArn"]}]})
     config = apply("Config", "AWS::SageMaker::EndpointConfig", {
         "KmsKeyId": "k", "DataCaptureConfig": CAPTURE,
-        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": model.physical_id, "InitialInstanceCount": 1,
+        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": model.attributes["ModelName"], "InitialInstanceCount": 1,
                                 "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0}]})
-    apply("Endpoint", "AWS::SageMaker::Endpoint", {"EndpointName": ENDPOINT, "EndpointConfigName": config.physical_id})
+    apply("Endpoint", "AWS::SageMaker::Endpoint", {"EndpointName": ENDPOINT, "EndpointConfigName": config.attributes["EndpointConfigName"]})
     return out
 
 
@@ -129,7 +129,10 @@ def test_serving_stack_lifecycle(world, toy_model_dir, toy_builder, tmp_path, ru
     again = deploy_chain(context(state, env), deployed)
     assert again["ServedPackage"].attributes["ModelPackageArn"] == second
     assert again["Model"].physical_id != deployed["Model"].physical_id  # a new model, like SageMaker
-    assert not (state.endpoints / "_models" / f"{deployed['Model'].physical_id}.json").exists()
+    assert not (state.endpoints / "_models" / f"{deployed['Model'].attributes['ModelName']}.json").exists()
+    # Ref is the ARN, as CloudFormation's schema says (the stack reads names with GetAtt)
+    assert deployed["Model"].physical_id == deployed["Model"].attributes["ModelArn"]
+    assert deployed["Model"].physical_id.startswith("arn:aws:sagemaker:us-east-1:000000000000:model/")
     swapped = read_record(state, ENDPOINT)
     assert swapped["pid"] == record["pid"] and swapped["generation"] == 2
     assert swapped["info"]["ModelPackageArn"] == second and swapped["port"] == record["port"]
