@@ -10,8 +10,8 @@
    regression, re-implemented below) are fitted on ``msr_paraphrase_train.txt``
    and scored once on ``msr_paraphrase_test.txt``: accuracy, F1, ROC AUC with
    bootstrap 95 % intervals, fit time, prediction time per 1000 pairs (one
-   batch), single-pair latency through ``inference.py`` (input_fn ->
-   predict_fn -> output_fn, median and 95th percentile), model size
+   batch), single-pair latency through ``inference.py`` (``transform_fn``:
+   parse_request -> predict -> format_response, median and 95th percentile), model size
    (joblib, compress=3).
 3. Paired bootstrap of the accuracy difference between ours and the original
    approach on the same resampled test pairs.
@@ -157,16 +157,16 @@ def calibration_error(y, prob, bins: int = 10) -> float:
 
 
 def latency_ms(pipeline, pairs, n: int = 300) -> tuple[float, float]:
-    """Median and 95th percentile of one pair through input_fn -> predict_fn -> output_fn."""
+    """Median and 95th percentile of one pair through transform_fn (parse, predict, format)."""
     model = inference.Model(pipeline, {"problem_type": BINARY})
     bodies = [f'"{a.replace(chr(34), 2 * chr(34))}","{b.replace(chr(34), 2 * chr(34))}"\n'.encode()
               for a, b in pairs[:n]]
     for body in bodies[:20]:  # warm-up
-        inference.output_fn(inference.predict_fn(inference.input_fn(body, "text/csv"), model), "text/csv")
+        inference.transform_fn(model, body, "text/csv", "text/csv")
     times = []
     for body in bodies:
         start = time.perf_counter()
-        inference.output_fn(inference.predict_fn(inference.input_fn(body, "text/csv"), model), "text/csv")
+        inference.transform_fn(model, body, "text/csv", "text/csv")
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times), float(np.percentile(times, 95))
 

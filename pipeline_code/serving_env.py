@@ -20,6 +20,11 @@ check. Hence (each checked on the rebuilt serving stack, tests/serving/):
 - ``PYTHONPATH`` = the code folder: ``SAGEMAKER_PROGRAM`` imports from the
   model itself (the fast path of the image's ``serving.import_module``), not
   only from the installed copy.
+
+And the answer type for a request without ``Accept`` (or ``*/*``):
+``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``, which the container substitutes
+before ``transform_fn`` sees the request (sagemaker-containers ``_worker.Request.accept``;
+its own default is the same ``application/json``), set so the package says it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from processing_scripts import contract
 
 #: Where SageMaker extracts the package's code (``code/`` of model.tar.gz).
 CODE_DIR = f"/opt/ml/model/{contract.MODEL_CODE_DIR}"
+#: The answer type when a request has no ``Accept`` (or ``*/*``).
+DEFAULT_ACCEPT = "application/json"
 
 
 def serving_environment() -> dict[str, str]:
@@ -40,4 +47,5 @@ def serving_environment() -> dict[str, str]:
         "PIP_NO_BUILD_ISOLATION": "0",
         "PIP_NO_INDEX": "1",
         "PYTHONPATH": CODE_DIR,
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": DEFAULT_ACCEPT,
     }

@@ -1,10 +1,22 @@
 """Serving entry point for the SageMaker scikit-learn container (and the local endpoint).
 
-``model_fn(model_dir)`` loads ``model.joblib`` + ``model_info.json``;
-``input_fn(body, content_type)`` parses raw sentence pairs;
-``predict_fn(data, model)`` scores them; ``output_fn(prediction, accept)``
-returns ``(body, content_type)`` with ``body`` a ``str``. The four functions are
-safe to call from several threads at once (the model is only read).
+The container (sagemaker-containers' ``Transformer``, what the scikit-learn
+image 1.9-0 serves with) calls ``model_fn(model_dir)`` once per worker and
+``transform_fn(model, body, content_type, accept)`` once per request, which
+returns a response carrying its own status. A ``transform_fn`` because the
+container's other path (``input_fn``/``predict_fn``/``output_fn``) turns every
+exception of those functions into a 500: a malformed request would be a server
+error there (sagemaker-containers ``_functions.error_wrapper``, ``_transformer``).
+The module must not define ``input_fn``, ``predict_fn`` or ``output_fn`` next to
+``transform_fn`` (the image refuses to start).
+
+What the container hands over (sagemaker-containers ``_worker.Request``):
+``body`` is text for a ``Content-Type`` of exactly ``application/json`` or
+``text/csv`` (decoded as UTF-8 with replacement characters), else bytes;
+``content_type`` is ``application/json`` when the request has none; ``accept``
+is ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` (the package sets
+``application/json``; the container's default is the same) when the request
+has none or ``*/*``.
 
 Requests (``Content-Type``; an optional ``charset`` must be UTF-8):
 
@@ -16,21 +28,31 @@ Requests (``Content-Type``; an optional ``charset`` must be UTF-8):
 - ``application/jsonlines``: one ``{"sentence1", "sentence2"}`` object or
   ``[s1, s2]`` per line.
 
-Responses (``Accept``; missing or ``*/*`` -> CSV for a CSV request, else JSON;
-a list of types with ``q`` weights is honoured):
+Responses (``Accept``; a list of types with ``q`` weights is honoured, ``*/*``
+in it means the default type, ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` or
+``application/json``):
 
 - ``application/json``: ``{"predictions": [{"label": 1, "probability": 0.87}, ...]}``
   (Regression: ``{"predictions": [{"score": 3.2}, ...]}``);
 - ``text/csv``: ``label,probability`` per row (Regression: ``score``);
 - ``application/jsonlines``: one prediction object per line.
 
+The ``Content-Type`` of an answer is exactly one of these three.
 ``probability`` is the calibrated probability that the pair is a paraphrase;
 ``label`` is 1 when it is at least 0.5. Numbers have 6 decimals.
 
-Client mistakes raise :class:`InferenceError` with an HTTP status and a message
-naming the problem and where: 400 (empty, not UTF-8, malformed CSV/JSON, wrong
-column count, missing keys, non-string or empty sentences, too many pairs or
-too long a sentence), 413 (body over 6 MB), 415 (content type), 406 (accept).
+Client mistakes are answered with their status and a one-line message naming
+the problem and where (``text/plain; charset=utf-8``): 400 (empty, not UTF-8,
+malformed CSV/JSON, wrong column count, missing keys, non-string or empty
+sentences, too many pairs or too long a sentence), 413 (body over 6 MB), 415
+(content type), 406 (accept). Anything else raised is a bug: the container
+answers 500.
+
+``batch_transform_fn(model, requests)`` answers several requests with one
+prediction call, each exactly as ``transform_fn`` would; SageMaker never calls
+it, the local endpoint (``stsmon.endpoint``) does. The building blocks
+``parse_request``, ``predict`` and ``format_response`` are public for tests and
+benchmarks.
 
 This file ships in ``model.tar.gz`` under ``code/`` next to the modules the
 pickled model refers to (``featurizer``, ``stsmodel``), and puts its own folder
@@ -57,6 +79,9 @@ CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 CONTENT_TYPES = (CSV, JSON, JSONLINES)
+#: The container's default answer type (sagemaker-containers ``_env.ServingEnv.default_accept``).
+DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+ERROR_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 #: SageMaker's real-time payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -64,27 +89,46 @@ MAX_PAIRS = 10_000
 MAX_SENTENCE_CHARS = 5_000
 _UTF8 = {"utf-8", "utf8", "us-ascii", "ascii"}
 
-try:  # the real container maps this base class to the status code
-    from sagemaker_inference.errors import GenericInferenceToolkitError as _ToolkitError
-except ImportError:  # pragma: no cover - depends on the environment
-    class _ToolkitError(Exception):
-        def __init__(self, status_code, message=None, phrase=None):
-            self.status_code = status_code
-            self.message = message or "Invalid Request"
-            self.phrase = phrase or message
-            super().__init__(status_code, message, phrase)
 
-
-class InferenceError(_ToolkitError):
+class InferenceError(Exception):
     """A client error: ``status_code`` (400, 406, 413, 415) and a ``message`` for people."""
 
     def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(status_code, message, message)
+        super().__init__(message)
         self.status_code = status_code
         self.message = message
 
     def __str__(self) -> str:
         return self.message
+
+
+class Response:
+    """An HTTP answer: ``status_code``, ``headers["Content-Type"]``, ``get_data()``.
+
+    Outside the container (tests, the local endpoint) :func:`transform_fn`
+    returns this; inside it, the toolkit's own ``worker.Response`` (a Flask
+    response) with the same attributes.
+    """
+
+    def __init__(self, body: bytes, status: int, content_type: str) -> None:
+        self.status_code = status
+        self.headers = {"Content-Type": content_type}
+        self._body = body
+
+    @property
+    def content_type(self) -> str:
+        return self.headers["Content-Type"]
+
+    def get_data(self) -> bytes:
+        return self._body
+
+
+def _response(body: bytes, status: int, content_type: str):
+    toolkit = sys.modules.get("sagemaker_containers._worker")
+    if toolkit is not None:  # in the container: Flask serves only its own response type
+        # An explicit Content-Type header is kept as is (a mimetype would get "; charset=utf-8").
+        return toolkit.Response(response=body, status=status, headers={"Content-Type": content_type})
+    return Response(body, status, content_type)
 
 
 class Pairs(list):
@@ -105,17 +149,19 @@ class Model:
 
 
 class Predictions:
-    """What ``predict_fn`` returns: labels and probabilities, or scores."""
+    """What ``predict`` returns: labels and probabilities, or scores."""
 
-    def __init__(self, problem_type: str, values: np.ndarray, probabilities: np.ndarray | None,
-                 request_content_type: str | None) -> None:
+    def __init__(self, problem_type: str, values: np.ndarray, probabilities: np.ndarray | None) -> None:
         self.problem_type = problem_type
         self.values = values
         self.probabilities = probabilities
-        self.request_content_type = request_content_type
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def __getitem__(self, rows: slice) -> Predictions:
+        return Predictions(self.problem_type, self.values[rows],
+                           None if self.probabilities is None else self.probabilities[rows])
 
     def records(self) -> list[dict]:
         """One dict per pair: ``{"label", "probability"}`` or ``{"score"}``."""
@@ -146,7 +192,7 @@ def model_fn(model_dir: str) -> Model:
         info["problem_type"] = (contract.BINARY_CLASSIFICATION if hasattr(pipeline, "predict_proba")
                                 else contract.REGRESSION)
     model = Model(pipeline, info)
-    predict_fn(Pairs([("A warm-up sentence.", "A warm-up sentence.")]), model)  # first request fast
+    predict([("A warm-up sentence.", "A warm-up sentence.")], model)  # first request fast
     return model
 
 
@@ -164,6 +210,66 @@ def _limit_blas_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+# -- serving -----------------------------------------------------------------------------
+
+
+def transform_fn(model, request_body, content_type: str | None, accept: str | None):
+    """Answer one request: a response with status 200 and the predictions in the
+    ``accept`` type, or the client error's status and message."""
+    return batch_transform_fn(model, [(request_body, content_type, accept)])[0]
+
+
+def batch_transform_fn(model, requests) -> list:
+    """Answer ``(body, content_type, accept)`` requests, each exactly as
+    :func:`transform_fn` would, with one :func:`predict` call for all of them.
+
+    Each item is a response, or the exception ``transform_fn`` would raise
+    for that request (a bug, not a client error).
+    """
+    answers: list = [None] * len(requests)
+    parsed = []
+    for i, (body, content_type, accept) in enumerate(requests):
+        try:
+            parsed.append((i, parse_request(body, content_type), accept))
+        except InferenceError as exc:
+            answers[i] = _error(exc)
+    if not parsed:
+        return answers
+    groups = [parsed]
+    if len(parsed) > 1:
+        try:
+            predictions = predict([pair for _i, pairs, _a in parsed for pair in pairs], model)
+        except Exception:  # noqa: BLE001 - predicted one by one below, so the error belongs to its request
+            groups = [[item] for item in parsed]
+        else:
+            start = 0
+            for i, pairs, accept in parsed:
+                answers[i] = _answer(predictions[start:start + len(pairs)], accept)
+                start += len(pairs)
+            return answers
+    for group in groups:
+        for i, pairs, accept in group:
+            try:
+                answers[i] = _answer(predict(pairs, model), accept)
+            except Exception as exc:  # noqa: BLE001 - what transform_fn would raise
+                if len(requests) == 1:
+                    raise
+                answers[i] = exc
+    return answers
+
+
+def _answer(predictions: Predictions, accept: str | None):
+    try:
+        body, content_type = format_response(predictions, accept)
+    except InferenceError as exc:
+        return _error(exc)
+    return _response(body.encode("utf-8"), 200, content_type)
+
+
+def _error(exc: InferenceError):
+    return _response(exc.message.encode("utf-8"), exc.status_code, ERROR_CONTENT_TYPE)
+
+
 # -- input -------------------------------------------------------------------------------
 
 
@@ -177,8 +283,9 @@ def _media_type(value: str | None) -> tuple[str, dict]:
     return parts[0].lower(), params
 
 
-def input_fn(input_data, content_type: str | None) -> Pairs:
-    """Parse a request body into :class:`Pairs`; every client mistake is an :class:`InferenceError`."""
+def parse_request(input_data, content_type: str | None) -> Pairs:
+    """Parse a request body (bytes, or text as the container decodes it) into
+    :class:`Pairs`; every client mistake is an :class:`InferenceError`."""
     media, params = _media_type(content_type)
     if media not in CONTENT_TYPES:
         raise InferenceError(415, f"unsupported content type {content_type!r}; send one of "
@@ -189,6 +296,11 @@ def input_fn(input_data, content_type: str | None) -> Pairs:
     if input_data is None:
         input_data = b""
     if isinstance(input_data, str):
+        # The container decoded it with replacement characters: one means bytes that were not UTF-8.
+        bad = input_data.find("\ufffd")
+        if bad >= 0:
+            raise InferenceError(400, f"request body is not UTF-8 text (character {bad} decodes to U+FFFD, "
+                                      "the replacement character)")
         text = input_data
         size = len(text.encode("utf-8", "surrogatepass"))
     elif isinstance(input_data, (bytes, bytearray, memoryview)):
@@ -318,31 +430,36 @@ def _parse_jsonlines(text: str) -> list[tuple[str, str]]:
 # -- prediction ------------------------------------------------------------------------------
 
 
-def predict_fn(input_data, model) -> Predictions:
+def predict(input_data, model) -> Predictions:
     """Score the pairs (a :class:`Pairs` or any sequence of ``(s1, s2)``) with ``model``."""
     pipeline = getattr(model, "pipeline", model)
     problem_type = getattr(model, "problem_type", None) or (
         contract.BINARY_CLASSIFICATION if hasattr(pipeline, "predict_proba") else contract.REGRESSION)
     pairs = list(input_data)
-    request_type = getattr(input_data, "content_type", None)
     if not pairs:
         empty = np.empty(0)
-        return Predictions(problem_type, empty.astype(np.int64) if problem_type == contract.BINARY_CLASSIFICATION
-                           else empty, empty if problem_type == contract.BINARY_CLASSIFICATION else None,
-                           request_type)
+        if problem_type == contract.BINARY_CLASSIFICATION:
+            return Predictions(problem_type, empty.astype(np.int64), empty)
+        return Predictions(problem_type, empty, None)
     if problem_type == contract.BINARY_CLASSIFICATION:
         prob = pipeline.predict_proba(pairs)[:, 1]
-        return Predictions(problem_type, (prob >= 0.5).astype(np.int64), prob, request_type)
-    return Predictions(problem_type, np.asarray(pipeline.predict(pairs), dtype=np.float64), None, request_type)
+        return Predictions(problem_type, (prob >= 0.5).astype(np.int64), prob)
+    return Predictions(problem_type, np.asarray(pipeline.predict(pairs), dtype=np.float64), None)
 
 
 # -- output ------------------------------------------------------------------------------------
 
 
-def _choose_accept(accept: str | None, request_type: str | None) -> str:
-    default = CSV if request_type == CSV else JSON
+def default_accept() -> str:
+    """``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` when it is a type this code writes, else JSON
+    (the container's default)."""
+    value = _media_type(os.environ.get(DEFAULT_ACCEPT_ENV))[0]
+    return value if value in CONTENT_TYPES else JSON
+
+
+def _choose_accept(accept: str | None) -> str:
     if not accept or not accept.strip():
-        return default
+        return default_accept()
     ranges = []
     for order, part in enumerate(accept.split(",")):
         media, params = _media_type(part)
@@ -356,17 +473,17 @@ def _choose_accept(accept: str | None, request_type: str | None) -> str:
         if media in CONTENT_TYPES:
             return media
         if media == "*/*":
-            return default
+            return default_accept()
         if media == "text/*":
             return CSV
         if media == "application/*":
-            return default if default != CSV else JSON
+            return JSON
     raise InferenceError(406, f"cannot produce {accept!r}; accepted types: {', '.join(CONTENT_TYPES)}")
 
 
-def output_fn(prediction: Predictions, accept: str | None) -> tuple[str, str]:
+def format_response(prediction: Predictions, accept: str | None) -> tuple[str, str]:
     """Serialize the predictions in the ``accept`` type; returns ``(body, content_type)``."""
-    content_type = _choose_accept(accept, getattr(prediction, "request_content_type", None))
+    content_type = _choose_accept(accept)
     records = prediction.records()
     if content_type == JSON:
         return json.dumps({"predictions": records}, separators=(",", ":")), JSON

@@ -1,7 +1,8 @@
 """The baseline: a plain Flask app serving the same model through the same
-``inference.py`` functions, the way SageMaker's scikit-learn container does
-(Flask under gunicorn, one worker process per core, one request per
-``input_fn`` → ``predict_fn`` → ``output_fn`` call).
+``inference.py`` entry, the way SageMaker's scikit-learn container does
+(Flask under gunicorn, one worker process per core, one ``transform_fn`` call
+per request, the body passed as the container passes it). The real image's
+stack (sagemaker-containers, gevent workers) is ``tests/serving/realstack.py``.
 
 Run (what ``bench/endpoint_load.py`` does)::
 
@@ -38,11 +39,11 @@ def ping():
 
 @app.post("/invocations")
 def invocations():
-    try:
-        data = inference.input_fn(request.get_data(), request.content_type or "")
-        prediction = inference.predict_fn(data, model)
-        body, content_type = inference.output_fn(prediction, request.headers.get("Accept", "*/*"))
-    except Exception as exc:  # the toolkit maps status_code errors the same way
-        status = getattr(exc, "status_code", 500)
-        return Response(str(exc), status=status if isinstance(status, int) else 500, mimetype="text/plain")
-    return Response(body, status=200, content_type=content_type)
+    content_type = request.headers.get("Content-Type") or "application/json"
+    body = request.get_data(as_text=content_type in ("application/json", "text/csv"))
+    accept = request.headers.get("Accept")
+    if not accept or accept == "*/*":
+        accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
+    answer = inference.transform_fn(model, body, content_type, accept)
+    return Response(answer.get_data(), status=answer.status_code,
+                    headers={"Content-Type": answer.headers["Content-Type"]})

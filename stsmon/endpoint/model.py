@@ -1,5 +1,5 @@
 """Loading a model package the way SageMaker's scikit-learn container does, and
-running requests through its ``inference.py`` functions (batched).
+answering requests as that container does.
 
 A model is ``model.tar.gz`` (or the folder it extracts to): ``model.joblib``,
 ``model_info.json`` and ``code/inference.py`` with its sibling modules. The
@@ -9,18 +9,42 @@ container's environment names the program: ``SAGEMAKER_PROGRAM``
 inside the extracted model). The code folder goes first on ``sys.path`` so
 ``model.joblib`` can unpickle classes of its sibling modules (``featurizer``).
 
-Prediction is never re-implemented here: each request's body goes through
-``input_fn``, the parsed inputs of a batch of requests go through **one**
-``predict_fn`` call, and each request's share of the predictions through
-``output_fn``. Batching assumes ``predict_fn`` treats rows independently (true
-for a scikit-learn ``Pipeline``); inputs that are not row-shaped (lists,
-numpy arrays, pandas frames) are predicted one request at a time.
+What the container does, and this module with it (aws/sagemaker-scikit-learn-container
+``serving.py``; aws/sagemaker-containers 2.8.6.post2 ``_transformer.py``,
+``_worker.py``, ``_functions.py``; checked against the rebuilt image by
+tests/serving/):
+
+- The program's ``model_fn(model_dir)`` loads the model. Then either its
+  ``transform_fn(model, body, content_type, accept)`` answers each request
+  (its result carries the status: a response, or a ``(body, mimetype)``
+  tuple for 200), or - without ``transform_fn`` - ``input_fn`` ->
+  ``predict_fn`` -> ``output_fn``. Defining both kinds is refused.
+- Whatever those functions raise becomes a **500** (Werkzeug's "Internal
+  Server Error" page): sagemaker-containers wraps every user function in
+  ``error_wrapper``, so no exception keeps a status of its own.
+- ``body`` is text (UTF-8, bad bytes replaced) when the request's
+  ``Content-Type`` is exactly ``application/json`` or ``text/csv``, else
+  bytes; a missing ``Content-Type`` is ``application/json``; a missing or
+  ``*/*`` ``Accept`` is ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` (default
+  ``application/json``). See :func:`container_request`.
+
+Prediction is never re-implemented here. Requests that arrive together are
+answered together when the program allows it: with ``transform_fn``, through
+its optional ``batch_transform_fn(model, requests)`` (a local extension
+SageMaker never calls: one answer per request, each what ``transform_fn``
+would give); with the three functions, each request's body goes through
+``input_fn``, the parsed inputs through **one** ``predict_fn`` call, and each
+request's share of the predictions through ``output_fn``. That stacking
+assumes ``predict_fn`` treats rows independently (true for a scikit-learn
+``Pipeline``); inputs that are not row-shaped (lists, numpy arrays, pandas
+frames) are predicted one request at a time.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import importlib.util
 import math
 import logging
@@ -118,6 +142,56 @@ def code_location(model_dir: Path, env: Mapping[str, str]) -> tuple[Path, str]:
     return code_dir, program
 
 
+# -- what the container hands the program ------------------------------------
+
+JSON = "application/json"
+#: Request types the container hands over as text (sagemaker-containers ``_content_types.UTF8_TYPES``).
+UTF8_TYPES = (JSON, "text/csv")
+#: Its default ``Accept`` (``_env.ServingEnv.default_accept``) and request ``Content-Type`` (``_worker.Request``).
+DEFAULT_ACCEPT = JSON
+DEFAULT_CONTENT_TYPE = JSON
+DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+
+#: Werkzeug's answer to an unhandled exception (``werkzeug.exceptions.InternalServerError``), as Flask sends it.
+INTERNAL_ERROR_TYPE = "text/html; charset=utf-8"
+INTERNAL_ERROR_PAGE = (
+    b"<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+    b"<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable to complete "
+    b"your request. Either the server is overloaded or there is an error in the application.</p>\n"
+)
+# Werkzeug adds a charset to these mimetypes (werkzeug.utils.get_content_type).
+_CHARSET_MIMETYPES = {"application/ecmascript", "application/javascript", "application/sql", "application/xml",
+                      "application/xml-dtd", "application/xml-external-parsed-entity"}
+
+
+def default_accept(env: Mapping[str, str]) -> str:
+    """The container's default answer type for a model environment."""
+    return env.get(DEFAULT_ACCEPT_ENV, DEFAULT_ACCEPT)
+
+
+def container_request(headers: Mapping[str, str], default: str = DEFAULT_ACCEPT) -> tuple[str, str]:
+    """``(content_type, accept)`` as the container passes them to the program,
+    from request headers with lower-case names (``_worker.Request``: the
+    ``ContentType`` header, else ``Content-Type``, else JSON; ``Accept``
+    unless missing or ``*/*``, else ``default``)."""
+    content_type = headers.get("contenttype") or headers.get("content-type") or DEFAULT_CONTENT_TYPE
+    accept = headers.get("accept")
+    if not accept or accept == "*/*":
+        accept = default
+    return content_type, accept
+
+
+def container_body(body: bytes, content_type: str) -> str | bytes:
+    """The body as the program receives it (``_worker.Request.content``)."""
+    return body.decode("utf-8", "replace") if content_type in UTF8_TYPES else body
+
+
+def _werkzeug_content_type(mimetype: str) -> str:
+    if mimetype.startswith("text/") or mimetype in _CHARSET_MIMETYPES or mimetype.endswith("+xml"):
+        return f"{mimetype}; charset=utf-8"
+    return mimetype
+
+
 # -- the inference functions -------------------------------------------------
 
 
@@ -125,9 +199,8 @@ def code_location(model_dir: Path, env: Mapping[str, str]) -> tuple[Path, str]:
 class Result:
     """The outcome of one request: an HTTP status, a body and its content type.
 
-    ``kind``: ``ok``; ``client`` (the inference code refused the input, a 4xx
-    with its message); ``server`` (the inference code failed: 500, details
-    only in the log).
+    ``kind``: ``ok`` (2xx); ``client`` (the program answered 4xx, ``message``
+    is its body); ``server`` (5xx: the program failed or answered so).
     """
 
     status: int
@@ -137,10 +210,54 @@ class Result:
     message: str = ""
 
 
-class InferenceHandler:
-    """The package's ``inference.py`` functions and the loaded model.
+def _result(status: int, body: bytes, content_type: str) -> Result:
+    if 200 <= status < 300:
+        return Result(status, body, content_type)
+    kind = "client" if 400 <= status < 500 else "server"
+    return Result(status, body, content_type, kind, body.decode("utf-8", "replace").strip()[:1000])
 
-    Construct with :meth:`load`. :meth:`infer` runs a batch of requests.
+
+def _failure(exc: BaseException, where: str) -> Result:
+    """What the container answers when the program raises: 500, details only in the log."""
+    log.error("%s raised %s (the container answers 500)", where, _one_line(exc), exc_info=exc)
+    return Result(500, INTERNAL_ERROR_PAGE, INTERNAL_ERROR_TYPE, "server",
+                  f"the inference code failed in {where} ({type(exc).__name__}); see the endpoint log")
+
+
+def _answer(out: Any, where: str) -> Result:
+    """What the container makes of a ``transform_fn``/``output_fn`` result
+    (``_transformer.Transformer.transform``, then Flask's ``make_response``)."""
+    if isinstance(out, tuple):  # (body, mimetype) -> Response(response=body, mimetype=mimetype), 200
+        body, mimetype = (out + (None, None))[:2]  # worker.Response's default mimetype is JSON
+        content_type = _werkzeug_content_type(str(mimetype)) if mimetype else JSON
+        return _body_result(200, body, content_type, where)
+    status = getattr(out, "status_code", None)
+    if isinstance(status, int) and callable(getattr(out, "get_data", None)):  # a (Flask-like) response
+        headers = getattr(out, "headers", {}) or {}
+        content_type = headers.get("Content-Type") or getattr(out, "content_type", None) or JSON
+        return _body_result(status, out.get_data(), content_type, where)
+    if isinstance(out, (str, bytes, bytearray)):  # Flask: a text/html response
+        return _body_result(200, out, _werkzeug_content_type("text/html"), where)
+    if isinstance(out, (dict, list)):  # Flask: jsonify
+        body = json.dumps(out, separators=(",", ":"), sort_keys=True) + "\n"
+        return _body_result(200, body, JSON, where)
+    return _failure(TypeError(f"{where} returned a {type(out).__name__}, which Flask cannot send"), where)
+
+
+def _body_result(status: int, body: Any, content_type: str, where: str) -> Result:
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif body is None:
+        body = b""
+    elif not isinstance(body, (bytes, bytearray, memoryview)):
+        return _failure(TypeError(f"{where} returned a {type(body).__name__} body, not bytes or str"), where)
+    return _result(status, bytes(body), content_type)
+
+
+class InferenceHandler:
+    """The package's inference program and the loaded model.
+
+    Construct with :meth:`load`. :meth:`infer` answers a batch of requests.
     """
 
     def __init__(self, module: ModuleType, model: Any, model_dir: Path, *, max_batch: int = 64) -> None:
@@ -148,12 +265,15 @@ class InferenceHandler:
         self.model = model
         self.model_dir = model_dir
         self.max_batch = max(1, int(max_batch))
-        #: Stack requests into one predict_fn call (switched off if the first check fails).
-        self.batching = self.max_batch > 1
+        self.transform_fn: Callable | None = getattr(module, "transform_fn", None)
+        self.batch_transform_fn: Callable | None = getattr(module, "batch_transform_fn", None)
+        if self.transform_fn is None:
+            self.input_fn: Callable = module.input_fn
+            self.predict_fn: Callable = module.predict_fn
+            self.output_fn: Callable = module.output_fn
+        #: Answer requests together (switched off if the first stacking check fails).
+        self.batching = self.max_batch > 1 and (self.transform_fn is None or self.batch_transform_fn is not None)
         self._verified = False
-        self.input_fn: Callable = module.input_fn
-        self.predict_fn: Callable = module.predict_fn
-        self.output_fn: Callable = module.output_fn
 
     @classmethod
     def load(cls, model_dir: Path, env: Mapping[str, str] | None = None, *, max_batch: int = 64) -> InferenceHandler:
@@ -178,9 +298,19 @@ class InferenceHandler:
         except Exception as exc:
             sys.modules.pop(name, None)
             raise ModelLoadError(f"cannot import {path}: {_one_line(exc)}\n{traceback.format_exc()}") from exc
-        missing = [f for f in REQUIRED_FUNCTIONS if not callable(getattr(module, f, None))]
-        if missing:
-            raise ModelLoadError(f"{path} does not define {', '.join(missing)}")
+        if not callable(getattr(module, "model_fn", None)):
+            raise ModelLoadError(f"{path} does not define model_fn")
+        functions = [f for f in ("input_fn", "predict_fn", "output_fn") if getattr(module, f, None) is not None]
+        if getattr(module, "transform_fn", None) is not None:
+            if functions:  # the image's serving._user_module_transformer refuses to start
+                raise ModelLoadError(f"{path} defines transform_fn and {', '.join(functions)}; the SageMaker "
+                                     "scikit-learn container refuses that (\"Cannot use transform_fn implementation "
+                                     "with input_fn, predict_fn, and/or output_fn\")")
+        else:
+            missing = [f for f in ("input_fn", "predict_fn", "output_fn") if f not in functions]
+            if missing:
+                raise ModelLoadError(f"{path} defines neither transform_fn nor {', '.join(missing)} (the local "
+                                     "endpoint does not run the container's default functions)")
         try:
             model = module.model_fn(str(model_dir))
         except Exception as exc:
@@ -190,26 +320,58 @@ class InferenceHandler:
     # -- running requests --------------------------------------------------
 
     def infer(self, requests: Sequence[tuple[bytes, str, str]]) -> list[Result]:
-        """Run ``(body, content_type, accept)`` requests; one :class:`Result` each.
+        """Answer ``(body, content_type, accept)`` requests; one :class:`Result` each.
 
-        ``input_fn`` and ``output_fn`` run per request; ``predict_fn`` once
-        per group of requests whose parsed inputs can be stacked (same type and
-        attributes, e.g. the same content type; up to ``max_batch`` requests
-        per call). If a stacked call fails, its requests are predicted one by
-        one so one bad input cannot fail its neighbours.
+        ``content_type`` and ``accept`` as the container passes them
+        (:func:`container_request`); the body is converted as it does
+        (:func:`container_body`).
+        """
+        if self.transform_fn is not None:
+            return self._transform(requests)
+        return self._functions(requests)
 
-        The first stacked call is checked: its split predictions must equal
-        one-by-one predictions (floats to 1e-9), else stacking is switched off
-        for this model (``batching`` becomes False, with a warning in the log).
+    def _transform(self, requests: Sequence[tuple[bytes, str, str]]) -> list[Result]:
+        calls = [(container_body(body, ct), ct, accept) for body, ct, accept in requests]
+        results: list[Result] = []
+        for start in range(0, len(calls), self.max_batch):
+            chunk = calls[start:start + self.max_batch]
+            if len(chunk) > 1 and self.batching:
+                try:
+                    outs = self.batch_transform_fn(self.model, chunk)
+                    if len(outs) != len(chunk):
+                        raise ValueError(f"{len(outs)} answers for {len(chunk)} requests")
+                except Exception as exc:  # a broken batch hook: answer one by one from now on
+                    self._disable_batching(f"batch_transform_fn failed ({_one_line(exc)})")
+                else:
+                    results.extend(_failure(out, "transform_fn") if isinstance(out, BaseException)
+                                   else _answer(out, "transform_fn") for out in outs)
+                    continue
+            for call in chunk:
+                try:
+                    out = self.transform_fn(self.model, *call)
+                except Exception as exc:
+                    results.append(_failure(exc, "transform_fn"))
+                    continue
+                results.append(_answer(out, "transform_fn"))
+        return results
+
+    def _functions(self, requests: Sequence[tuple[bytes, str, str]]) -> list[Result]:
+        """input_fn per request, one predict_fn per group of requests whose parsed
+        inputs can be stacked (same type and attributes, up to ``max_batch``
+        requests per call), output_fn per request. If a stacked call fails, its
+        requests are predicted one by one so one bad input cannot fail its
+        neighbours. The first stacked call is checked: its split predictions must
+        equal one-by-one predictions (floats to 1e-9), else stacking is switched
+        off for this model (``batching`` becomes False, with a warning in the log).
         """
         results: list[Result | None] = [None] * len(requests)
         groups: dict[Any, list[tuple[int, Any, int]]] = {}
         single: list[tuple[int, Any]] = []
         for i, (body, content_type, _accept) in enumerate(requests):
             try:
-                data = self.input_fn(body, content_type)
+                data = self.input_fn(container_body(body, content_type), content_type)
             except Exception as exc:
-                results[i] = _error_result(exc, "input_fn")
+                results[i] = _failure(exc, "input_fn")
                 continue
             rows = _rows(data)
             key = _stack_key(data) if self.batching and rows is not None else None
@@ -231,7 +393,7 @@ class InferenceHandler:
             try:
                 pred = self.predict_fn(data, self.model)
             except Exception as exc:
-                results[i] = _error_result(exc, "predict_fn")
+                results[i] = _failure(exc, "predict_fn")
                 continue
             results[i] = self._output(pred, requests[i][2])
         return results  # type: ignore[return-value]
@@ -269,40 +431,14 @@ class InferenceHandler:
     def _disable_batching(self, why: str) -> None:
         if self.batching:
             self.batching = False
-            log.warning("batching switched off for this model: %s; predicting one request at a time", why)
+            log.warning("batching switched off for this model: %s; answering one request at a time", why)
 
     def _output(self, prediction: Any, accept: str) -> Result:
         try:
             out = self.output_fn(prediction, accept)
         except Exception as exc:
-            return _error_result(exc, "output_fn")
-        if isinstance(out, tuple) and len(out) == 2:
-            body, content_type = out
-        else:  # the toolkit's older convention: body only, in the Accept type
-            body, content_type = out, accept
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        elif not isinstance(body, (bytes, bytearray, memoryview)):
-            return _error_result(TypeError(f"output_fn returned {type(body).__name__}, not bytes or str"), "output_fn")
-        return Result(200, bytes(body), str(content_type or "application/octet-stream"))
-
-def client_status(exc: BaseException) -> int | None:
-    """The 4xx status a client error carries (``InferenceError`` and the
-    SageMaker toolkit's ``GenericInferenceToolkitError`` have ``status_code``)."""
-    code = getattr(exc, "status_code", None)
-    if isinstance(code, int) and 400 <= code <= 499:
-        return code
-    return None
-
-
-def _error_result(exc: BaseException, where: str) -> Result:
-    status = client_status(exc)
-    if status is not None:
-        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        return Result(status, str(message).encode("utf-8"), "text/plain; charset=utf-8", "client", str(message))
-    log.error("%s raised %s", where, _one_line(exc), exc_info=exc)
-    message = f"the inference code failed in {where} ({type(exc).__name__}); see the endpoint log"
-    return Result(500, message.encode("utf-8"), "text/plain; charset=utf-8", "server", message)
+            return _failure(exc, "output_fn")
+        return _answer(out, "output_fn")
 
 
 def _one_line(exc: BaseException) -> str:

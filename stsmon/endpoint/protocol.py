@@ -10,7 +10,8 @@ slow-request timeouts enforced by the owner's periodic sweep
 connection is closed.
 
 The owner (:class:`stsmon.endpoint.worker.Worker`) implements
-``dispatch(conn, request)``, ``too_large(conn, request)``,
+``dispatch(conn, request)``, ``too_large(conn, request)``, optionally
+``body_limit(target)`` (the body limit of a request, else ``max_body``),
 ``connection_lost(conn)`` and answers through :meth:`HttpConnection.respond`.
 """
 
@@ -63,7 +64,7 @@ class HttpConnection(asyncio.Protocol):
 
     __slots__ = (
         "owner", "transport", "buf", "state", "request", "need", "chunks", "body_size",
-        "busy", "closed", "last_active", "started", "max_body", "too_large",
+        "busy", "closed", "last_active", "started", "base_max_body", "max_body", "too_large",
     )
 
     def __init__(self, owner, max_body: int) -> None:
@@ -79,7 +80,8 @@ class HttpConnection(asyncio.Protocol):
         self.closed = False
         self.last_active = time.monotonic()
         self.started = 0.0  # when the current (partial) request began, 0 when none
-        self.max_body = max_body
+        self.base_max_body = max_body
+        self.max_body = max_body  # of the current request (the owner's ``body_limit(target)`` when it has one)
         self.too_large = False
 
     # asyncio callbacks ----------------------------------------------------
@@ -258,6 +260,8 @@ class HttpConnection(asyncio.Protocol):
         req = Request(method, target, headers, b"", keep_alive)
         self.request = req
         self.too_large = False
+        limit = getattr(self.owner, "body_limit", None)
+        self.max_body = limit(target) if limit is not None else self.base_max_body
         te = headers.get("transfer-encoding")
         cl = headers.get("content-length")
         if te is not None:

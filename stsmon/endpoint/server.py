@@ -453,7 +453,7 @@ class Master:
 
 def _worker_main(master: Master, spec: ServerSpec, index: int, ready_w: int) -> int:
     """The body of a forked worker. Returns its exit code."""
-    from .model import InferenceHandler, ModelLoadError
+    from .model import InferenceHandler, ModelLoadError, default_accept
     from .worker import Worker
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
@@ -494,7 +494,7 @@ def _worker_main(master: Master, spec: ServerSpec, index: int, ready_w: int) -> 
         limits=spec.limits,
         capture=capture,
         sampling_percentage=spec.capture.sampling_percentage if spec.capture else 0.0,
-        default_accept=spec.model_env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"),
+        default_accept=default_accept(spec.model_env),
         region=spec.region,
         account=spec.account,
     )

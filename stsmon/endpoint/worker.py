@@ -11,7 +11,8 @@ worker costs one core, and under concurrency the per-call overhead of the
 model (input parsing, scikit-learn's checks, the estimator call) is paid once
 per batch instead of once per request.
 
-Limits, each answered, never a hang: body above ``max_body`` → 413; more
+Limits, each answered, never a hang: body above ``max_body`` on the runtime
+path (SageMaker's 6 MB) or ``container_max_body`` on ``/invocations`` → 413; more
 than ``max_queue`` invocations waiting → 503 with ``Retry-After``; more than
 ``max_connections`` open connections → 503 and close; an invocation not
 answered within ``timeout`` seconds → 504 on ``/invocations`` (424
@@ -42,8 +43,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from .capture import CaptureEvent, CaptureWriter
-from .model import InferenceHandler, Result
-from .protocol import HttpConnection, Request
+from .model import DEFAULT_ACCEPT, InferenceHandler, Result, container_request
+from .protocol import DISCARD_LIMIT, HttpConnection, Request
 
 log = logging.getLogger("stsmon.endpoint.worker")
 
@@ -77,6 +78,8 @@ class WorkerLimits:
     """Limits and timeouts of a worker (seconds, bytes, counts)."""
 
     max_body: int = MAX_BODY
+    #: Bodies the container path reads and hands to the program (the image has no limit).
+    container_max_body: int = DISCARD_LIMIT
     timeout: float = INVOCATION_TIMEOUT
     max_batch: int = 64
     max_queue: int = 256
@@ -90,14 +93,16 @@ class WorkerLimits:
 class Job:
     """One invocation waiting for (or in) the inference thread."""
 
-    __slots__ = ("conn", "runtime", "body", "content_type", "accept", "inference_id",
+    __slots__ = ("conn", "runtime", "body", "content_type", "program_type", "accept", "inference_id",
                  "arrived", "deadline", "done", "keep_alive", "request_id")
 
-    def __init__(self, conn, runtime, body, content_type, accept, inference_id, arrived, deadline, keep_alive):
+    def __init__(self, conn, runtime, body, content_type, program_type, accept, inference_id, arrived, deadline,
+                 keep_alive):
         self.conn = conn
         self.runtime = runtime
         self.body = body
-        self.content_type = content_type
+        self.content_type = content_type  # as the client sent it (capture records it)
+        self.program_type = program_type  # as the container hands it to the program
         self.accept = accept
         self.inference_id = inference_id
         self.arrived = arrived
@@ -135,7 +140,7 @@ class Worker:
         self.limits = limits
         self.capture = capture
         self.sampling = float(sampling_percentage)
-        self.default_accept = default_accept
+        self.default_accept = default_accept or DEFAULT_ACCEPT
         self.region = region
         self.account = account
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -345,10 +350,17 @@ class Worker:
             return
         self._invoke(conn, req, runtime, keep)
 
+    def body_limit(self, target: str) -> int:
+        """The body limit of a request: SageMaker's (6 MB) on the runtime path; on the
+        container path the container's own, none (up to ``container_max_body``, then
+        413 and close) - its program judges the size."""
+        return self.limits.max_body if target.startswith(self._runtime_prefix) else self.limits.container_max_body
+
     def too_large(self, conn: HttpConnection, req: Request | None) -> None:
         keep = bool(req and req.keep_alive) and not self.draining
         runtime = bool(req and req.target.startswith(self._runtime_prefix))
-        msg = f"request body is larger than the {self.limits.max_body} byte limit"
+        limit = self.body_limit(req.target) if req else self.limits.max_body
+        msg = f"request body is larger than the {limit} byte limit"
         self.counts["413"] += 1
         if runtime:
             self._aws_error(conn, 413, _VALIDATION, msg, keep)
@@ -371,7 +383,7 @@ class Worker:
             problem = f"TargetVariant {variant} does not exist on endpoint {self.endpoint_name} (variants: {self.variant})"
         if "x-amzn-sagemaker-target-model" in headers:
             problem = f"endpoint {self.endpoint_name} is not a multi-model endpoint; do not send TargetModel"
-        if problem is None and not body:
+        if problem is None and runtime and not body:  # SageMaker's front end; the container passes it on
             problem = "request body is empty"
         if problem is not None:
             self.counts["400"] += 1
@@ -389,11 +401,9 @@ class Worker:
             else:
                 self._plain(conn, 503, msg, keep, extra)
             return
-        accept = headers.get("accept")
-        if (accept is None or accept == "*/*") and self.default_accept:
-            accept = self.default_accept
+        program_type, accept = container_request(headers, self.default_accept)
         now = time.time()
-        job = Job(conn, runtime, body, headers.get("content-type", ""), accept or "*/*", inference_id,
+        job = Job(conn, runtime, body, headers.get("content-type", ""), program_type, accept, inference_id,
                   now, now + self.limits.timeout, keep)
         self.inflight[id(job)] = job
         with self.cv:
@@ -436,7 +446,7 @@ class Worker:
             if not live:
                 continue
             try:
-                results = handler.infer([(j.body, j.content_type, j.accept) for j in live])
+                results = handler.infer([(j.body, j.program_type, j.accept) for j in live])
             except Exception:  # a bug in the batching itself: fail these, keep serving
                 log.exception("inference batch failed")
                 msg = b"internal error while running the model; see the endpoint log"

@@ -214,6 +214,7 @@ def test_register_step_carries_metrics_baseline_and_serving_contract(steps):
         "PIP_NO_BUILD_ISOLATION": "0",
         "PIP_NO_INDEX": "1",
         "PYTHONPATH": "/opt/ml/model/code",
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json",
     }
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     quality = args["ModelMetrics"]["ModelQuality"]

@@ -1,4 +1,5 @@
-"""inference.py: strict parsing of every wire format, content negotiation, errors, thread safety."""
+"""inference.py: strict parsing of every wire format, content negotiation, errors with their status
+through transform_fn, batching, thread safety."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ PAIR = ("The bank raised rates by a quarter point.", 'Rates rose a "quarter poin
     ("\ufeff" + json.dumps([list(PAIR)]), "application/json"),  # str bodies work too
 ])
 def test_every_wire_format_parses_to_the_same_pair(body, content_type):
-    data = inference.input_fn(body, content_type)
+    data = inference.parse_request(body, content_type)
     assert list(data) == [PAIR]
     assert data.content_type == content_type.split(";")[0].lower()
 
@@ -41,9 +42,9 @@ def test_every_wire_format_parses_to_the_same_pair(body, content_type):
 def test_many_pairs_keep_their_order():
     pairs = [(f"Sentence number {i}.", f"Another sentence {i}, with a comma.") for i in range(50)]
     lines = "".join(json.dumps({"sentence1": a, "sentence2": b}) + "\n" for a, b in pairs)
-    assert list(inference.input_fn(lines.encode(), "application/jsonlines")) == pairs
+    assert list(inference.parse_request(lines.encode(), "application/jsonlines")) == pairs
     csv_body = "".join(f'{a},"{b}"\r\n' for a, b in pairs).encode()
-    assert list(inference.input_fn(csv_body, "text/csv")) == pairs
+    assert list(inference.parse_request(csv_body, "text/csv")) == pairs
 
 
 BAD = [
@@ -54,6 +55,8 @@ BAD = [
     (b"a,b", None, 415, "unsupported content type None"),
     (b"a,b", "text/csv; charset=latin-1", 415, "unsupported charset 'latin-1'"),
     (b"caf\xe9,b", "text/csv", 400, "not UTF-8 text (byte 0xe9 at offset 3)"),
+    # What the container hands over for non-UTF-8 text/csv and application/json bodies.
+    ("caf\ufffd,b", "text/csv", 400, "not UTF-8 text (character 3 decodes to U+FFFD"),
     (b"only one column\n", "text/csv", 400, "row 1: expected 2 columns (sentence1,sentence2), got 1"),
     (b"a,b\n1,a,b\n", "text/csv", 400, "row 2: expected 2 columns (sentence1,sentence2), got 3"),
     (b"a,b\n\nc,d\n", "text/csv", 400, "row 2 is empty"),
@@ -88,64 +91,73 @@ BAD = [
 @pytest.mark.parametrize("body, content_type, status, message", BAD)
 def test_client_mistakes_are_inference_errors_with_a_clear_message(body, content_type, status, message):
     with pytest.raises(InferenceError) as info:
-        inference.input_fn(body, content_type)
+        inference.parse_request(body, content_type)
     assert info.value.status_code == status
     assert message in info.value.message
 
 
 def test_limits(monkeypatch):
     with pytest.raises(InferenceError) as info:
-        inference.input_fn(b"a,b\n" * (inference.MAX_BODY_BYTES // 4 + 1), "text/csv")
+        inference.parse_request(b"a,b\n" * (inference.MAX_BODY_BYTES // 4 + 1), "text/csv")
     assert info.value.status_code == 413
     with pytest.raises(InferenceError, match="limit is 5000"):
-        inference.input_fn(("a," + "b" * 5001).encode(), "text/csv")
+        inference.parse_request(("a," + "b" * 5001).encode(), "text/csv")
     monkeypatch.setattr(inference, "MAX_PAIRS", 3)
     with pytest.raises(InferenceError, match="4 pairs; the limit is 3"):
-        inference.input_fn(b"a,b\n" * 4, "text/csv")
+        inference.parse_request(b"a,b\n" * 4, "text/csv")
     with pytest.raises(InferenceError, match="the limit is 3"):
-        inference.input_fn(json.dumps([["a", "b"]] * 10).encode(), "application/json")
+        inference.parse_request(json.dumps([["a", "b"]] * 10).encode(), "application/json")
 
 
 def test_prediction_outputs_in_every_accept_type(model):
-    data = inference.input_fn(b"A cat sat on the mat.,A cat sat on the mat.\n"
+    data = inference.parse_request(b"A cat sat on the mat.,A cat sat on the mat.\n"
                               b"A cat sat on the mat.,Stock prices fell sharply in Tokyo.\n", "text/csv")
-    prediction = inference.predict_fn(data, model)
-    body, ct = inference.output_fn(prediction, "application/json")
+    prediction = inference.predict(data, model)
+    body, ct = inference.format_response(prediction, "application/json")
     records = json.loads(body)["predictions"]
     assert ct == "application/json" and len(records) == 2
     assert all(set(r) == {"label", "probability"} and r["label"] in (0, 1) for r in records)
     assert records[0]["probability"] > records[1]["probability"]
     assert all(r["label"] == int(r["probability"] >= 0.5) for r in records)
-    csv_body, ct = inference.output_fn(prediction, "text/csv")
+    csv_body, ct = inference.format_response(prediction, "text/csv")
     assert ct == "text/csv"
     assert csv_body == "".join(f"{r['label']},{r['probability']:.6f}\n" for r in records)
-    lines, ct = inference.output_fn(prediction, "application/jsonlines")
+    lines, ct = inference.format_response(prediction, "application/jsonlines")
     assert ct == "application/jsonlines"
     assert [json.loads(line) for line in lines.splitlines()] == records
 
 
-@pytest.mark.parametrize("request_type, accept, expected", [
-    ("text/csv", None, "text/csv"),
-    ("text/csv", "*/*", "text/csv"),
-    ("application/json", "*/*", "application/json"),
-    ("application/jsonlines", "", "application/json"),
-    ("text/csv", "application/*", "application/json"),
-    ("application/json", "text/*", "text/csv"),
-    ("text/csv", "text/html, application/jsonlines;q=0.5, application/json;q=0.9", "application/json"),
-    ("text/csv", "application/json; charset=utf-8", "application/json"),
+@pytest.mark.parametrize("request_type, accept, default, expected", [
+    ("text/csv", None, None, "application/json"),  # the default answer type, whatever the request's
+    ("text/csv", "*/*", None, "application/json"),
+    ("text/csv", "*/*", "text/csv", "text/csv"),
+    ("application/json", None, "application/jsonlines", "application/jsonlines"),
+    ("application/json", "*/*", "image/png", "application/json"),  # not a type this code writes
+    ("application/jsonlines", "", None, "application/json"),
+    ("text/csv", "application/*", None, "application/json"),
+    ("application/json", "text/*", None, "text/csv"),
+    ("text/csv", "text/html, application/jsonlines;q=0.5, application/json;q=0.9", None, "application/json"),
+    ("text/csv", "application/json; charset=utf-8", None, "application/json"),
 ])
-def test_accept_negotiation(model, request_type, accept, expected):
+def test_accept_negotiation(model, monkeypatch, request_type, accept, default, expected):
+    """Missing or ``*/*``: ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` when it names a type this
+    code writes, else application/json - the container's own rule (sagemaker-containers
+    ``_env.ServingEnv.default_accept``), never the request's type."""
+    if default is None:
+        monkeypatch.delenv(inference.DEFAULT_ACCEPT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(inference.DEFAULT_ACCEPT_ENV, default)
     body = b"a b c,a b d" if request_type == "text/csv" else b'[["a b c", "a b d"]]'
     if request_type == "application/jsonlines":
         body = b'["a b c", "a b d"]'
-    prediction = inference.predict_fn(inference.input_fn(body, request_type), model)
-    assert inference.output_fn(prediction, accept)[1] == expected
+    prediction = inference.predict(inference.parse_request(body, request_type), model)
+    assert inference.format_response(prediction, accept)[1] == expected
 
 
 def test_unsatisfiable_accept_is_406(model):
-    prediction = inference.predict_fn([PAIR], model)
+    prediction = inference.predict([PAIR], model)
     with pytest.raises(InferenceError) as info:
-        inference.output_fn(prediction, "text/html, application/xml;q=0.5")
+        inference.format_response(prediction, "text/html, application/xml;q=0.5")
     assert info.value.status_code == 406
     assert "text/csv, application/json, application/jsonlines" in info.value.message
 
@@ -155,17 +167,17 @@ def test_batches_equal_single_predictions_and_threads_agree(model, binary_run):
 
     _, pairs = steputil.read_split(binary_run.test)
     pairs = pairs * 4
-    batch = inference.predict_fn(pairs, model).probabilities
+    batch = inference.predict(pairs, model).probabilities
     with ThreadPoolExecutor(4) as pool:
-        singles = list(pool.map(lambda p: inference.predict_fn([p], model).probabilities[0], pairs))
+        singles = list(pool.map(lambda p: inference.predict([p], model).probabilities[0], pairs))
     np.testing.assert_allclose(singles, batch, rtol=0, atol=1e-12)
 
 
 def test_no_pairs_give_no_predictions(model):
-    prediction = inference.predict_fn(inference.Pairs([], "text/csv"), model)
+    prediction = inference.predict(inference.Pairs([], "text/csv"), model)
     assert len(prediction) == 0
-    assert inference.output_fn(prediction, None) == ("", "text/csv")
-    assert json.loads(inference.output_fn(prediction, "application/json")[0]) == {"predictions": []}
+    assert inference.format_response(prediction, "text/csv") == ("", "text/csv")
+    assert json.loads(inference.format_response(prediction, "application/json")[0]) == {"predictions": []}
 
 
 def test_model_fn_errors_and_info(model, tmp_path):
@@ -175,7 +187,72 @@ def test_model_fn_errors_and_info(model, tmp_path):
         inference.model_fn(str(tmp_path))
 
 
-def test_inference_error_is_the_toolkit_error_shape():
+def test_inference_error_carries_status_and_message():
     err = InferenceError(415, "nope")
     assert (err.status_code, err.message, str(err)) == (415, "nope", "nope")
     assert isinstance(err, Exception)
+
+
+def test_the_container_sees_transform_fn_only():
+    """The scikit-learn image refuses a module with transform_fn and any of
+    input_fn/predict_fn/output_fn; with input_fn etc. every exception would be a 500."""
+    assert callable(inference.transform_fn) and callable(inference.model_fn)
+    assert not any(hasattr(inference, f) for f in ("input_fn", "predict_fn", "output_fn"))
+
+
+def _answer(response):
+    return response.status_code, response.headers["Content-Type"], response.get_data()
+
+
+@pytest.mark.parametrize("body, content_type, accept, status, words", [
+    ("A cat sat.,A cat sat.\n", "text/csv", "application/json", 200, b'{"predictions":[{"label":'),
+    ("A cat sat.,A cat sat.\n", "text/csv", "text/csv", 200, b"1,"),
+    (b'["A cat sat.", "A cat sat."]\n', "application/jsonlines", "application/jsonlines", 200, b'{"label":'),
+    ("only one column\n", "text/csv", "application/json", 400, b"expected 2 columns"),
+    ("{", "application/json", "application/json", 400, b"malformed JSON"),
+    (b"x", "text/plain", "application/json", 415, b"unsupported content type 'text/plain'"),
+    ("A cat sat.,A cat sat.\n", "text/csv", "image/png", 406, b"cannot produce 'image/png'"),
+    ("", "text/csv", "application/json", 400, b"empty request body"),
+    ("caf\ufffd,b\n", "text/csv", "application/json", 400, b"not UTF-8"),
+    (b"a,b\n" * (inference.MAX_BODY_BYTES // 4 + 1), "text/csv; charset=utf-8", "text/csv", 413, b"the limit is"),
+])
+def test_transform_fn_answers_with_the_status(model, body, content_type, accept, status, words):
+    got_status, got_type, got_body = _answer(inference.transform_fn(model, body, content_type, accept))
+    assert got_status == status and words in got_body
+    if status == 200:
+        assert got_type == accept
+    else:
+        assert got_type == "text/plain; charset=utf-8" and b"Traceback" not in got_body
+
+
+def test_batch_transform_fn_equals_transform_fn_per_request(model, monkeypatch):
+    requests = [("A cat sat.,A cat sat.\n", "text/csv", "text/csv"),
+                ("x", "text/csv", "text/csv"),
+                ('[["Stocks fell.", "Shares dropped."], ["a b", "c d"]]', "application/json", "application/json"),
+                (b"x", "image/png", "text/csv"),
+                ("Tea is hot.,The train was late.\n", "text/csv", "image/png")]
+    calls = []
+    real = inference.predict
+    monkeypatch.setattr(inference, "predict", lambda pairs, m: calls.append(len(pairs)) or real(pairs, m))
+    batched = [_answer(r) for r in inference.batch_transform_fn(model, requests)]
+    assert calls == [4]  # one prediction for the 4 pairs of the 3 requests that parse
+    assert batched == [_answer(inference.transform_fn(model, *r)) for r in requests]
+    assert [status for status, _t, _b in batched] == [200, 400, 200, 415, 406]
+
+
+def test_a_bug_is_raised_not_answered(model, monkeypatch):
+    """transform_fn lets a bug propagate (the container answers 500); batch_transform_fn
+    hands it back in that request's place, its neighbours answered."""
+    real = inference.predict
+
+    def predict(pairs, m):
+        if any(a == "boom" for a, _b in pairs):
+            raise RuntimeError("a bug")
+        return real(pairs, m)
+
+    monkeypatch.setattr(inference, "predict", predict)
+    with pytest.raises(RuntimeError, match="a bug"):
+        inference.transform_fn(model, "boom,x\n", "text/csv", "text/csv")
+    out = inference.batch_transform_fn(model, [("boom,x\n", "text/csv", "text/csv"),
+                                               ("a b,a c\n", "text/csv", "text/csv")])
+    assert isinstance(out[0], RuntimeError) and out[1].status_code == 200

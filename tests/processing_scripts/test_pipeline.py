@@ -100,8 +100,9 @@ spec = importlib.util.spec_from_file_location("inference", dest + "/code/inferen
 inference = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(inference)
 model = inference.model_fn(dest)
-data = inference.input_fn(body.encode(), "text/csv")
-out, content_type = inference.output_fn(inference.predict_fn(data, model), "application/json")
+response = inference.transform_fn(model, body, "text/csv", "application/json")  # as the container calls it
+assert response.status_code == 200, response.get_data()
+content_type, out = response.headers["Content-Type"], response.get_data()
 print(json.dumps({"content_type": content_type, "body": json.loads(out),
                   "modules": sorted(m.__file__ for n, m in sys.modules.items()
                                     if n in ("featurizer", "stsmodel", "contract"))}))
@@ -150,13 +151,13 @@ def test_regression_model_serves_scores(regression_run):
     import inference
 
     model = inference.model_fn(str(regression_run.model))
-    data = inference.input_fn(b'{"instances": [{"sentence1": "A cat sat.", "sentence2": "A cat sat."}]}',
-                              "application/json")
-    body, content_type = inference.output_fn(inference.predict_fn(data, model), None)
+    data = inference.parse_request(b'{"instances": [{"sentence1": "A cat sat.", "sentence2": "A cat sat."}]}',
+                                   "application/json")
+    body, content_type = inference.format_response(inference.predict(data, model), None)
     assert content_type == "application/json"
     [prediction] = json.loads(body)["predictions"]
     assert set(prediction) == {"score"}
-    body, content_type = inference.output_fn(inference.predict_fn(data, model), "text/csv")
+    body, content_type = inference.format_response(inference.predict(data, model), "text/csv")
     assert content_type == "text/csv" and float(body.strip()) == pytest.approx(prediction["score"])
 
 
@@ -201,9 +202,10 @@ def test_full_corpus_through_every_step(msrp, tmp_path, script_env):
     import inference
 
     model = inference.model_fn(str(ml.model))
-    data = inference.input_fn(b"Profit rose 5 percent in May.,Profit rose 5 percent in May.\n"
-                              b"Profit rose 5 percent in May.,The storm closed every school in Ohio.\n", "text/csv")
-    body, content_type = inference.output_fn(inference.predict_fn(data, model), "*/*")
+    data = inference.parse_request(b"Profit rose 5 percent in May.,Profit rose 5 percent in May.\n"
+                                   b"Profit rose 5 percent in May.,The storm closed every school in Ohio.\n",
+                                   "text/csv")
+    body, content_type = inference.format_response(inference.predict(data, model), "text/csv")
     assert content_type == "text/csv"
     (same_label, same_prob), (other_label, other_prob) = [line.split(",") for line in body.splitlines()]
     assert (same_label, other_label) == ("1", "0")

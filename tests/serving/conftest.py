@@ -16,6 +16,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "processing_scripts"))
 sys.path.insert(0, str(REPO / "tests" / "pipeline_code"))
+sys.path.insert(0, str(REPO / "tests" / "stsmon" / "endpoint"))
 
 import pairs_fixture  # noqa: E402
 import realstack  # noqa: E402
@@ -96,3 +97,20 @@ def model_archive(package) -> Path:
 @pytest.fixture(scope="module")
 def package_env(package) -> dict[str, str]:
     return package[1]
+
+
+@pytest.fixture(scope="module")
+def local_endpoint(package, tmp_path_factory):
+    """The same package on the local endpoint, as ``stsmon deploy`` serves it: the archive
+    extracted, the package's container environment, a real background server."""
+    from endpoint_fixtures import ServerFactory
+
+    from stsmon.endpoint.model import prepare_model_dir
+
+    archive, env = package
+    folder = tmp_path_factory.mktemp("local")
+    factory = ServerFactory(folder)
+    model_dir = prepare_model_dir(archive, folder / "models")
+    server = factory(model_dir, name="sts-endpoint", capture=False, workers=1, env=env)
+    yield server
+    factory.stop_all()

@@ -7,5 +7,6 @@ from endpoint_fixtures import (  # noqa: F401
     server_env,
     start_server,
     toy_builder,
+    toy_functions_model_dir,
     toy_model_dir,
 )

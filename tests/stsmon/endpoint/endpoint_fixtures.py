@@ -2,9 +2,11 @@
 background servers. ``conftest.py`` here re-exports them; other folders import them.
 
 The toy model (``toy_model/``) follows the serving contract of
-``processing_scripts/inference.py`` (CSV / JSON / JSON Lines in and out,
-``InferenceError`` with 400/406/415) and pickles a featurizer class from a
-sibling module, like the real package. Servers run as real background
+``processing_scripts/inference.py`` (``transform_fn`` answering CSV / JSON /
+JSON Lines, client errors 400/406/415 with their status, the local
+``batch_transform_fn``) and pickles a featurizer class from a sibling module,
+like the real package; ``toy_functions_model_dir`` serves the same toy through
+``input_fn``/``predict_fn``/``output_fn``. Servers run as real background
 processes (``stsmon.endpoint.process.start_endpoint``) on a free loopback
 port, under the network guard.
 """
@@ -60,6 +62,14 @@ def server_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def toy_model_dir(tmp_path_factory) -> Path:
     return build_toy_model(tmp_path_factory.mktemp("toy") / "model")
+
+
+@pytest.fixture(scope="session")
+def toy_functions_model_dir(tmp_path_factory) -> Path:
+    """The toy served through input_fn/predict_fn/output_fn instead of transform_fn."""
+    out = build_toy_model(tmp_path_factory.mktemp("toy-functions") / "model")
+    (out / "code" / "inference.py").write_bytes((TOY / "functions" / "inference.py").read_bytes())
+    return out
 
 
 @pytest.fixture

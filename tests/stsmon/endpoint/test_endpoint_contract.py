@@ -106,7 +106,7 @@ def test_container_contract_ping_and_invocations(server):
     assert status == 200
     status, headers, body = server.request("POST", "/invocations", b"a b,a c\n", {"Content-Type": CSV})
     assert status == 200 and headers["x-amzn-invoked-production-variant"] == "AllTraffic"
-    # Accept missing or */* lets the inference code choose (the toy model: JSON).
+    # Accept missing: the container's default, SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT or JSON.
     assert headers["content-type"] == JSON and "predictions" in json.loads(body)
 
 
@@ -141,7 +141,8 @@ BAD_BODIES = [
     # (case id, content type, accept, body, status, words in the answer)
     ("text-plain", "text/plain", CSV, b"a,b\n", 415, "not supported"),
     ("xml", "application/xml", CSV, b"<a/>", 415, "not supported"),
-    ("no-content-type", None, CSV, b"a,b\n", 415, "not supported"),
+    # No Content-Type: the container passes application/json (sagemaker-containers _worker.Request).
+    ("no-content-type", None, CSV, b"a,b\n", 400, "malformed JSON"),
     ("png", "image/png", CSV, b"\x89PNG\r\n", 415, "not supported"),
     ("csv-typo", "text/csvx", CSV, b"a,b\n", 415, "not supported"),
     ("accept-png", CSV, "image/png", b"a,b\n", 406, "accept"),

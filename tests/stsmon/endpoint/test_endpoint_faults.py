@@ -155,7 +155,7 @@ def test_a_model_that_fails_to_load_on_redeploy_leaves_the_old_one_serving(start
     (broken / "code" / "inference.py").write_text("def model_fn(d):\n    raise IOError('no model.joblib here')\n"
                                                   "input_fn = predict_fn = output_fn = None\n")
     spec = json.loads((server.state.endpoints / server.name / "serving.json").read_text())
-    with pytest.raises(StsmonError, match="previous one keeps serving.*does not define input_fn"):
+    with pytest.raises(StsmonError, match="previous one keeps serving.*defines neither transform_fn nor input_fn"):
         start_endpoint(server.state, ServerSpec.from_json({**spec, "model_dir": str(broken)}), env=server_env)
     assert post(server.port, b"a b,a c\n")[0] == 200
     assert read_record(server.state, server.name)["model_dir"] == str(toy_model_dir)

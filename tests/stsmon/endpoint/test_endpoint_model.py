@@ -75,7 +75,7 @@ def test_load_errors_name_the_problem(tmp_path, isolated_imports):
     with pytest.raises(ModelLoadError, match="inference program not found"):
         InferenceHandler.load(tmp_path / "empty")
     pkg = write_package(tmp_path / "a", "def model_fn(d):\n    return 1\n")
-    with pytest.raises(ModelLoadError, match="does not define input_fn, predict_fn, output_fn"):
+    with pytest.raises(ModelLoadError, match="defines neither transform_fn nor input_fn, predict_fn, output_fn"):
         InferenceHandler.load(pkg)
     pkg = write_package(tmp_path / "b", "import no_such_module_xyz\n")
     with pytest.raises(ModelLoadError, match="cannot import .*No module named 'no_such_module_xyz'"):
@@ -87,8 +87,118 @@ def test_load_errors_name_the_problem(tmp_path, isolated_imports):
         InferenceHandler.load(pkg)
 
 
-def test_batched_results_equal_one_by_one_and_predict_runs_once(toy_model_dir, isolated_imports):
+def test_transform_fn_next_to_input_fn_is_refused_like_the_image(tmp_path, isolated_imports):
+    """aws/sagemaker-scikit-learn-container serving.py ``_user_module_transformer``:
+    "Cannot use transform_fn implementation with input_fn, predict_fn, and/or output_fn"."""
+    src = "def model_fn(d):\n    return 1\ntransform_fn = input_fn = lambda *a: None\n"
+    with pytest.raises(ModelLoadError, match="defines transform_fn and input_fn.*Cannot use transform_fn"):
+        InferenceHandler.load(write_package(tmp_path / "a", src))
+
+
+@pytest.mark.parametrize("headers, default, expected", [
+    ({}, JSON, (JSON, JSON)),
+    ({"content-type": CSV}, JSON, (CSV, JSON)),
+    ({"content-type": CSV, "accept": "*/*"}, CSV, (CSV, CSV)),
+    ({"content-type": CSV, "accept": ""}, JSON, (CSV, JSON)),
+    ({"content-type": "", "accept": "text/csv"}, JSON, (JSON, CSV)),
+    ({"contenttype": "application/jsonlines", "content-type": CSV, "accept": "*/*;q=0.5"}, JSON,
+     ("application/jsonlines", "*/*;q=0.5")),
+])
+def test_content_type_and_accept_as_the_container_passes_them(headers, default, expected):
+    """sagemaker-containers 2.8.6.post2 ``_worker.Request``: ``content_type`` is the
+    ``ContentType`` header, else ``Content-Type``, else application/json; ``accept`` is
+    the ``Accept`` header unless it is missing or exactly ``*/*``, then the default."""
+    assert model_mod.container_request(headers, default) == expected
+
+
+def test_bodies_reach_the_program_as_the_container_decodes_them():
+    """``_worker.Request.content``: text (werkzeug ``get_data(as_text=True)``, UTF-8 with
+    replacement) for exactly application/json and text/csv, else bytes."""
+    assert model_mod.container_body(b"caf\xc3\xa9,x", CSV) == "café,x"
+    assert model_mod.container_body(b"caf\xe9,x", CSV) == "caf\ufffd,x"
+    assert model_mod.container_body(b"[1]", JSON) == "[1]"
+    assert model_mod.container_body(b"a,b", "text/csv; charset=utf-8") == b"a,b"
+    assert model_mod.container_body(b'["a"]', "application/jsonlines") == b'["a"]'
+
+
+def test_what_the_container_makes_of_a_result():
+    """``_transformer.Transformer.transform`` and Flask's ``make_response``."""
+    answer = model_mod._answer
+    assert answer(("a,b\n", CSV), "f") == model_mod.Result(200, b"a,b\n", "text/csv; charset=utf-8")
+    assert answer((b"{}", JSON), "f") == model_mod.Result(200, b"{}", JSON)
+    assert answer(("x",), "f").content_type == JSON  # worker.Response's default mimetype
+    assert answer("hello", "f") == model_mod.Result(200, b"hello", "text/html; charset=utf-8")
+    assert answer({"b": 1, "a": [2]}, "f") == model_mod.Result(200, b'{"a":[2],"b":1}\n', JSON)
+    bad = answer(42, "transform_fn")
+    assert (bad.status, bad.content_type, bad.kind) == (500, "text/html; charset=utf-8", "server")
+
+    class Resp:
+        status_code = 415
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+
+        def get_data(self):
+            return b"no such type"
+
+    out = answer(Resp(), "f")
+    assert (out.status, out.body, out.content_type, out.kind, out.message) == (
+        415, b"no such type", "text/plain; charset=utf-8", "client", "no such type")
+
+
+def test_transform_path_answers_together_through_batch_transform_fn(toy_model_dir, isolated_imports):
     handler = InferenceHandler.load(toy_model_dir)
+    requests = [
+        (b"the cat sat,a cat sat\n", CSV, CSV),
+        (json.dumps({"instances": [{"sentence1": "x y", "sentence2": "x z"}]}).encode(), JSON, JSON),
+        (b"stocks fell,shares fell\nI like tea,the train\n", CSV, JSON),
+        (b"only one column\n", CSV, CSV),
+    ]
+    one_by_one = [handler.infer([r])[0] for r in requests]
+    calls = []
+    real = handler.batch_transform_fn
+    handler.batch_transform_fn = lambda model, reqs: calls.append(len(reqs)) or real(model, reqs)
+    batched = handler.infer(requests)
+    assert calls == [4] and batched == one_by_one
+    assert [r.status for r in batched] == [200, 200, 200, 400]
+    assert batched[0].content_type == CSV and batched[0].body.count(b"\n") == 1
+    assert len(json.loads(batched[2].body)["predictions"]) == 2
+    assert batched[3].kind == "client" and b"expected 2 columns" in batched[3].body
+
+
+def test_transform_path_keeps_client_statuses_and_a_bug_is_a_500(toy_model_dir, isolated_imports):
+    handler = InferenceHandler.load(toy_model_dir)
+    results = handler.infer([
+        (b"a b,a c\n", CSV, CSV),
+        (b"only one column\n", CSV, CSV),  # 400
+        (b"a b,a c\n", "text/plain", CSV),  # 415
+        (b"a b,a c\n", CSV, "image/png"),  # 406
+        (b"__boom__,x\n", CSV, CSV),  # a bug in predict: 500, its neighbours answered
+        (b"x y,x y\n", CSV, CSV),
+    ])
+    assert [r.status for r in results] == [200, 400, 415, 406, 500, 200]
+    assert [r.kind for r in results] == ["ok", "client", "client", "client", "server", "ok"]
+    assert results[4].body == model_mod.INTERNAL_ERROR_PAGE and results[4].content_type == "text/html; charset=utf-8"
+
+
+def test_functions_path_answers_500_for_any_exception_as_the_container_does(toy_functions_model_dir,
+                                                                            isolated_imports):
+    """sagemaker-containers wraps input_fn/predict_fn/output_fn in ``error_wrapper``:
+    whatever they raise - a client mistake included - is a 500."""
+    handler = InferenceHandler.load(toy_functions_model_dir)
+    results = handler.infer([
+        (b"a b,a c\n", CSV, CSV),
+        (b"only one column\n", CSV, CSV),
+        (b"a b,a c\n", "text/plain", CSV),
+        (b"a b,a c\n", CSV, "image/png"),
+        (b"__boom__,x\n", CSV, CSV),  # retried alone: its neighbours are answered
+        (b"x y,x y\n", CSV, CSV),
+    ])
+    assert [r.status for r in results] == [200, 500, 500, 500, 500, 200]
+    assert all(r.body == model_mod.INTERNAL_ERROR_PAGE for r in results[1:5])
+    assert results[0].content_type == "text/csv; charset=utf-8"  # a (body, mimetype) tuple, as Flask sends it
+
+
+def test_batched_results_equal_one_by_one_and_predict_runs_once(toy_functions_model_dir, isolated_imports):
+    handler = InferenceHandler.load(toy_functions_model_dir)
     requests = [
         (b"the cat sat,a cat sat\n", CSV, CSV),
         (json.dumps({"instances": [{"sentence1": "x y", "sentence2": "x z"}]}).encode(), JSON, JSON),
@@ -114,28 +224,12 @@ def test_batched_results_equal_one_by_one_and_predict_runs_once(toy_model_dir, i
     assert calls == [6]  # one predict_fn call for 6 rows of 4 requests
     assert batched == one_by_one
     assert [r.status for r in batched] == [200] * 4
-    assert batched[0].content_type == CSV and batched[0].body.count(b"\n") == 1
+    assert batched[0].content_type == "text/csv; charset=utf-8" and batched[0].body.count(b"\n") == 1
     assert len(json.loads(batched[2].body)["predictions"]) == 2
 
 
-def test_one_bad_request_does_not_fail_its_batch(toy_model_dir, isolated_imports):
-    handler = InferenceHandler.load(toy_model_dir)
-    results = handler.infer([
-        (b"a b,a c\n", CSV, CSV),
-        (b"only one column\n", CSV, CSV),  # input_fn: 400
-        (b"a b,a c\n", "text/plain", CSV),  # input_fn: 415
-        (b"a b,a c\n", CSV, "image/png"),  # output_fn: 406
-        (b"__boom__,x\n", CSV, CSV),  # predict_fn bug: 500, retried alone
-        (b"x y,x y\n", CSV, CSV),
-    ])
-    assert [r.status for r in results] == [200, 400, 415, 406, 500, 200]
-    assert [r.kind for r in results] == ["ok", "client", "client", "client", "server", "ok"]
-    assert b"expected 2 columns" in results[1].body
-    assert b"Traceback" not in results[4].body and b"predict_fn" in results[4].body
-
-
-def test_max_batch_splits_predict_calls(toy_model_dir, isolated_imports):
-    handler = InferenceHandler.load(toy_model_dir, max_batch=2)
+def test_max_batch_splits_predict_calls(toy_functions_model_dir, isolated_imports):
+    handler = InferenceHandler.load(toy_functions_model_dir, max_batch=2)
     handler._verified = True
     calls = []
     real = handler.predict_fn
@@ -213,7 +307,7 @@ def test_batching_is_switched_off_when_predictions_depend_on_the_batch(tmp_path,
 def model_fn(d):
     return None
 def input_fn(body, content_type):
-    return [float(x) for x in body.decode().split()]
+    return [float(x) for x in body.split()]  # text: the container decodes text/csv
 def predict_fn(data, model):
     mean = sum(data) / len(data)
     return [x - mean for x in data]  # depends on the other rows: not batchable

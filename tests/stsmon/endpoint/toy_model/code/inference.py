@@ -1,104 +1,68 @@
-"""Serving functions of the test-only model: the contract of processing_scripts/inference.py.
-
-Test hooks (this toy only): a pair whose first sentence is ``__sleep__ S`` sleeps S
-seconds in predict_fn, ``__boom__`` raises a bug (500), ``__exit__`` kills the worker.
+"""The toy model's serving program, shaped like processing_scripts/inference.py:
+``model_fn``, ``transform_fn`` (a response with its status: 200, or the client
+error's 4xx) and the local endpoint's ``batch_transform_fn``. A bug (an
+exception other than ``InferenceError``) propagates: the container answers 500.
 """
 
-import csv
-import io
-import json
-import os
-import time
-
-import joblib
-
-CSV = "text/csv"
-JSON = "application/json"
-JSONL = "application/jsonlines"
+from toy_serving import InferenceError, load, parse, predict, render
 
 
-class InferenceError(Exception):
-    def __init__(self, status_code, message):
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
+class Response:
+    """Same attributes as the serving toolkit's (Flask) response."""
+
+    def __init__(self, body, status, content_type):
+        self.status_code = status
+        self.headers = {"Content-Type": content_type}
+        self._body = body
+
+    def get_data(self):
+        return self._body
 
 
 def model_fn(model_dir):
-    return joblib.load(os.path.join(model_dir, "model.joblib"))
+    return load(model_dir)
 
 
-def _pair(obj, where):
-    if isinstance(obj, dict):
-        if set(obj) != {"sentence1", "sentence2"}:
-            raise InferenceError(400, f"{where}: expected keys sentence1, sentence2")
-        obj = [obj["sentence1"], obj["sentence2"]]
-    if not isinstance(obj, list) or len(obj) != 2 or not all(isinstance(s, str) for s in obj):
-        raise InferenceError(400, f"{where}: expected a pair of strings")
-    return obj
-
-
-def input_fn(body, content_type):
-    media = (content_type or "").split(";")[0].strip().lower()
-    if media not in (CSV, JSON, JSONL):
-        raise InferenceError(415, f"content type {content_type!r} is not supported; use {CSV}, {JSON} or {JSONL}")
+def _render(prediction, accept):
     try:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-    except UnicodeDecodeError as exc:
-        raise InferenceError(400, f"body is not UTF-8 (byte {exc.start})")
-    if not text.strip():
-        raise InferenceError(400, "empty body")
-    if media == CSV:
+        body, content_type = render(prediction, accept)
+    except InferenceError as exc:
+        return _error(exc)
+    return Response(body.encode("utf-8"), 200, content_type)
+
+
+def _error(exc):
+    return Response(exc.message.encode("utf-8"), exc.status_code, "text/plain; charset=utf-8")
+
+
+def transform_fn(model, body, content_type, accept):
+    try:
+        data = parse(body, content_type)
+    except InferenceError as exc:
+        return _error(exc)
+    return _render(predict(data, model), accept)
+
+
+def batch_transform_fn(model, requests):
+    """One answer per request (or the exception transform_fn would raise), one predict for all."""
+    answers = [None] * len(requests)
+    parsed = []
+    for i, (body, content_type, accept) in enumerate(requests):
         try:
-            rows = list(csv.reader(io.StringIO(text), strict=True))
-        except csv.Error as exc:
-            raise InferenceError(400, f"malformed CSV: {exc}")
-        rows = [r for r in rows if r]
-        for n, r in enumerate(rows, 1):
-            if len(r) != 2:
-                raise InferenceError(400, f"CSV row {n}: expected 2 columns, got {len(r)}")
-        return rows
-    if media == JSON:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InferenceError(400, f"malformed JSON: {exc}")
-        if isinstance(data, dict):
-            data = data.get("instances")
-        if not isinstance(data, list) or not data:
-            raise InferenceError(400, "expected {\"instances\": [...]} or a list of pairs")
-        return [_pair(x, f"instance {i}") for i, x in enumerate(data)]
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
+            parsed.append((i, parse(body, content_type), accept))
+        except InferenceError as exc:
+            answers[i] = _error(exc)
+    try:
+        predictions = predict([row for _i, rows, _a in parsed for row in rows], model) if parsed else []
+    except Exception:  # the bug belongs to one request: find it
+        for i, rows, accept in parsed:
             try:
-                rows.append(_pair(json.loads(line), f"line {n}"))
-            except ValueError as exc:
-                raise InferenceError(400, f"line {n}: malformed JSON: {exc}")
-    return rows
-
-
-def predict_fn(data, model):
-    for a, _b in data:
-        if a.startswith("__sleep__"):
-            time.sleep(float(a.split()[1]))
-        elif a == "__boom__":
-            raise RuntimeError("a bug in the model code")
-        elif a == "__exit__":
-            os._exit(1)
-    proba = model.predict_proba(data)[:, 1]
-    return [(int(p >= 0.5), float(p)) for p in proba]
-
-
-def output_fn(prediction, accept):
-    media = (accept or "*/*").split(";")[0].strip().lower()
-    if media in ("*/*", ""):
-        media = JSON
-    if media == CSV:
-        return "".join(f"{label},{p:.6f}\n" for label, p in prediction), CSV
-    objs = [{"label": label, "probability": round(p, 6)} for label, p in prediction]
-    if media == JSON:
-        return json.dumps({"predictions": objs}), JSON
-    if media == JSONL:
-        return "".join(json.dumps(o) + "\n" for o in objs), JSONL
-    raise InferenceError(406, f"accept type {accept!r} is not supported; use {CSV}, {JSON} or {JSONL}")
+                answers[i] = _render(predict(rows, model), accept)
+            except Exception as exc:
+                answers[i] = exc
+        return answers
+    start = 0
+    for i, rows, accept in parsed:
+        answers[i] = _render(predictions[start:start + len(rows)], accept)
+        start += len(rows)
+    return answers
