@@ -2,6 +2,12 @@
 running ``processing_scripts/monitor.py`` over the endpoint's captured data
 and the ground truth for one window, against the deployed package's baseline.
 
+Capture and ground truth are not processing inputs: an input is a whole
+prefix, copied in full before the script starts, and these prefixes grow
+every hour (up to the retention). ``monitor.py`` gets their S3 URIs and the
+stack's region and lists and downloads only the window's ``yyyy/mm/dd/hh/``
+prefixes itself; the code and the baseline stay File-mode inputs.
+
 EventBridge Scheduler starts it hourly (the monitoring stack); the local
 runtime's scheduler runs the same definition. Outputs go to
 ``s3://{bucket}/{p}/monitoring/{schedule}/{execution id}/``.
@@ -30,10 +36,10 @@ P_INSTANCE = "MonitoringInstanceType"
 #: CloudWatch namespace the monitor publishes to (pipeline backend).
 METRICS_NAMESPACE = "stsmodelmonitor"
 
-CAPTURE_DIR = f"{PROCESSING_ROOT}/input/capture"
-GROUND_TRUTH_DIR = f"{PROCESSING_ROOT}/input/ground_truth"
 BASELINE_DIR = f"{PROCESSING_ROOT}/input/baseline"
 OUTPUT_DIR = f"{PROCESSING_ROOT}/output"
+#: Where monitor.py downloads the window's capture and label files (the job's volume).
+DOWNLOAD_DIR = f"{PROCESSING_ROOT}/window"
 
 
 def capture_prefix(cfg: Config) -> str:
@@ -51,8 +57,9 @@ def monitoring_prefix(cfg: Config) -> str:
 
 def build_monitoring_definition(cfg: Config, code_prefix: str) -> dict[str, Any]:
     """The monitoring pipeline definition with placeholders for the bucket,
-    role, KMS key and the default baseline URI (``placeholders.BASELINE_URI``,
-    resolved at deploy time from the served model package)."""
+    role, KMS key, region and the default baseline URI
+    (``placeholders.BASELINE_URI``, resolved at deploy time from the served
+    model package)."""
     with offline_sdk(cfg.region):
         return definition_dict(_pipeline(cfg, code_prefix))
 
@@ -75,7 +82,7 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
         P_BASELINE: ParameterString(P_BASELINE, default_value=placeholders.BASELINE_URI),
         P_INSTANCE: ParameterString(P_INSTANCE, default_value=cfg.monitoring_instance_type),
     }
-    # The monitor publishes CloudWatch metrics, so this job keeps network access.
+    # The monitor reads S3 and publishes CloudWatch metrics itself, so this job keeps network access.
     processor = script_processor(
         session, names=names, script=contract.SCRIPT_MONITOR, step=contract.STEP_MONITOR,
         instance_type=params[P_INSTANCE], network_isolation=False,
@@ -85,14 +92,14 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
     step_args = processor.run(
         inputs=[
             code_input(names),
-            processing_input("capture", f"{bucket}/{capture_prefix(cfg)}/{cfg.endpoint_name}/", CAPTURE_DIR),
-            processing_input("ground_truth", f"{bucket}/{ground_truth_prefix(cfg)}/", GROUND_TRUTH_DIR),
             processing_input("baseline", params[P_BASELINE], BASELINE_DIR),
         ],
         outputs=[processing_output(contract.OUTPUT_MONITORING, OUTPUT_DIR, output_uri)],
         arguments=[
-            "--capture-dir", CAPTURE_DIR,
-            "--ground-truth-dir", GROUND_TRUTH_DIR,
+            "--capture-uri", f"{bucket}/{capture_prefix(cfg)}/{cfg.endpoint_name}",
+            "--ground-truth-uri", f"{bucket}/{ground_truth_prefix(cfg)}",
+            "--region", placeholders.REGION,
+            "--download-dir", DOWNLOAD_DIR,
             "--baseline-dir", BASELINE_DIR,
             "--output-dir", OUTPUT_DIR,
             "--execution-time", ExecutionVariables.START_DATETIME,

@@ -4,11 +4,16 @@ Runs as the monitoring pipeline's processing step (SageMaker scikit-learn
 container) and, unchanged, under the local runtime. For a window of whole
 hours it
 
-1. reads the endpoint's data-capture records (``{endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl``
-   under ``--capture-dir``; the hour folders of the window),
-2. reads the ground-truth records (``yyyy/mm/dd/hh/*.jsonl`` under
-   ``--ground-truth-dir``; the hour folders from the window start up to the
-   hour of the execution time: labels arrive after the predictions),
+1. reads the endpoint's data-capture records of the window's hours: with
+   ``--capture-uri s3://bucket/{p}/datacapture/{endpoint}`` it lists and
+   downloads just the ``{variant}/yyyy/mm/dd/hh/`` prefixes of those hours
+   (boto3, ``--region``); with ``--capture-dir`` it reads the same layout
+   from a folder (``{endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl``),
+2. reads the ground-truth records (``--ground-truth-uri`` or
+   ``--ground-truth-dir``, ``yyyy/mm/dd/hh/*.jsonl``) of the hours from the
+   window start up to the hour of the execution time: labels arrive after
+   the predictions, so with a label delay the hours between the window and
+   the run are read too,
 3. merges them on the capture's ``inferenceId`` (else its ``eventId``) =
    the label's ``eventMetadata.eventId``,
 4. computes Model Monitor's model-quality metrics (binary classification or
@@ -17,6 +22,16 @@ hours it
    ``cloudwatch_metrics.json`` and ``monitoring_result.json`` into
    ``--output-dir`` (all or nothing), and with ``--publish-cloudwatch true``
    publishes the metrics with CloudWatch ``PutMetricData``.
+
+What a run reads does not depend on how much history the bucket keeps: one
+``ListObjectsV2`` (with ``Delimiter``) for the endpoint's variants, then per
+variant and hour (and per label hour) one listing of that hour's prefix, and
+one ``GetObject`` per file of those hours. The counts and bytes are in
+``monitoring_result.json`` (``read``). Every boto3 client gets ``--region``
+(the definition passes the stack's region): SageMaker does not document
+``AWS_REGION`` in processing containers. Endpoints and credentials come from
+boto3's own configuration (the container's role; locally the runtime's
+``AWS_ENDPOINT_URL_S3``), so the code path is the same everywhere.
 
 Status, as Model Monitor's: ``Completed``, ``CompletedWithViolations`` or
 ``Failed`` with a reason (no capture in the window, no labels, label coverage
@@ -32,7 +47,8 @@ everything after that is numpy/pandas. Lines that do not have the documented
 key order (or are malformed) fall back to ``json.loads`` one by one, with the
 same result.
 
-Standard library, numpy, pandas, scikit-learn; boto3 only when publishing.
+Standard library, numpy, pandas, scikit-learn; boto3 (in the scikit-learn
+image: its requirements.txt pins boto3) only to read S3 and publish.
 """
 
 from __future__ import annotations
@@ -47,7 +63,7 @@ import re
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -112,18 +128,39 @@ class MonitorError(Exception):
     """Unusable arguments or baseline: exit code 2, nothing written."""
 
 
+class ReadFailed(Exception):
+    """S3 could not be read (access, network, missing bucket): exit code 1, nothing written."""
+
+
 # --------------------------------------------------------------------------- time window
 
 
+_EPOCH = re.compile(r"^\d{9,}(?:\.\d+)?$")
+
+
 def parse_time(value: str, name: str) -> datetime:
-    """An ISO-8601 instant as an aware UTC datetime; a naive value is taken as UTC."""
+    """An instant as an aware UTC datetime.
+
+    Accepts ISO-8601 (``T`` or a space between date and time, any fraction of
+    a second, ``Z`` or an offset; a value without one is UTC) and epoch
+    seconds or milliseconds (``1779012000.123``, ``1779012000123``).
+    ``Execution.StartDateTime`` reaches the script as a string whose form
+    SageMaker does not document: the service's own executions give ISO-8601
+    UTC, the SageMaker SDK's local mode gives epoch seconds
+    (sagemaker-mlops 1.27.0, ``local/pipeline_entities.py``); both parse.
+    """
     text = value.strip()
+    if _EPOCH.match(text):
+        number = float(text)
+        seconds = number / 1000.0 if number >= 1e11 else number  # 1e11 s is the year 5138: those are ms
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise MonitorError(f"{name} {value!r} is not an ISO-8601 time (e.g. 2026-11-27T13:00:00Z)") from None
+        raise MonitorError(f"{name} {value!r} is not an ISO-8601 time (e.g. 2026-11-27T13:00:00Z) "
+                           f"or epoch seconds") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
@@ -204,6 +241,152 @@ def files_in_hours(root: Path, start: datetime, end: datetime, *, endpoint: str 
             continue
         files.extend(sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(".jsonl")))
     return files
+
+
+# --------------------------------------------------------------------------- S3: the window's hours only
+
+#: Bytes per read of a GetObject body (the file is streamed to disk).
+DOWNLOAD_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass
+class ReadStats:
+    """What one run read from S3 (monitoring_result.json ``read``)."""
+
+    list_calls: int = 0
+    get_calls: int = 0
+    objects: int = 0
+    bytes: int = 0
+    prefixes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"list_calls": self.list_calls, "get_calls": self.get_calls, "objects": self.objects,
+                "bytes": self.bytes, "prefixes": len(self.prefixes)}
+
+
+def parse_s3_uri(uri: str, name: str) -> tuple[str, str]:
+    """(bucket, key prefix ending with ``/`` or empty) of ``s3://bucket/prefix``."""
+    text = uri.strip()
+    if not text.startswith("s3://") or not text[5:].split("/", 1)[0]:
+        raise MonitorError(f"{name} {uri!r} is not an s3://bucket/prefix URI")
+    bucket, _, prefix = text[5:].partition("/")
+    prefix = prefix.strip("/")
+    return bucket, (prefix + "/" if prefix else "")
+
+
+def hour_key(hour: datetime) -> str:
+    """``yyyy/mm/dd/hh/`` of an hour (the capture and ground-truth layout, UTC)."""
+    return hour.astimezone(timezone.utc).strftime("%Y/%m/%d/%H/")
+
+
+def hours_between(start: datetime, end: datetime) -> list[datetime]:
+    """Every whole UTC hour ``h`` with ``start <= h < end``."""
+    hour, out = floor_hour(start), []
+    if hour < start:
+        hour += timedelta(hours=1)
+    while hour < end:
+        out.append(hour)
+        hour += timedelta(hours=1)
+    return out
+
+
+def list_objects(s3: Any, bucket: str, prefix: str, stats: ReadStats) -> list[tuple[str, int]]:
+    """(key, size) of every object under ``prefix`` (ListObjectsV2, every page)."""
+    found: list[tuple[str, int]] = []
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    stats.prefixes.append(prefix)
+    while True:
+        page = s3.list_objects_v2(**request)
+        stats.list_calls += 1
+        found += [(item["Key"], int(item.get("Size", 0))) for item in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            return found
+        request["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def list_children(s3: Any, bucket: str, prefix: str, stats: ReadStats) -> list[str]:
+    """The "folders" right below ``prefix`` (ListObjectsV2 with Delimiter, every page)."""
+    found: list[str] = []
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+    stats.prefixes.append(prefix)
+    while True:
+        page = s3.list_objects_v2(**request)
+        stats.list_calls += 1
+        found += [item["Prefix"] for item in page.get("CommonPrefixes", [])]
+        if not page.get("IsTruncated"):
+            return found
+        request["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def download(s3: Any, bucket: str, key: str, dest: Path, stats: ReadStats) -> None:
+    """One object to ``dest``, streamed (GetObject)."""
+    response = s3.get_object(Bucket=bucket, Key=key)
+    stats.get_calls += 1
+    body = response["Body"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    size = 0
+    with open(dest, "wb") as handle:
+        while True:
+            block = body.read(DOWNLOAD_CHUNK)
+            if not block:
+                break
+            handle.write(block)
+            size += len(block)
+    body.close()
+    stats.objects += 1
+    stats.bytes += size
+
+
+def _download_hours(s3: Any, bucket: str, base: str, hours: Sequence[datetime], dest: Path, stats: ReadStats) -> None:
+    """The ``*.jsonl`` objects of ``{base}yyyy/mm/dd/hh/`` for each hour, to ``dest/yyyy/mm/dd/hh/``."""
+    for hour in hours:
+        prefix = base + hour_key(hour)
+        for key, _ in sorted(list_objects(s3, bucket, prefix, stats)):
+            rest = key[len(prefix):]
+            if not rest.endswith(".jsonl") or "/" in rest or rest.startswith("."):
+                continue  # the reader takes the hour folder's own *.jsonl files only
+            download(s3, bucket, key, dest / hour_key(hour) / rest, stats)
+
+
+def download_window(
+    s3: Any,
+    *,
+    capture_uri: str | None,
+    ground_truth_uri: str | None,
+    capture_hours: Sequence[datetime],
+    label_hours: Sequence[datetime],
+    dest: Path,
+) -> tuple[Path | None, Path | None, ReadStats]:
+    """Download the window's capture and label files; returns their local roots and what was read.
+
+    ``capture_uri`` is one endpoint's capture prefix: its variants (the
+    folders right below it) are listed once, then each variant's hours.
+    Local layout: ``dest/capture/{variant}/yyyy/mm/dd/hh/``,
+    ``dest/ground_truth/yyyy/mm/dd/hh/``.
+    """
+    stats = ReadStats()
+    capture_root = label_root = None
+    if capture_uri:
+        bucket, base = parse_s3_uri(capture_uri, "--capture-uri")
+        capture_root = dest / "capture"
+        capture_root.mkdir(parents=True, exist_ok=True)
+        for variant_prefix in list_children(s3, bucket, base, stats):
+            variant = variant_prefix[len(base):].strip("/")
+            _download_hours(s3, bucket, variant_prefix, capture_hours, capture_root / variant, stats)
+    if ground_truth_uri:
+        bucket, base = parse_s3_uri(ground_truth_uri, "--ground-truth-uri")
+        label_root = dest / "ground_truth"
+        label_root.mkdir(parents=True, exist_ok=True)
+        _download_hours(s3, bucket, base, label_hours, label_root, stats)
+    return capture_root, label_root, stats
+
+
+def s3_client(region: str) -> Any:
+    """The S3 client, in ``region`` (never the container's implicit default)."""
+    import boto3  # in the scikit-learn image; imported late so reading folders needs no boto3
+
+    s3 = boto3.client("s3", region_name=region)
+    return s3
 
 
 # --------------------------------------------------------------------------- columnar parsing
@@ -800,8 +983,8 @@ def check_constraints(constraints: dict[str, dict[str, Any]], metrics: dict[str,
 
 @dataclass(frozen=True)
 class Settings:
-    capture_dir: Path
-    ground_truth_dir: Path
+    capture_dir: Path | None
+    ground_truth_dir: Path | None
     baseline_dir: Path
     output_dir: Path
     execution_time: datetime
@@ -813,20 +996,39 @@ class Settings:
     publish_cloudwatch: bool
     min_label_coverage: float
     problem_type: str
+    capture_uri: str = ""
+    ground_truth_uri: str = ""
+    region: str = ""
+    download_dir: Path | None = None
+    label_delay_hours: int = 0
+
+    @property
+    def label_end(self) -> datetime:
+        """End of the label hours: labels are read from the window start up to the end of the
+        execution's hour, and no further than the label delay (+1 h) past the window.
+
+        For the default window (ending at the execution's hour minus the delay)
+        both bounds are the same; for a given ``--window-end`` long before the
+        run (a backfill), the second keeps the hours read to
+        ``window + delay + 1``, whatever the time since.
+        """
+        latest = min(floor_hour(self.execution_time), self.window_end + timedelta(hours=self.label_delay_hours))
+        return max(self.window_end, latest + timedelta(hours=1))
 
 
-def run_monitor(settings: Settings, baseline: Baseline) -> dict[str, Any]:
-    """Compute the window's result (no files written): monitoring_result.json's content.
+def run_monitor(settings: Settings, baseline: Baseline, read: ReadStats | None = None) -> dict[str, Any]:
+    """Compute the window's result from local folders (no files written): monitoring_result.json's content.
 
     The returned dict also carries ``_statistics`` (statistics.json's content)
-    for the writer.
+    for the writer. ``read``: what was downloaded from S3 for it, if anything.
     """
     problem_type = baseline.problem_type
     capture_files = files_in_hours(
         settings.capture_dir, settings.window_start, settings.window_end, endpoint=settings.endpoint_name or None
-    )
-    label_end = max(settings.window_end, floor_hour(settings.execution_time) + timedelta(hours=1))
-    label_files = files_in_hours(settings.ground_truth_dir, settings.window_start, label_end)
+    ) if settings.capture_dir else []
+    label_files = files_in_hours(
+        settings.ground_truth_dir, settings.window_start, settings.label_end
+    ) if settings.ground_truth_dir else []
 
     captures, malformed_captures, capture_examples = read_captures(capture_files)
     predictions = decode_predictions(captures, problem_type)
@@ -920,6 +1122,7 @@ def run_monitor(settings: Settings, baseline: Baseline) -> dict[str, Any]:
         "checks": checks,
         "violations": violations,
         "files": {"capture": len(capture_files), "ground_truth": len(label_files)},
+        "read": read.as_dict() if read is not None else None,
         "malformed_examples": {"capture": capture_examples[:5], "ground_truth": label_examples[:5]},
         "_statistics": statistics,
         "_baseline_statistics": baseline.statistics,
@@ -954,15 +1157,18 @@ def cloudwatch_payload(result: dict[str, Any], settings: Settings) -> dict[str, 
     return {"Namespace": settings.namespace, "MetricData": data}
 
 
-def publish_cloudwatch(payload: dict[str, Any], client: Any = None) -> int:
-    """PutMetricData in batches of 20; returns the number of data points sent."""
-    if client is None:
+def publish_cloudwatch(payload: dict[str, Any], cloudwatch: Any = None, *, region: str = "") -> int:
+    """PutMetricData in batches of 20; returns the number of data points sent.
+
+    Without a client, one is made in ``region``.
+    """
+    if cloudwatch is None:
         import boto3  # only on AWS
 
-        client = boto3.client("cloudwatch")
+        cloudwatch = boto3.client("cloudwatch", region_name=region)
     data = [dict(d, Timestamp=parse_time(d["Timestamp"], "Timestamp")) for d in payload["MetricData"]]
     for i in range(0, len(data), 20):
-        client.put_metric_data(Namespace=payload["Namespace"], MetricData=data[i : i + 20])
+        cloudwatch.put_metric_data(Namespace=payload["Namespace"], MetricData=data[i : i + 20])
     return len(data)
 
 
@@ -1033,10 +1239,20 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(description="Model-quality monitor for one window of captured predictions and ground truth.")
-    p.add_argument("--capture-dir", type=Path, default=Path("/opt/ml/processing/input/capture"),
-                   help="capture prefix: {endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl, searched recursively")
-    p.add_argument("--ground-truth-dir", type=Path, default=Path("/opt/ml/processing/input/ground_truth"),
-                   help="ground truth: yyyy/mm/dd/hh/*.jsonl")
+    p.add_argument("--capture-uri", default="",
+                   help="s3://bucket/{p}/datacapture/{endpoint}: the window's {variant}/yyyy/mm/dd/hh/ prefixes are "
+                        "listed and downloaded (needs --region)")
+    p.add_argument("--ground-truth-uri", default="",
+                   help="s3://bucket/{p}/ground-truth: the label hours' yyyy/mm/dd/hh/ prefixes are listed and "
+                        "downloaded (needs --region)")
+    p.add_argument("--capture-dir", type=Path, default=None,
+                   help="instead of --capture-uri, a folder: {endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl, "
+                        "searched recursively")
+    p.add_argument("--ground-truth-dir", type=Path, default=None,
+                   help="instead of --ground-truth-uri, a folder: yyyy/mm/dd/hh/*.jsonl")
+    p.add_argument("--download-dir", type=Path, default=Path("/opt/ml/processing/window"),
+                   help="where the window's S3 objects are downloaded (removed after the run)")
+    p.add_argument("--region", default="", help="AWS region of every client (S3, CloudWatch)")
     p.add_argument("--baseline-dir", type=Path, default=Path("/opt/ml/processing/input/baseline"),
                    help="constraints.json (+ statistics.json if present)")
     p.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/output"))
@@ -1063,6 +1279,15 @@ def settings_from_args(argv: Sequence[str] | None, now: datetime) -> Settings:
     start, end = compute_window(execution_time, args.window_end, args.window_hours, args.label_delay_hours)
     if not args.namespace.strip():
         raise MonitorError("--namespace must not be empty")
+    for uri, folder, what in ((args.capture_uri, args.capture_dir, "capture"),
+                              (args.ground_truth_uri, args.ground_truth_dir, "ground-truth")):
+        if bool(uri.strip()) == (folder is not None):
+            raise MonitorError(f"give exactly one of --{what}-uri (S3) and --{what}-dir (a folder)")
+        if uri.strip():
+            parse_s3_uri(uri, f"--{what}-uri")
+    if (args.capture_uri.strip() or args.ground_truth_uri.strip() or args.publish_cloudwatch) and not args.region.strip():
+        raise MonitorError("--region is required to read S3 (--capture-uri, --ground-truth-uri) or publish to "
+                           "CloudWatch: every client is made in the stack's region, not the container's default")
     return Settings(
         capture_dir=args.capture_dir,
         ground_truth_dir=args.ground_truth_dir,
@@ -1077,7 +1302,46 @@ def settings_from_args(argv: Sequence[str] | None, now: datetime) -> Settings:
         publish_cloudwatch=args.publish_cloudwatch,
         min_label_coverage=args.min_label_coverage,
         problem_type=args.problem_type,
+        capture_uri=args.capture_uri.strip(),
+        ground_truth_uri=args.ground_truth_uri.strip(),
+        region=args.region.strip(),
+        download_dir=args.download_dir,
+        label_delay_hours=args.label_delay_hours,
     )
+
+
+def run_window(settings: Settings, baseline: Baseline) -> dict[str, Any]:
+    """The window's result; S3 inputs are downloaded (the window's hours only) and removed afterwards."""
+    if not (settings.capture_uri or settings.ground_truth_uri):
+        return run_monitor(settings, baseline)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    dest = Path(tempfile.mkdtemp(prefix="window-", dir=_made(settings.download_dir)))
+    try:
+        try:
+            capture_root, label_root, stats = download_window(
+                s3_client(settings.region),
+                capture_uri=settings.capture_uri,
+                ground_truth_uri=settings.ground_truth_uri,
+                capture_hours=hours_between(settings.window_start, settings.window_end),
+                label_hours=hours_between(settings.window_start, settings.label_end),
+                dest=dest,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise ReadFailed(f"reading the window from S3 ({settings.capture_uri or '-'}, "
+                             f"{settings.ground_truth_uri or '-'}) failed: {type(exc).__name__}: {exc}") from None
+        local = replace(settings,
+                        capture_dir=capture_root if settings.capture_uri else settings.capture_dir,
+                        ground_truth_dir=label_root if settings.ground_truth_uri else settings.ground_truth_dir)
+        return run_monitor(local, baseline, stats)
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def _made(folder: Path | None) -> Path:
+    path = folder or Path(tempfile.gettempdir())
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1089,10 +1353,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MonitorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = write_outputs(run_monitor(settings, baseline), settings)
+    try:
+        computed = run_window(settings, baseline)
+    except ReadFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    result = write_outputs(computed, settings)
     counts = result["counts"]
     print(f"{result['status']}: window {result['window']['start']} .. {result['window']['end']}, "
           + ", ".join(f"{k} {counts[k]}" for k in COUNT_KEYS))
+    if result.get("read"):
+        read = result["read"]
+        print(f"read from S3: {read['objects']} objects, {read['bytes']} bytes "
+              f"({read['list_calls']} list calls over {read['prefixes']} prefixes)")
     if result["failure_reason"]:
         print(f"reason: {result['failure_reason']}")
     for v in result["violations"]:
@@ -1100,7 +1373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.publish_cloudwatch:
         payload = json.loads((settings.output_dir / CLOUDWATCH_FILE).read_text(encoding="utf-8"))
         try:
-            sent = publish_cloudwatch(payload)
+            sent = publish_cloudwatch(payload, region=settings.region)
         except Exception as exc:  # botocore's errors share no base class worth naming here
             # The outputs are written and complete; the job fails so the pipeline shows it.
             print(f"error: publishing to CloudWatch namespace {settings.namespace} failed: "

@@ -20,6 +20,12 @@
   ``sagemaker_submit_directory`` extracted to ``/opt/ml/code``,
   ``sagemaker_program`` run with hyperparameters as ``--key value``, the
   ``SM_*`` environment, channels in ``/opt/ml/input/data/<channel>``.
+- **AWS from inside a job**: the execution's :class:`~stsmon.localcloud.job_endpoint.JobEndpoint`
+  (loopback) stands in for the regional AWS endpoints; every job gets its URL
+  (``AWS_ENDPOINT_URL_S3``), credentials and ``AWS_REGION`` in its environment,
+  as a SageMaker container gets its role and region, so a script's boto3 calls
+  (e.g. monitor.py listing the window's hours) run unchanged against the local
+  buckets.
 - **Records**: ``executions/{pipeline}/{id}/execution.json`` (statuses
   Executing/Succeeded/Failed/Stopped per step and for the execution, failure
   reasons, step properties) and per step ``steps/{step}/stdout.log``,
@@ -63,6 +69,7 @@ from ..errors import NotDeployedError, StsmonError, UsageError
 from ..fileio import write_json_atomic
 from ..state import StateDir
 from . import LocalEnvironment
+from .job_endpoint import JobEndpoint
 from .pipelines import StepSpec, collect_steps, definition_problems, load_pipeline
 from .registry import Registry
 
@@ -95,6 +102,16 @@ class StepFailed(Exception):
 def _stamp(moment: datetime) -> str:
     """Times in execution records: ISO-8601 with milliseconds and offset, as before."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def execution_time_value(moment: datetime) -> str:
+    """``Execution.StartDateTime`` / ``CurrentDateTime`` as a step receives them: ISO-8601 UTC with
+    milliseconds and ``Z`` (``2033-05-17T12:30:00.000Z``), the form of SageMaker's timestamps.
+
+    SageMaker does not document the string; processing_scripts/monitor.py parses
+    this form and epoch seconds (what the SageMaker SDK's local mode passes).
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _rand(n: int) -> str:
@@ -255,6 +272,7 @@ class Execution:
         self.lock = threading.RLock()
         self.stop_event = threading.Event()
         self.jobs: dict[str, _Job] = {}
+        self.job_endpoint: JobEndpoint | None = None  # the jobs' AWS endpoint, while run() runs
         self.properties: dict[str, dict[str, Any]] = {}
         self.start_time = clock.now()
         self.record: dict[str, Any] = {
@@ -341,8 +359,8 @@ class Execution:
                 "PipelineExecutionArn": self.arn,
                 "PipelineName": self.name,
                 "PipelineArn": self.pipeline["PipelineArn"],
-                "StartDateTime": self.start_time.isoformat(timespec="seconds"),
-                "CurrentDateTime": self.clock.now().isoformat(timespec="seconds"),
+                "StartDateTime": execution_time_value(self.start_time),
+                "CurrentDateTime": execution_time_value(self.clock.now()),
             }
             if rest not in variables:
                 raise StepFailed(f"{where}: execution variable {rest!r} is not available locally")
@@ -401,6 +419,7 @@ class Execution:
         fail_reached = False
         futures: dict[cf.Future[None], str] = {}
         pool = cf.ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="step")
+        self.job_endpoint = JobEndpoint(self.state, region=self.env.region).start()
         try:
             while True:
                 if not self.stop_event.is_set() and not fail_reached:
@@ -434,6 +453,7 @@ class Execution:
             raise
         finally:
             pool.shutdown(wait=True)
+            self.job_endpoint.stop()
             self._finish(status)
         return self.record
 
@@ -740,7 +760,12 @@ class Execution:
         }
         full_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), full_env.get("PATH", "")])
         full_env["PYTHONUNBUFFERED"] = "1"
+        # What the container gets from SageMaker: its region (AWS_REGION is set in processing
+        # containers, aws/sagemaker-spark-container#74; our scripts take the region as an argument
+        # anyway) and its role's credentials and AWS endpoints (here: the local job endpoint).
         full_env["AWS_REGION"] = full_env["AWS_DEFAULT_REGION"] = self.env.region
+        if self.job_endpoint is not None:
+            full_env.update(self.job_endpoint.environment())
         full_env.update(env)
         stdout_path, stderr_path = log_dir / "stdout.log", log_dir / "stderr.log"
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:

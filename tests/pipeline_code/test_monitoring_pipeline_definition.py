@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -46,15 +47,16 @@ def test_parameters_and_defaults_from_config(definition):
     }
 
 
-def test_inputs_map_capture_ground_truth_and_baseline(step):
+def test_inputs_are_code_and_baseline_only_no_growing_prefix(step):
+    """Capture and ground truth grow every hour (up to the retention): a processing input would copy
+    all of it onto the volume before every run. monitor.py reads the window's hours from S3 itself."""
     inputs = {i["InputName"]: i["S3Input"] for i in step["Arguments"]["ProcessingInputs"]}
+    assert set(inputs) == {"code", "baseline"}
     assert inputs["code"]["S3Uri"] == f"s3://{BUCKET}/{CODE_PREFIX}"
-    assert inputs["capture"]["S3Uri"] == f"s3://{BUCKET}/sts/datacapture/sts-endpoint/"
-    assert inputs["capture"]["LocalPath"] == "/opt/ml/processing/input/capture"
-    assert inputs["ground_truth"]["S3Uri"] == f"s3://{BUCKET}/sts/ground-truth/"
-    assert inputs["ground_truth"]["LocalPath"] == "/opt/ml/processing/input/ground_truth"
     assert inputs["baseline"]["S3Uri"] == {"Get": "Parameters.BaselineConstraintsUri"}
     assert inputs["baseline"]["LocalPath"] == "/opt/ml/processing/input/baseline"
+    for name, s3 in inputs.items():
+        assert "datacapture" not in str(s3["S3Uri"]) and "ground-truth" not in str(s3["S3Uri"]), name
 
 
 def test_output_by_schedule_and_execution(step):
@@ -79,10 +81,13 @@ def _resolve(arg, values):
 
 
 def test_arguments_parse_with_the_monitor_interface(step):
+    """The step's arguments, resolved for one execution, parse with monitor.py's own parser."""
+    from processing_scripts import monitor
+
     args = step["Arguments"]["AppSpecification"]
     assert args["ContainerEntrypoint"] == ["python3", "/opt/ml/processing/input/code/monitor.py"]
     values = {
-        "Execution.StartDateTime": "2026-11-27T13:05:00Z",
+        "Execution.StartDateTime": "2026-11-27T13:05:00.123Z",
         "Parameters.WindowEnd": "",
         "Parameters.WindowHours": 2,
         "Parameters.LabelDelayHours": 3,
@@ -90,29 +95,32 @@ def test_arguments_parse_with_the_monitor_interface(step):
         "Parameters.PublishCloudWatch": "true",
     }
     argv = [_resolve(a, values) for a in args["ContainerArguments"]]
-    # The interface fixed by the lead (docs/CONTRACTS.md): parse like monitor.py would.
-    parser = argparse.ArgumentParser()
-    for name in ("capture-dir", "ground-truth-dir", "baseline-dir", "output-dir", "execution-time", "window-end",
-                 "window-hours", "label-delay-hours", "endpoint-name", "schedule-name", "namespace",
-                 "publish-cloudwatch", "min-label-coverage", "problem-type"):
-        parser.add_argument(f"--{name}")
-    parsed = vars(parser.parse_args(argv))
+    parsed = vars(monitor.build_parser().parse_args(argv))
     assert parsed == {
-        "capture_dir": "/opt/ml/processing/input/capture",
-        "ground_truth_dir": "/opt/ml/processing/input/ground_truth",
-        "baseline_dir": "/opt/ml/processing/input/baseline",
-        "output_dir": "/opt/ml/processing/output",
-        "execution_time": "2026-11-27T13:05:00Z",
+        "capture_uri": f"s3://{BUCKET}/sts/datacapture/sts-endpoint",
+        "ground_truth_uri": f"s3://{BUCKET}/sts/ground-truth",
+        "capture_dir": None,
+        "ground_truth_dir": None,
+        "download_dir": Path("/opt/ml/processing/window"),
+        "region": placeholders.REGION,
+        "baseline_dir": Path("/opt/ml/processing/input/baseline"),
+        "output_dir": Path("/opt/ml/processing/output"),
+        "execution_time": "2026-11-27T13:05:00.123Z",
         "window_end": "",
-        "window_hours": "2",
-        "label_delay_hours": "3",
+        "window_hours": 2,
+        "label_delay_hours": 3,
         "endpoint_name": "sts-endpoint",
         "schedule_name": "sts-model-quality",
         "namespace": "stsmodelmonitor",
-        "publish_cloudwatch": "true",
-        "min_label_coverage": "0.4",
+        "publish_cloudwatch": True,
+        "min_label_coverage": 0.4,
         "problem_type": "auto",
     }
+    settings = monitor.settings_from_args(argv, now=datetime(2040, 1, 1, tzinfo=timezone.utc))
+    # the execution's start (not the clock) places the window: 13:05 - 3 h delay -> [08:00, 10:00)
+    assert (settings.window_start, settings.window_end) == (datetime(2026, 11, 27, 8, tzinfo=timezone.utc),
+                                                            datetime(2026, 11, 27, 10, tzinfo=timezone.utc))
+    assert settings.label_end == datetime(2026, 11, 27, 14, tzinfo=timezone.utc)
 
 
 def test_monitor_job_keeps_network_for_cloudwatch_but_encrypts(step):
@@ -125,7 +133,7 @@ def test_monitor_job_keeps_network_for_cloudwatch_but_encrypts(step):
 def test_names_follow_the_configuration():
     cfg = load_config({"BASE_JOB_PREFIX": "para", "ENDPOINT_NAME": "para-live"})
     definition = build_monitoring_definition(cfg, "para/code/abc/")
-    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in definition["Steps"][0]["Arguments"]["ProcessingInputs"]}
-    assert inputs["capture"] == f"s3://{BUCKET}/para/datacapture/para-live/"
     argv = definition["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert argv[argv.index("--capture-uri") + 1] == f"s3://{BUCKET}/para/datacapture/para-live"
+    assert argv[argv.index("--ground-truth-uri") + 1] == f"s3://{BUCKET}/para/ground-truth"
     assert argv[argv.index("--schedule-name") + 1] == "para-model-quality"

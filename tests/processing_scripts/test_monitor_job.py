@@ -488,27 +488,36 @@ def test_main_publishes_when_asked_and_reports_a_failure_after_writing_outputs(e
 
     env.captures(binary_rows([1, 0]))
     env.labels([("sts_0", 1), ("sts_1", 0)])
-    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
-    monkeypatch.setattr(boto3, "client", lambda service, **kw: client)
+    client = boto3.client("cloudwatch", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    made = []
+    monkeypatch.setattr(boto3, "client", lambda service, **kw: made.append((service, kw)) or client)
     with Stubber(client) as stub:
         stub.add_response("put_metric_data", {})  # 20 data points per call: 6 counts + 17 metrics = 2 calls
         stub.add_response("put_metric_data", {})
-        code, result = env.run("--publish-cloudwatch", "true")
+        code, result = env.run("--publish-cloudwatch", "true", "--region", "eu-west-1")
         stub.assert_no_pending_responses()
     assert code == 0 and "published 23 metric data points" in capsys.readouterr().out
+    assert made == [("cloudwatch", {"region_name": "eu-west-1"})]  # the region given, not the container's default
     with Stubber(client) as stub:
         stub.add_client_error("put_metric_data", "AccessDenied", "not allowed")
         code = monitor.main(["--capture-dir", str(env.capture), "--ground-truth-dir", str(env.gt), "--baseline-dir",
                              str(env.baseline), "--output-dir", str(env.out), "--execution-time", EXEC,
-                             "--endpoint-name", ENDPOINT, "--schedule-name", "s", "--publish-cloudwatch", "true"])
+                             "--endpoint-name", ENDPOINT, "--schedule-name", "s", "--publish-cloudwatch", "true",
+                             "--region", "eu-west-1"])
     assert code == 1
     assert "publishing to CloudWatch namespace stsmodelmonitor failed: ClientError" in capsys.readouterr().err
     assert (env.out / "monitoring_result.json").is_file()
 
 
 def test_publish_requires_the_dimensions(env, capsys):
-    code, _ = env.run("--publish-cloudwatch", "true", "--endpoint-name", "")
+    code, _ = env.run("--publish-cloudwatch", "true", "--endpoint-name", "", "--region", "us-east-1")
     assert code == 2 and "needs --endpoint-name and --schedule-name" in capsys.readouterr().err
+
+
+def test_publish_requires_an_explicit_region(env, capsys):
+    code, _ = env.run("--publish-cloudwatch", "true")
+    assert code == 2 and "--region is required" in capsys.readouterr().err
+    assert not env.out.exists()
 
 
 # ------------------------------------------------------------------ as the container runs it

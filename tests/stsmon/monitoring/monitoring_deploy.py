@@ -42,12 +42,11 @@ def monitoring_definition() -> dict:
     ]
     inputs = [
         ("code", f"s3://{BUCKET}/sts/code/abc/", f"{ROOT}/input/code"),
-        ("capture", f"{CAPTURE_URI}/{ENDPOINT}/", f"{ROOT}/input/capture"),
-        ("ground_truth", f"{GROUND_TRUTH_URI}/", f"{ROOT}/input/ground_truth"),
         ("baseline", _get("BaselineConstraintsUri"), f"{ROOT}/input/baseline"),
     ]
     args = [
-        "--capture-dir", f"{ROOT}/input/capture", "--ground-truth-dir", f"{ROOT}/input/ground_truth",
+        "--capture-uri", f"{CAPTURE_URI}/{ENDPOINT}", "--ground-truth-uri", GROUND_TRUTH_URI,
+        "--region", "us-east-1", "--download-dir", f"{ROOT}/window",
         "--baseline-dir", f"{ROOT}/input/baseline", "--output-dir", f"{ROOT}/output",
         "--execution-time", {"Get": "Execution.StartDateTime"},
         {"Std:Join": {"On": "", "Values": ["--window-end=", _get("WindowEnd")]}},
