@@ -11,9 +11,9 @@ hours it
    from a folder (``{endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl``),
 2. reads the ground-truth records (``--ground-truth-uri`` or
    ``--ground-truth-dir``, ``yyyy/mm/dd/hh/*.jsonl``) of the hours from the
-   window start up to the hour of the execution time: labels arrive after
-   the predictions, so with a label delay the hours between the window and
-   the run are read too,
+   window start up to the hour of the execution time, at most the label
+   delay + 1 hour past the window: labels arrive after the predictions, so
+   with a label delay the hours between the window and the run are read too,
 3. merges them on the capture's ``inferenceId`` (else its ``eventId``) =
    the label's ``eventMetadata.eventId``,
 4. computes Model Monitor's model-quality metrics (binary classification or

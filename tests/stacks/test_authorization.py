@@ -10,6 +10,8 @@ evaluated). SageMaker's name case in ARNs: stacks/constructs/sagemaker_arns.py.
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 import pytest
@@ -183,8 +185,33 @@ def script_calls(calls: Calls, cloud: Cloud, who: str, info, args: dict) -> None
                     continue
                 calls.add(who, info.principal, info.identity, call.action, "*", {"cloudwatch:namespace": settings.namespace},
                           [("*", {"cloudwatch:namespace": "OtherApp"})])
+            elif call.action in ("s3:ListBucket", "s3:GetObject") and path.name == "monitor.py":
+                if call.action == "s3:ListBucket":  # one recipe for the script's listings and downloads
+                    monitor_window_reads(calls, who, info, path, args["AppSpecification"].get("ContainerArguments", []))
             else:
                 raise AssertionError(f"{path.name}:{call.line} calls {call.action}: add it to script_calls")
+
+
+def monitor_window_reads(calls: Calls, who: str, info, path: Path, argv: list[str]) -> None:
+    """monitor.py's own reads, from its own functions: the endpoint's capture prefix (listed with a
+    delimiter for the variants), then each variant's and each label hour's ``yyyy/mm/dd/hh/`` prefix
+    (listed, and an object under it read)."""
+    settings = _script_settings(path, argv)
+    module = sys.modules[path.stem]
+    from processing_scripts.contract import CAPTURE_VARIANT
+
+    reads = []
+    if settings.capture_uri:
+        bucket, base = module.parse_s3_uri(settings.capture_uri, "capture")
+        reads.append((bucket, base))
+        reads += [(bucket, f"{base}{CAPTURE_VARIANT}/{module.hour_key(h)}")
+                  for h in module.hours_between(settings.window_start, settings.window_end)]
+    if settings.ground_truth_uri:
+        bucket, base = module.parse_s3_uri(settings.ground_truth_uri, "ground truth")
+        reads += [(bucket, base + module.hour_key(h)) for h in module.hours_between(settings.window_start, settings.label_end)]
+    assert len(reads) >= 3, f"{who}: monitor.py reads nothing from S3 with these arguments"
+    for bucket, prefix in reads:
+        calls.s3_read_prefix(who, info, f"s3://{bucket}/{prefix}")
 
 
 def _script_settings(path: Path, argv: list[str]):

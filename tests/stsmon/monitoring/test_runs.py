@@ -59,6 +59,8 @@ def test_drill_through_the_local_pipeline(deployment, clock):
     run = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), clock=clock)
     assert run.execution["PipelineExecutionStatus"] == "Succeeded", run.execution.get("FailureReason")
     assert run.status == "Completed" and run.result["counts"]["matched"] == 600
+    # through the executor's job endpoint: the window's 2 capture files and its hour's labels, nothing else
+    assert run.result["read"]["objects"] == 3 and run.result["read"]["list_calls"] == 4
     assert run.output_uri.startswith(f"s3://sts-artifacts/sts/monitoring/{SCHEDULE}/")
     assert (run.output_dir / "report.html").is_file()
     assert ["PublishCloudWatch", "false"] in [[p["Name"], p["Value"]] for p in run.execution["Parameters"]]
