@@ -2,13 +2,18 @@
 
 One real model, served by:
 
-- ``stsmon`` — ``python -m stsmon.endpoint serve`` (one worker per core), with
-  data capture on (100 % sampling) and off;
+- ``stsmon`` — ``python -m stsmon.endpoint serve`` (one worker per core) with
+  the model package's container environment (``pipeline_code/serving_env.py``:
+  one OpenMP/BLAS thread per worker), with data capture on (100 % sampling)
+  and off;
 - ``gunicorn (SageMaker-like)`` — Flask under gunicorn, one sync worker per
-  core, environment untouched (what SageMaker's scikit-learn container runs);
+  core, environment untouched (``model_fn`` still caps its thread's pools);
 - ``gunicorn (1 thread)`` — the same with ``OMP_NUM_THREADS=1`` etc., the
   fair baseline (one worker per core, one OpenMP thread each, as stsmon's
   workers have).
+
+The image's own serving stack (sagemaker-containers, gevent workers) is
+measured by ``bench/real_serving_threads.py``.
 
 Each server gets, from this (second) process on loopback, 2,400 requests at a
 steady rate, then 2,400 at full speed with 8, 16 and 32 concurrent
@@ -51,6 +56,7 @@ sys.path.insert(0, str(HERE))
 
 from loadgen import LoadResult, run_load  # noqa: E402
 
+from pipeline_code.serving_env import serving_environment  # noqa: E402
 from stsmon.endpoint.capture import scan_capture  # noqa: E402
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -137,6 +143,9 @@ def start_stsmon(model: Path, workers: int, capture_dir: Path | None, max_queue:
     port = free_port()
     argv = [sys.executable, "-m", "stsmon.endpoint", "serve", "--model", str(model), "--port", str(port),
             "--workers", str(workers), "--name", "bench"]
+    # The model package's container environment (thread caps, default Accept), as stsmon deploy serves it.
+    for key, value in serving_environment().items():
+        argv += ["--env", f"{key}={value}"]
     if capture_dir is not None:
         argv += ["--capture-dir", str(capture_dir)]
     if max_queue is not None:

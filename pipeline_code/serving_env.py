@@ -21,6 +21,12 @@ check. Hence (each checked on the rebuilt serving stack, tests/serving/):
   model itself (the fast path of the image's ``serving.import_module``), not
   only from the installed copy.
 
+Numeric thread pools: the image runs one gunicorn worker per vCPU, so each
+worker's libraries get one thread (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
+``MKL_NUM_THREADS``); an OpenMP pool per worker (HistGradientBoosting) on
+shared cores spin-waits (docs/endpoint.md § On AWS has the measurement).
+``model_fn`` caps the same through threadpoolctl.
+
 And the answer type for a request without ``Accept`` (or ``*/*``):
 ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``, which the container substitutes
 before ``transform_fn`` sees the request (sagemaker-containers ``_worker.Request.accept``;
@@ -35,6 +41,8 @@ from processing_scripts import contract
 CODE_DIR = f"/opt/ml/model/{contract.MODEL_CODE_DIR}"
 #: The answer type when a request has no ``Accept`` (or ``*/*``).
 DEFAULT_ACCEPT = "application/json"
+#: Thread-pool sizes of the numeric libraries (OpenMP, OpenBLAS, MKL).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def serving_environment() -> dict[str, str]:
@@ -48,4 +56,6 @@ def serving_environment() -> dict[str, str]:
         "PIP_NO_INDEX": "1",
         "PYTHONPATH": CODE_DIR,
         "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": DEFAULT_ACCEPT,
+        # One worker per vCPU: one numeric thread per worker.
+        **{var: "1" for var in THREAD_VARS},
     }

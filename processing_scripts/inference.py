@@ -186,8 +186,8 @@ def model_fn(model_dir: str) -> Model:
     if os.path.isfile(info_path):
         with open(info_path, encoding="utf-8") as fh:
             info = json.load(fh)
-    _limit_blas_threads()
     pipeline = joblib.load(path)
+    _limit_threads()  # after loading: threadpoolctl caps only the libraries loaded (OpenMP comes with the model)
     if "problem_type" not in info:
         info["problem_type"] = (contract.BINARY_CLASSIFICATION if hasattr(pipeline, "predict_proba")
                                 else contract.REGRESSION)
@@ -196,18 +196,24 @@ def model_fn(model_dir: str) -> Model:
     return model
 
 
-def _limit_blas_threads() -> None:
-    """One BLAS thread for the whole serving process.
+def _limit_threads() -> None:
+    """One BLAS and one OpenMP thread for the serving thread.
 
-    Requests carry a few pairs (tiny matrices): BLAS threads only add
-    overhead, and several request threads each starting BLAS threads
-    oversubscribe the CPUs. OpenMP (gradient boosting) is left alone.
+    The scikit-learn image runs one gunicorn worker per vCPU, each serving its
+    requests on one thread (gevent): an OpenMP pool per worker (the gradient
+    boosting model's) on shared cores spin-waits, and requests carry a few
+    pairs, where extra threads only add overhead. threadpoolctl caps the
+    libraries already loaded (so this runs once the model, and with it
+    scikit-learn's OpenMP runtime, is loaded), for the calling thread
+    (OpenMP's limit is per thread); the package's container environment
+    (``OMP_NUM_THREADS=1`` and the BLAS equivalents,
+    pipeline_code/serving_env.py) caps every thread from the start.
     """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
         return
-    threadpool_limits(limits=1, user_api="blas")
+    threadpool_limits(limits=1)  # every API: BLAS and OpenMP
 
 
 # -- serving -----------------------------------------------------------------------------

@@ -47,8 +47,13 @@ log = logging.getLogger("stsmon.endpoint.server")
 
 #: How long a worker may take to load the model before the start (or swap) fails.
 LOAD_TIMEOUT = 300.0
-#: Thread-pool sizes of numeric libraries, set per worker (``threads_per_worker``).
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: Thread-pool sizes of numeric libraries: a worker takes them from the model's
+#: container environment only, as the container does (none inherited from stsmon's).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_THREAD_LIMIT",
+               "OMP_DYNAMIC", "GOTO_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+               "NUMEXPR_NUM_THREADS")
+#: Spec keys of earlier versions, ignored when read back.
+_RETIRED_KEYS = ("threads_per_worker",)
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,8 @@ class ServerSpec:
     ``model_dir``: an extracted model folder (``model.joblib``, ``code/``...).
     ``model_env``: the container environment (``SAGEMAKER_PROGRAM``,
     ``SAGEMAKER_SUBMIT_DIRECTORY``, ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``).
-    ``workers``: worker processes, 0 = one per core; ``threads_per_worker``:
-    OpenMP/BLAS threads of each (default 1). ``capture``: None = no
+    ``workers``: worker processes, 0 = one per core (numeric thread pools
+    come from ``model_env``, as in the container). ``capture``: None = no
     data capture. ``record_path``: where the master writes ``endpoint.json``;
     ``stats_dir``: per-worker capture counters. ``info``: free-form facts kept
     in the record (package ARN, model data URL, config names...).
@@ -79,7 +84,6 @@ class ServerSpec:
     region: str = "us-east-1"
     account: str = "000000000000"
     info: dict[str, Any] = field(default_factory=dict)
-    threads_per_worker: int = 1
     #: When ``port`` is only the default (not asked for) and is taken at bind time, take a free one.
     port_fallback: bool = False
 
@@ -94,7 +98,7 @@ class ServerSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServerSpec:
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k not in _RETIRED_KEYS}
         capture = data.pop("capture", None)
         limits = data.pop("limits", None) or {}
         known = {f.name for f in fields(cls)}
@@ -465,13 +469,12 @@ def _worker_main(master: Master, spec: ServerSpec, index: int, ready_w: int) -> 
         if p.ready_fd >= 0:
             os.close(p.ready_fd)
     sock = master.sock
-    # One worker per core, so each worker's numeric libraries get one thread:
-    # an OpenMP pool per worker on a shared core costs scikit-learn's
-    # HistGradientBoosting tens of milliseconds per call in spin-waits.
+    # The container environment of the model (SAGEMAKER_PROGRAM, OMP_NUM_THREADS ...),
+    # as in the real container. Numeric thread settings come from it alone: one
+    # inherited from whoever started stsmon would hide what the package does on
+    # AWS (one gunicorn worker per vCPU there, each with the pools the package sets).
     for var in THREAD_VARS:
-        os.environ[var] = str(spec.threads_per_worker)
-    # The container environment of the model (SAGEMAKER_PROGRAM, ...), as in the
-    # real container; it may set the thread variables itself.
+        os.environ.pop(var, None)
     os.environ.update(spec.model_env)
     try:
         handler = InferenceHandler.load(Path(spec.model_dir), spec.model_env, max_batch=spec.limits.max_batch)

@@ -215,6 +215,9 @@ def test_register_step_carries_metrics_baseline_and_serving_contract(steps):
         "PIP_NO_INDEX": "1",
         "PYTHONPATH": "/opt/ml/model/code",
         "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
     }
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     quality = args["ModelMetrics"]["ModelQuality"]

@@ -180,6 +180,35 @@ def test_no_pairs_give_no_predictions(model):
     assert json.loads(inference.format_response(prediction, "application/json")[0]) == {"predictions": []}
 
 
+THREADS = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import inference  # nothing else first: the container imports the program, then model_fn loads the model
+inference.model_fn(sys.argv[2])
+from threadpoolctl import threadpool_info
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+print(json.dumps({"openmp_threads": _openmp_effective_n_threads(),
+                  "pools": {i["user_api"]: i["num_threads"] for i in threadpool_info()}}))
+"""
+
+
+def test_model_fn_caps_openmp_and_blas_to_one_thread(binary_run, scripts_dir, script_env):
+    """One gunicorn worker per vCPU in the image: model_fn leaves the serving thread one
+    OpenMP thread (HistGradientBoosting's pool) and one BLAS thread, even when the
+    environment asked for more. The OpenMP runtime is loaded with the model, so the cap
+    must come after loading it (threadpoolctl caps only loaded libraries)."""
+    import subprocess
+    import sys
+
+    env = dict(script_env, OMP_NUM_THREADS="4", OPENBLAS_NUM_THREADS="4", MKL_NUM_THREADS="4")
+    out = subprocess.run([sys.executable, "-c", THREADS, str(scripts_dir), str(binary_run.model)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["openmp_threads"] == 1
+    assert got["pools"].get("openmp") == 1 and got["pools"].get("blas") == 1
+
+
 def test_model_fn_errors_and_info(model, tmp_path):
     assert model.problem_type == "BinaryClassification"
     assert model.info["labels"] == [0, 1]

@@ -175,6 +175,7 @@ class Container:
         self.log = self.folder / "serve.log"
         self.proc: subprocess.Popen | None = None
         self.ready: dict | None = None
+        self.pid: int | None = None
 
     # -- setup ---------------------------------------------------------------
 
@@ -232,8 +233,10 @@ class Container:
         if not line:
             self.close()
             raise RuntimeError(f"the relay exited before reporting (log {self.log}):\n{self.log_tail()}")
-        self.ready = json.loads(line)
-        return self.ready
+        ready = json.loads(line)
+        self.pid = ready.pop("pid", None)  # serve's, and its process group's
+        self.ready = ready
+        return ready
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> Answer:

@@ -11,7 +11,9 @@ has only ``lo``, and down), starts ``PYTHON ENTRY`` (the image's ``serve``)
 with exactly ``env``, waits until ``/ping`` answers 200 or ``serve`` exits,
 and writes one JSON line on stdout::
 
-    {"ready": true|false, "ping": STATUS|null, "exit_code": CODE|null}
+    {"ready": true|false, "ping": STATUS|null, "exit_code": CODE|null, "pid": PID}
+
+(``PID``: ``serve``'s, also its process group).
 
 Then each JSON line on stdin ``{"method", "path", "headers", "body_b64"}`` is
 sent to ``127.0.0.1:PORT`` and answered with one line ``{"status",
@@ -93,7 +95,8 @@ def main(argv: list[str]) -> int:
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
-        print(json.dumps(wait_ready(proc, port, float(spec.get("startup_timeout", 90)))), flush=True)
+        ready = wait_ready(proc, port, float(spec.get("startup_timeout", 90)))
+        print(json.dumps({**ready, "pid": proc.pid}), flush=True)
         for line in sys.stdin:
             if not line.strip():
                 continue

@@ -324,3 +324,38 @@ def output_fn(pred, accept):
     assert not handler.batching
     assert "batching switched off" in caplog.text
     assert [r.body for r in handler.infer(requests)] == [b"-1,1", b"-5,5"]
+
+
+THREADS_PROGRAM = '''
+import json, os
+from threadpoolctl import threadpool_info
+
+def model_fn(model_dir):
+    return None
+
+def transform_fn(model, body, content_type, accept):
+    import numpy  # BLAS and OpenMP loaded in the serving worker, as a real model does
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return json.dumps({"env": env, "openmp": _openmp_effective_n_threads()}), "application/json"
+'''
+
+
+@pytest.mark.parametrize("package_env, expected", [
+    ({}, None),
+    ({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, "1"),
+])
+def test_worker_thread_pools_come_from_the_package_only(package_env, expected, start_server, tmp_path, monkeypatch):
+    """On AWS a worker's thread settings are the container environment's (the image's
+    plus the package's): the local endpoint sets none of its own and drops those of the
+    shell that started it, so a package without a cap is served uncapped here too."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # the developer's shell
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    pkg = write_package(tmp_path / "pkg", THREADS_PROGRAM)
+    server = start_server(pkg, capture=False, workers=1, env=package_env)
+    status, _headers, body = server.request("POST", "/invocations", b"x", {"Content-Type": "text/csv"})
+    assert status == 200, body
+    got = json.loads(body)
+    assert got["env"] == {"OMP_NUM_THREADS": expected, "OPENBLAS_NUM_THREADS": expected, "MKL_NUM_THREADS": expected}
+    if expected == "1":
+        assert got["openmp"] == 1
