@@ -40,6 +40,8 @@ BASELINE_DIR = f"{PROCESSING_ROOT}/input/baseline"
 OUTPUT_DIR = f"{PROCESSING_ROOT}/output"
 #: Where monitor.py downloads the window's capture and label files (the job's volume).
 DOWNLOAD_DIR = f"{PROCESSING_ROOT}/window"
+#: SageMaker's exit message file: its first 1 KB is the processing job's ExitMessage.
+EXIT_MESSAGE_FILE = "/opt/ml/output/message"
 
 
 def capture_prefix(cfg: Config) -> str:
@@ -102,6 +104,7 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
             "--download-dir", DOWNLOAD_DIR,
             "--baseline-dir", BASELINE_DIR,
             "--output-dir", OUTPUT_DIR,
+            "--exit-message-file", EXIT_MESSAGE_FILE,
             "--execution-time", ExecutionVariables.START_DATETIME,
             # "--window-end=" keeps an empty value one argument.
             Join(on="", values=["--window-end=", params[P_WINDOW_END]]),

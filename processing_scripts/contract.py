@@ -69,6 +69,9 @@ STATISTICS_FILE = "statistics.json"
 CONSTRAINTS_FILE = "constraints.json"
 VIOLATIONS_FILE = "constraint_violations.json"
 
+# monitor.py's exit message on a Failed window (the job's ExitMessage), before the reason.
+MONITOR_FAILED_PREFIX = "monitoring Failed: "
+
 # Data capture.
 CAPTURE_VARIANT = "AllTraffic"
 

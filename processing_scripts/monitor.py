@@ -35,9 +35,18 @@ boto3's own configuration (the container's role; locally the runtime's
 
 Status, as Model Monitor's: ``Completed``, ``CompletedWithViolations`` or
 ``Failed`` with a reason (no capture in the window, no labels, label coverage
-below ``--min-label-coverage``). A Failed status is a result, not a crash: the
-exit code is 0. Exit code 2 (``error: ...`` on stderr, nothing written) is for
-unusable arguments or baseline files only.
+below ``--min-label-coverage``). Exit codes:
+
+- 0: Completed or CompletedWithViolations (violations are a result; their
+  alarms watch the published metrics);
+- 3: Failed. The outputs are written and the metrics published first
+  (``monitoring_failed`` = 1), the reason goes to ``--exit-message-file``
+  (SageMaker's ``/opt/ml/output/message``: ``ExitMessage`` of the processing
+  job) and stderr, then the non-zero exit fails the job, the step and the
+  pipeline execution, so SageMaker's ``ExecutionFailed`` metric counts it;
+- 1: an AWS call failed (reading S3: nothing written; publishing: outputs
+  written);
+- 2: unusable arguments or baseline files (``error: ...``, nothing written).
 
 Scale: parsing is columnar. Each capture/label file is scanned by one
 compiled regular expression in C (``re.findall`` over the file's bytes) that
@@ -1001,6 +1010,7 @@ class Settings:
     region: str = ""
     download_dir: Path | None = None
     label_delay_hours: int = 0
+    exit_message_file: Path | None = None
 
     @property
     def label_end(self) -> datetime:
@@ -1256,6 +1266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-dir", type=Path, default=Path("/opt/ml/processing/input/baseline"),
                    help="constraints.json (+ statistics.json if present)")
     p.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/output"))
+    p.add_argument("--exit-message-file", type=Path, default=Path("/opt/ml/output/message"),
+                   help="on a Failed result the reason is written here (SageMaker: the job's ExitMessage)")
     p.add_argument("--execution-time", default="", help="ISO-8601; default now (UTC)")
     p.add_argument("--window-end", default="",
                    help='ISO-8601, floored to the hour; "" = execution time floored to the hour minus the label delay')
@@ -1307,6 +1319,7 @@ def settings_from_args(argv: Sequence[str] | None, now: datetime) -> Settings:
         region=args.region.strip(),
         download_dir=args.download_dir,
         label_delay_hours=args.label_delay_hours,
+        exit_message_file=args.exit_message_file,
     )
 
 
@@ -1356,6 +1369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         computed = run_window(settings, baseline)
     except ReadFailed as exc:
+        write_exit_message(settings.exit_message_file, str(exc))
         print(f"error: {exc}", file=sys.stderr)
         return 1
     result = write_outputs(computed, settings)
@@ -1376,11 +1390,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             sent = publish_cloudwatch(payload, region=settings.region)
         except Exception as exc:  # botocore's errors share no base class worth naming here
             # The outputs are written and complete; the job fails so the pipeline shows it.
-            print(f"error: publishing to CloudWatch namespace {settings.namespace} failed: "
-                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            message = (f"publishing to CloudWatch namespace {settings.namespace} failed: {type(exc).__name__}: {exc}"
+                       + (f"; the window's result: Failed: {result['failure_reason']}" if result["failure_reason"] else ""))
+            write_exit_message(settings.exit_message_file, message)
+            print(f"error: {message}", file=sys.stderr)
             return 1
         print(f"published {sent} metric data points to CloudWatch namespace {settings.namespace}")
+    if result["status"] == STATUS_FAILED:
+        # A Failed window fails the job (after its outputs and metrics): the pipeline execution
+        # fails, SageMaker counts it in ExecutionFailed, the alarms on it fire.
+        message = f"{contract.MONITOR_FAILED_PREFIX}{result['failure_reason']}"
+        write_exit_message(settings.exit_message_file, message)
+        print(message, file=sys.stderr)
+        return EXIT_FAILED
     return 0
+
+
+#: Exit code of a Failed result (outputs written, metrics published).
+EXIT_FAILED = 3
+#: SageMaker keeps the first 1 KB of /opt/ml/output/message as the job's ExitMessage.
+EXIT_MESSAGE_BYTES = 1024
+
+
+def write_exit_message(path: Path | None, message: str) -> None:
+    """The reason a job fails, where SageMaker reads it (``ExitMessage``: UTF-8, first 1 KB).
+
+    Best effort: a folder that cannot be written must not hide the failure
+    itself, which stderr and the exit code carry anyway.
+    """
+    if path is None:
+        return
+    data = message.encode("utf-8")[:EXIT_MESSAGE_BYTES].decode("utf-8", "ignore")  # never cut a character
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        print(f"warning: could not write the exit message to {path}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

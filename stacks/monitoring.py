@@ -8,7 +8,9 @@ baseline of the package the endpoint serves, resolved at deploy time.
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from datetime import timedelta
+
+from aws_cdk import Annotations, CfnOutput, Duration, Stack
 from constructs import Construct
 
 from pipeline_code import placeholders
@@ -16,6 +18,7 @@ from pipeline_code.images import model_monitor_image
 from pipeline_code.build import DefinitionSource
 from pipeline_code.monitoring import monitoring_prefix
 from stsmon.config import Config
+from stsmon.monitoring.schedule_expr import longest_gap
 
 from .common import log_retention, removal
 from .constructs.custom_resources import PipelineCleanup, ServedModelPackage
@@ -25,6 +28,7 @@ from .constructs.quality_monitor import (
     PipelineQualityMonitor,
     QualityAlarms,
     add_failure_alarm,
+    add_no_result_alarm,
 )
 from .foundation import FoundationStack
 from .serving import ServingStack
@@ -73,6 +77,16 @@ class MonitoringStack(Stack):
                 output_uri=output_uri,
             )
             alarm_arns.append(add_failure_alarm(self, monitor, foundation.alarm_topic, cfg.prefix).alarm_arn)
+            interval = longest_gap(cfg.monitor_schedule)
+            if interval is not None and interval <= timedelta(days=1):
+                no_result = add_no_result_alarm(self, monitor, foundation.alarm_topic, cfg.prefix,
+                                                Duration.seconds(interval.total_seconds()))
+                alarm_arns.append(no_result.alarm_arn)
+            else:
+                Annotations.of(self).add_warning_v2(
+                    "stsmon:NoMonitorHeartbeat",
+                    f"MONITOR_SCHEDULE {cfg.monitor_schedule} runs less than daily (or once): no "
+                    f"'{cfg.prefix}-monitor-no-result' alarm (a CloudWatch alarm period is at most one day)")
             if not cfg.is_prod:
                 cleanup = PipelineCleanup(
                     self, "Cleanup", pipeline_names=[cfg.monitoring_pipeline_name],

@@ -197,7 +197,7 @@ def wait_for_s3_capture(s3: Any, capture_uri: str, endpoint: str, start: datetim
         waited += poll
 
 
-def latest_aws_monitor_result(s3: Any, cloudwatch: Any, output_uri: str, alarm_prefix: str) -> dict[str, Any]:
+def latest_aws_monitor_result(s3: Any, cloudwatch: Any, output_uri: str, alarm_prefix: str | tuple[str, ...]) -> dict[str, Any]:
     """The newest AWS monitoring run's status, violations and the alarm states (same keys as the local one)."""
     from .monitoring.aws_report import aws_results
 

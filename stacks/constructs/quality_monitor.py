@@ -140,6 +140,16 @@ class PipelineQualityMonitor(Construct):
         """A quality metric as monitor.py publishes it (Model Monitor's names)."""
         return _quality_metric(PIPELINE_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
 
+    def metric_monitoring_failed(self, period: Duration = QUALITY_PERIOD) -> cloudwatch.Metric:
+        """monitor.py's ``monitoring_failed`` (1 for a Failed window, else 0; one data point per run), worst of the period."""
+        return cloudwatch.Metric(
+            namespace=PIPELINE_NAMESPACE,
+            metric_name="monitoring_failed",
+            dimensions_map={"Endpoint": self.endpoint_name, "MonitoringSchedule": self.schedule_name},
+            statistic="Maximum",
+            period=period,
+        )
+
     def metric_failed_runs(self) -> cloudwatch.Metric:
         """Failed executions of the monitoring pipeline per hour."""
         return cloudwatch.Metric(
@@ -289,8 +299,9 @@ class QualityAlarms(Construct):
                 evaluation_periods=1,
                 threshold=package.threshold(metric),
                 comparison_operator=package.comparison(metric),
-                # No monitoring result in an hour is not a quality problem;
-                # a failing monitor has its own alarm.
+                # No quality metrics in an hour (a Failed window publishes none, a run that
+                # never happened publishes nothing) is not a quality problem: those have their
+                # own alarms ({prefix}-monitor-failed, {prefix}-monitor-no-result).
                 treat_missing_data="notBreaching",
                 alarm_actions=[topic.topic_arn],
                 ok_actions=[topic.topic_arn],
@@ -338,8 +349,47 @@ class MonitoringDashboard(Construct):
         self.dashboard_url = f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={dashboard_name}"
 
 
+def add_no_result_alarm(
+    scope: Construct, monitor: PipelineQualityMonitor, topic: sns.ITopic, prefix: str, interval: Duration
+) -> cloudwatch.Alarm:
+    """Alarm when the last monitoring run gave no usable result, or no run published one at all.
+
+    ``monitoring_failed`` is 1 for a Failed window (no capture in it, no labels,
+    coverage too low) and 0 otherwise; every run that gets to its end publishes
+    it. ALARM when the period's worst value is 1, and - missing data treated as
+    breaching - when no run published it: the schedule stopped or cannot start
+    the pipeline, the job crashed before publishing, or it published to another
+    region. CloudWatch fills missing periods only when its evaluation range has
+    no real data point, so a stopped monitor alarms once that range (a few
+    periods; its size is not documented) has passed without a run.
+
+    ``interval``: the schedule's longest gap between runs; the period is that,
+    in whole hours (at least one), so every period holds a run.
+    """
+    hours = max(1, -(-int(interval.to_seconds()) // 3600))
+    alarm = cloudwatch.Alarm(
+        scope,
+        "MonitorNoResult",
+        alarm_name=f"{prefix}-monitor-no-result",
+        alarm_description=(
+            "The last model-quality monitoring run failed (no capture in its window, no labels, label coverage too "
+            "low: monitoring_failed = 1), or no run published a result at all (schedule stopped, pipeline not "
+            "started, job crashed): missing data is breaching"
+        ),
+        metric=monitor.metric_monitoring_failed(Duration.hours(hours)),
+        threshold=1,
+        evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+    )
+    alarm.add_alarm_action(cw_actions.SnsAction(topic))
+    alarm.add_ok_action(cw_actions.SnsAction(topic))
+    return alarm
+
+
 def add_failure_alarm(scope: Construct, monitor: PipelineQualityMonitor, topic: sns.ITopic, prefix: str) -> cloudwatch.Alarm:
-    """Alarm when a monitoring run fails (the pipeline backend)."""
+    """Alarm when a monitoring run fails (the pipeline backend): monitor.py exits non-zero on a
+    Failed window, so SageMaker's ExecutionFailed counts Failed windows as well as crashes."""
     alarm = cloudwatch.Alarm(
         scope,
         "MonitorFailed",

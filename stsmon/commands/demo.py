@@ -59,6 +59,7 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
     """
     from .. import demo as d
     from ..cleanup import remove_local_state, stop_local
+    from ..monitoring.aws import monitoring_alarm_prefixes
     from ..data import resolve_msrp
     from . import deploy as deploy_cmd
     from . import ground_truth as gt_cmd
@@ -189,7 +190,7 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
             pass  # the result below says what happened
         if aws:
             outcome = d.latest_aws_monitor_result(session.client("s3"), session.client("cloudwatch"),
-                                                  outputs["MonitoringOutputUri"], f"{cfg.prefix}-quality-")
+                                                  outputs["MonitoringOutputUri"], monitoring_alarm_prefixes(cfg.prefix))
         else:
             outcome = d.latest_monitor_result(state)
         if outcome["status"] != expect:

@@ -76,12 +76,13 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
         click.echo(f"Monitoring {where.endpoint} with pipeline {where.pipeline} ({window} window)")
         run_ = runs.run_monitoring(state, params, pipeline=where.pipeline, on_event=_progress, clock=clock)
         execution, result, alarms = run_.execution, run_.result, run_.alarms
+        reason = run_.failure_reason
         where_out = str(run_.output_dir / runs.REPORT_FILE) if run_.output_dir else None
         if run_.ingested:
-            click.echo(f"{run_.ingested} metric data points stored in {state.metrics}")
+            click.echo(f"{run_.ingested} metric data points published to the local CloudWatch ({state.metrics})")
     else:
         from ..aws import stack_outputs
-        from ..monitoring.aws import run_aws_monitoring
+        from ..monitoring.aws import monitoring_alarm_prefixes, run_aws_monitoring
         from .common import aws_session
 
         aws = aws_session(context)
@@ -91,15 +92,17 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
         click.echo(f"Starting AWS pipeline {pipeline} ({window} window)")
         out = run_aws_monitoring(
             aws.client("sagemaker"), aws.client("s3"), aws.client("cloudwatch"),
-            pipeline=pipeline, parameters=params, alarm_prefix=f"{cfg.prefix}-quality-",
+            pipeline=pipeline, parameters=params, alarm_prefix=monitoring_alarm_prefixes(cfg.prefix),
             on_step=lambda s: _progress("step", s), now=clock.now())
         execution, result, alarms = out["execution"], out["result"], out["alarms"]
+        reason = ((result or {}).get("failure_reason") or out.get("exit_message", "").removeprefix(runs.MONITOR_FAILED_PREFIX)
+                  or execution.get("FailureReason", ""))
         where_out = f"{out['output_uri']}/{runs.REPORT_FILE}" if out["output_uri"] else None
     click.echo(f"Execution {execution.get('PipelineExecutionArn', execution.get('PipelineExecutionId'))}: "
                f"{execution['PipelineExecutionStatus']}")
-    failure = execution.get("FailureReason", "")
-    if "no S3 objects found" in failure:
-        failure += " — nothing captured or labelled yet? Run `stsmon traffic` and `stsmon ground-truth` first."
+    failure = reason
+    if "no capture records in the window" in failure or "has a ground-truth label" in failure:
+        failure += " — nothing captured or labelled in this window? Run `stsmon traffic` and `stsmon ground-truth` first."
     for line in report.result_lines(result, failure=failure):
         click.echo(line)
     for line in _alarm_lines(alarms):

@@ -40,6 +40,7 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], out_d
         title = f"Model quality of {where.endpoint}"
     else:
         from ..aws import stack_outputs
+        from ..monitoring.aws import monitoring_alarm_prefixes
         from ..monitoring.aws_report import aws_results
         from .common import aws_session
 
@@ -47,7 +48,7 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], out_d
         cfg = aws.config
         outputs = stack_outputs(aws.client("cloudformation"), cfg.stack_name("monitoring"))
         results, alarms = aws_results(aws.client("s3"), aws.client("cloudwatch"),
-                                      outputs["MonitoringOutputUri"], f"{cfg.prefix}-quality-", limit=limit)
+                                      outputs["MonitoringOutputUri"], monitoring_alarm_prefixes(cfg.prefix), limit=limit)
         title = f"Model quality of {outputs.get('EndpointName', cfg.endpoint_name)} (AWS)"
     target_dir = out_dir or state.root / "reports" / "monitoring"
     index = rep.build_report(results, alarms, target_dir, title=title)

@@ -419,7 +419,7 @@ class Execution:
         fail_reached = False
         futures: dict[cf.Future[None], str] = {}
         pool = cf.ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="step")
-        self.job_endpoint = JobEndpoint(self.state, region=self.env.region).start()
+        self.job_endpoint = JobEndpoint(self.state, region=self.env.region, source=self.id).start()
         try:
             while True:
                 if not self.stop_event.is_set() and not fail_reached:
@@ -575,7 +575,17 @@ class Execution:
         command = [remap(str(a), root) for a in entrypoint + list(app.get("ContainerArguments") or [])]
         command = self._local_command(command, root)
         env = {k: remap(_param_str(v), root) for k, v in (args.get("Environment") or {}).items()}
-        self._exec(spec, command, env, cwd=folder, log_dir=folder)
+        message_file = root / "output" / "message"
+        try:
+            self._exec(spec, command, env, cwd=folder, log_dir=folder, failure_file=message_file)
+        except StepFailed as exc:
+            # Outputs are uploaded only when the job completes (EndOfJob); the job's ExitMessage
+            # (the first 1 KB of /opt/ml/output/message) is kept with the step, as DescribeProcessingJob shows it.
+            message = _exit_message(message_file)
+            if message:
+                with self.lock:  # saved with the Failed status that follows
+                    self._step_record(spec.name)["ExitMessage"] = message
+            raise StepFailed(exc.reason) from None
         for out in outputs:
             self._upload(remap_path(out["S3Output"]["LocalPath"], root), out["S3Output"]["S3Uri"])
         props = dict(args)
@@ -584,6 +594,9 @@ class Execution:
             ProcessingJobArn=self.env.arn("sagemaker", f"processing-job/{job_name.lower()}"),
             ProcessingJobStatus="Completed",
         )
+        message = _exit_message(message_file)
+        if message:
+            props["ExitMessage"] = message
         return props, {"ProcessingJob": {"Arn": props["ProcessingJobArn"]}}
 
     def _training(self, spec: StepSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -885,6 +898,16 @@ def _comparable(a: Any, b: Any, where: str) -> tuple[Any, Any]:
         return float(a), float(b)
     except (TypeError, ValueError):
         raise StepFailed(f"{where}: cannot compare {a!r} with {b!r}") from None
+
+
+def _exit_message(path: Path) -> str:
+    """A processing job's ExitMessage: the first 1 KB of /opt/ml/output/message, UTF-8
+    (docs.aws.amazon.com/sagemaker/latest/dg/byoc-metadata.html)."""
+    try:
+        data = path.read_bytes()[:1024]
+    except OSError:
+        return ""
+    return data.decode("utf-8", "replace").strip()
 
 
 def _tail(path: Path, lines: int = 5) -> str:

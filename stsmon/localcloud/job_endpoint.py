@@ -1,4 +1,4 @@
-"""The AWS endpoint a locally run job's boto3 talks to.
+"""The AWS endpoint a locally run job's boto3 talks to (S3 reads, CloudWatch PutMetricData).
 
 On AWS a SageMaker job's container reaches S3 and CloudWatch through boto3's
 ordinary configuration: the credentials of the execution role come from the
@@ -18,6 +18,14 @@ Served, over the state folder's buckets (``{state}/s3/{bucket}/{key}``):
   ``GetObject`` and ``HeadObject`` (whole objects), path-style addressing
   (what botocore uses for an IP endpoint). A listing walks only the folder
   of the prefix, as S3 answers from the keys under the prefix.
+- CloudWatch ``PutMetricData`` (the JSON protocol botocore uses for
+  CloudWatch, ``X-Amz-Target: GraniteServiceVersion20100801.PutMetricData``):
+  the data points go to the local metrics store
+  (:class:`stsmon.monitoring.metrics.MetricStore`, the local CloudWatch),
+  tagged with the execution (``Source``). A call signed for another region
+  is refused with the reason: on AWS it would succeed in that region, where
+  no alarm of this app watches it - the class of fault a missing or wrong
+  ``region_name`` causes.
 - Anything else answers ``501 NotImplemented`` naming the operation: a job
   that needs more fails loudly here instead of working differently.
 
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 import threading
@@ -116,9 +125,11 @@ class LocalBuckets:
 class JobEndpoint:
     """A loopback HTTP endpoint speaking the AWS APIs a local job uses. Use as a context manager."""
 
-    def __init__(self, state: StateDir, *, region: str) -> None:
+    def __init__(self, state: StateDir, *, region: str, source: str = "job") -> None:
         self.state = state
         self.region = region
+        self.source = source  # tags the metric data points published through it (the execution id)
+        self._puts = 0
         self.buckets = LocalBuckets(state)
         self.requests: Counter[str] = Counter()
         self.bytes_served = 0
@@ -163,6 +174,7 @@ class JobEndpoint:
         """What a job's process gets, in the place of the container's role credentials and AWS endpoints."""
         return {
             "AWS_ENDPOINT_URL_S3": self.url,
+            "AWS_ENDPOINT_URL_CLOUDWATCH": self.url,
             "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
             "AWS_EC2_METADATA_DISABLED": "true",
@@ -172,6 +184,15 @@ class JobEndpoint:
         with self._lock:
             self.requests[operation] += 1
             self.bytes_served += served
+
+    def put_metric_data(self, namespace: str, data: list[dict[str, Any]]) -> int:
+        """Store PutMetricData's data points in the local CloudWatch; each call is its own Source."""
+        from ..monitoring.metrics import MetricStore  # the local CloudWatch store
+
+        with self._lock:
+            self._puts += 1
+            source = f"{self.source}#{self._puts}"
+        return MetricStore(self.state).put(namespace, data, source=source)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -184,9 +205,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- dispatch ----------------------------------------------------------------------
 
-    def _service(self) -> str:
+    def _scope(self) -> tuple[str, str]:
+        """(region, service) of the request's SigV4 credential scope."""
         match = _SCOPE.search(self.headers.get("Authorization", ""))
-        return match.group(2) if match else ""
+        return (match.group(1), match.group(2)) if match else ("", "")
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         self._dispatch(head=False)
@@ -206,13 +228,56 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, *, head: bool) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        service = self._service()
+        region, service = self._scope()
         if service == "s3":
             self._s3(head=head, body=body)
+        elif service == "monitoring":
+            self._cloudwatch(region, body)
         else:
             self._error(501, "NotImplemented",
-                        f"the local job endpoint serves S3 reads only; {self.command} {self.path} signed for "
-                        f"{service or 'no service'} is not implemented locally")
+                        f"the local job endpoint serves S3 reads and CloudWatch PutMetricData only; "
+                        f"{self.command} {self.path} signed for {service or 'no service'} is not implemented locally")
+
+    # -- CloudWatch (JSON 1.0 protocol) -------------------------------------------------------
+
+    def _cloudwatch(self, region: str, body: bytes) -> None:
+        target = self.headers.get("X-Amz-Target", "")
+        content_type = self.headers.get("Content-Type", "")
+        if self.command != "POST" or not content_type.startswith("application/x-amz-json-1.0"):
+            return self._json_error(501, "NotImplemented",
+                                    f"the local CloudWatch speaks the JSON 1.0 protocol only (got {self.command} "
+                                    f"{content_type or 'no Content-Type'})")
+        operation = target.rpartition(".")[2]
+        if operation != "PutMetricData":
+            return self._json_error(501, "NotImplemented",
+                                    f"the local CloudWatch serves PutMetricData only, not {operation or target!r}")
+        if region != self.owner.region:
+            return self._json_error(400, "WrongRegion",
+                                    f"PutMetricData signed for region {region!r}, but this app is deployed in "
+                                    f"{self.owner.region!r}: on AWS the data points would go to {region}'s "
+                                    f"CloudWatch, where no alarm of this app watches them. Make the client in the "
+                                    f"stack's region")
+        try:
+            request = json.loads(body or b"{}")
+            namespace = request["Namespace"]
+            data = []
+            for datum in request.get("MetricData") or []:
+                stamp = datum.get("Timestamp")
+                if isinstance(stamp, (int, float)):
+                    stamp = datetime.fromtimestamp(stamp, UTC).isoformat()
+                data.append({**datum, "Timestamp": stamp})
+        except (ValueError, KeyError, TypeError) as exc:
+            return self._json_error(400, "InvalidParameterValue", f"unreadable PutMetricData request: {exc}")
+        if any(not d.get("Timestamp") for d in data):
+            return self._json_error(400, "MissingParameter", "every data point needs a Timestamp locally")
+        self.owner.put_metric_data(namespace, data)
+        self.owner.count("cloudwatch:PutMetricData")
+        self._send(200, b"{}", "application/x-amz-json-1.0")
+
+    def _json_error(self, status: int, code: str, message: str) -> None:
+        self.owner.count(f"error:{code}")
+        body = json.dumps({"__type": code, "message": message}).encode()
+        self._send(status, body, "application/x-amz-json-1.0", headers={"x-amzn-query-error": f"{code};Sender"})
 
     # -- S3 ------------------------------------------------------------------------------
 

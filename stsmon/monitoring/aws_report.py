@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 from ..errors import StsmonError
+from .aws import describe_alarms
 from .report import RunResult
 from .runs import REPORT_FILE, RESULT_FILE
 
 
-def aws_results(s3: Any, cloudwatch: Any, output_uri: str, alarm_prefix: str, *, limit: int = 500
+def aws_results(s3: Any, cloudwatch: Any, output_uri: str, alarm_prefix: str | tuple[str, ...], *, limit: int = 500
                 ) -> tuple[list[RunResult], list[dict[str, Any]]]:
     """Every ``{output uri}/{execution id}/monitoring_result.json`` (newest ``limit``, oldest first) and the alarms."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -32,7 +33,7 @@ def aws_results(s3: Any, cloudwatch: Any, output_uri: str, alarm_prefix: str, *,
             runs.append(RunResult.from_result(execution_id, result, report_path=report))
         alarms = [{"AlarmName": a["AlarmName"], "StateValue": a["StateValue"], "StateReason": a.get("StateReason", ""),
                    "Definition": {"MetricName": a.get("MetricName", "")}}
-                  for a in cloudwatch.describe_alarms(AlarmNamePrefix=alarm_prefix, AlarmTypes=["MetricAlarm"]).get("MetricAlarms", [])]
+                  for a in describe_alarms(cloudwatch, alarm_prefix)]
     except (ClientError, BotoCoreError) as exc:
         raise StsmonError(f"reading the monitoring results from {output_uri} failed: {exc}") from None
     runs.sort(key=lambda r: (r.window_end is None, r.window_end or 0))

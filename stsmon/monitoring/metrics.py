@@ -8,13 +8,14 @@
   ``StateReason``, ``StateUpdatedTimestamp``) and its state history.
 - ``metrics/dashboards/{DashboardName}.json``: a deployed dashboard's body.
 
-Alarm evaluation follows CloudWatch for single-metric alarms: the statistic
-of each of the last ``EvaluationPeriods`` periods (aligned to ``Period``)
-ending with the period that holds the evaluation time; ALARM when at least
-``DatapointsToAlarm`` of them breach; ``TreatMissingData`` missing /
-notBreaching / breaching / ignore. Locally the evaluation time is the
-timestamp of the data just ingested (a monitoring run's window end), so a
-run for a past window evaluates that window.
+Alarm evaluation follows CloudWatch's documented rules for single-metric
+alarms (:func:`evaluate`): an evaluation range wider than
+``EvaluationPeriods`` whose most recent real data points are preferred;
+``TreatMissingData`` fills only what real data cannot; ALARM when at least
+``DatapointsToAlarm`` of the evaluated points breach. Locally the
+evaluation time is the timestamp of the data a monitoring run just
+published (its window end), so a run for a past window evaluates that
+window; nothing evaluates the alarms between runs.
 """
 
 from __future__ import annotations
@@ -149,6 +150,17 @@ class MetricStore:
                 os.fsync(handle.fileno())
         return len(lines)
 
+    def published_by(self, source_prefix: str) -> dict[str, list[Point]]:
+        """Data points whose Source starts with ``source_prefix`` (e.g. one execution's), by namespace."""
+        found: dict[str, list[Point]] = {}
+        for path in sorted(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []:
+            for raw in self._read(path):
+                if str(raw.get("Source", "")).startswith(source_prefix):
+                    found.setdefault(raw["_namespace"], []).append(Point(
+                        raw["MetricName"], raw.get("Dimensions", {}), parse_time(raw["Timestamp"]), float(raw["Value"]),
+                        raw.get("Unit", "None"), raw.get("Source", "")))
+        return found
+
     def points(self, namespace: str, metric: str | None = None, dimensions: dict[str, str] | None = None) -> list[Point]:
         """Data points (oldest first) of a namespace, optionally one metric with exactly these dimensions."""
         out = []
@@ -280,8 +292,27 @@ def _statistic(values: list[float], statistic: str) -> float:
     return sum(values) / len(values)
 
 
+#: CloudWatch retrieves more periods than EvaluationPeriods when it evaluates an alarm (the
+#: "evaluation range"); how many more is not documented (awsdocs/amazon-cloudwatch-user-guide#102).
+#: The User Guide's examples retrieve 5 data points for 3 evaluation periods; we take N + 2.
+EXTRA_PERIODS = 2
+
+
 def evaluate(definition: dict[str, Any], points: list[Point], at: datetime, current: str) -> tuple[str, str, list[dict]]:
-    """(state, reason, periods) of one alarm at time ``at``; ``current`` is its state before."""
+    """(state, reason, periods) of one alarm at time ``at``; ``current`` is its state before.
+
+    CloudWatch's rules ("How alarm state is evaluated when data is missing", CloudWatch
+    User Guide, AlarmThatSendsEmail / alarms-and-missing-data): the statistic of each
+    period of the evaluation range (N + :data:`EXTRA_PERIODS` periods aligned to
+    ``Period``, the last one holding ``at``); when it holds at least N real data points,
+    the N most recent real ones are evaluated and TreatMissingData is not used; with
+    fewer, the missing ones are filled with the setting, as few as needed
+    (``breaching``: breaching, ``notBreaching``: not breaching); ``missing`` and
+    ``ignore`` decide on the real points when they settle it (M of them breaching:
+    ALARM; any of them not breaching: OK) and otherwise give INSUFFICIENT_DATA or keep
+    the state; no real point at all: INSUFFICIENT_DATA, kept state, ALARM or OK. ALARM
+    when at least ``DatapointsToAlarm`` (M) of the N evaluated breach.
+    """
     period = int(float(definition.get("Period", 60)))
     n = int(float(definition["EvaluationPeriods"]))
     m = int(float(definition.get("DatapointsToAlarm", n)))
@@ -292,25 +323,35 @@ def evaluate(definition: dict[str, Any], points: list[Point], at: datetime, curr
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     last_start = epoch + timedelta(seconds=(int((at - epoch).total_seconds()) // period) * period)
     periods = []
-    for k in range(n - 1, -1, -1):
+    for k in range(n + EXTRA_PERIODS - 1, -1, -1):
         start = last_start - timedelta(seconds=k * period)
         values = [p.value for p in points if start <= p.timestamp < start + timedelta(seconds=period)]
         value = _statistic(values, statistic) if values else None
         periods.append({"start": iso(start), "value": value, "breaching": None if value is None else compare(value, threshold)})
-    with_data = [p for p in periods if p["value"] is not None]
-    breaching = sum(1 for p in with_data if p["breaching"])
-    absent = n - len(with_data)
-    if missing == "breaching":
-        breaching += absent
+    real = [p for p in periods if p["value"] is not None]
+    evaluated = real[-n:]
+    for p in evaluated:
+        p["evaluated"] = True
+    real_breaching = sum(1 for p in evaluated if p["breaching"])
+    fill = n - len(evaluated)
     desc = f"{statistic} of {definition['MetricName']} {definition['ComparisonOperator']} {threshold:g}"
-    shown = ", ".join(f"{p['value']:.4g} ({p['start']})" for p in with_data) or "no data"
-    if not with_data and missing in ("missing", "ignore"):
+    shown = ", ".join(f"{p['value']:.4g} ({p['start']})" for p in evaluated) or "no data"
+    span = f"the last {len(periods)} period(s) of {period} s"
+    if not real:
         if missing == "ignore":
-            return current, f"no data in the last {n} period(s) of {period} s: state kept (TreatMissingData ignore)", periods
-        return "INSUFFICIENT_DATA", f"no data in the last {n} period(s) of {period} s", periods
+            return current, f"no data in {span}: state kept (TreatMissingData ignore)", periods
+        if missing == "missing":
+            return "INSUFFICIENT_DATA", f"no data in {span}", periods
+    if fill and missing in ("missing", "ignore") and real_breaching < m and not any(not p["breaching"] for p in evaluated):
+        # only breaching real points, too few to alarm: the missing ones would decide
+        if missing == "ignore":
+            return current, f"{real_breaching} breaching of {len(evaluated)} data point(s) in {span}, {m} needed: state kept (TreatMissingData ignore) ({desc}): {shown}", periods
+        return "INSUFFICIENT_DATA", f"{real_breaching} breaching of {len(evaluated)} data point(s) in {span}, {m} needed ({desc}): {shown}", periods
+    breaching = real_breaching + (fill if missing == "breaching" else 0)
+    filled = f" + {fill} missing as {'breaching' if missing == 'breaching' else 'not breaching'}" if fill else ""
     if breaching >= m:
-        return "ALARM", f"Threshold Crossed: {breaching} of the last {n} period(s) breaching ({desc}): {shown}", periods
-    return "OK", f"{breaching} of the last {n} period(s) breaching, {m} needed ({desc}): {shown}", periods
+        return "ALARM", f"Threshold Crossed: {breaching} of {n} evaluated breaching ({desc}): {shown}{filled}", periods
+    return "OK", f"{breaching} of {n} evaluated breaching, {m} needed ({desc}): {shown}{filled}", periods
 
 
 def evaluate_alarms(state: StateDir, at: datetime, *, now: datetime, namespace: str | None = None) -> list[dict[str, Any]]:

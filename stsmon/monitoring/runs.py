@@ -4,12 +4,17 @@ One path for ``stsmon monitor run`` and the scheduler process:
 :func:`run_monitoring` starts the monitoring pipeline through the local
 executor (recorded like any execution, ``executions/{pipeline}/{id}/``),
 then :func:`collect` reads the ``monitoring`` output of its
-``MonitorModelQuality`` step, ingests ``cloudwatch_metrics.json`` into the
-local metrics store, evaluates the deployed alarms and writes a run record
+``MonitorModelQuality`` step, evaluates the deployed alarms on the metric
+data points the execution published, and writes a run record
 ``runs/monitor-{execution id}.json``.
 
-Locally ``PublishCloudWatch`` is always ``false``: there is no CloudWatch;
-the ingest is its local equivalent.
+The monitor publishes its metrics itself, as on AWS: its ``PutMetricData``
+calls reach the executor's job endpoint, which stores them in the local
+CloudWatch (:mod:`stsmon.monitoring.metrics`) tagged with the execution id.
+A Failed window fails the step (monitor.py exits 3 after writing its
+outputs and publishing ``monitoring_failed`` = 1): the execution is Failed,
+its outputs are not uploaded (EndOfJob outputs of a failed job), the reason
+is the job's ExitMessage, and SageMaker's ``ExecutionFailed`` is recorded too.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ MONITORING_OUTPUT = "monitoring"
 MONITOR_STEP = "MonitorModelQuality"
 RESULT_FILE = "monitoring_result.json"
 CLOUDWATCH_FILE = "cloudwatch_metrics.json"
+#: monitor.py's exit message on a Failed window starts so (contract.MONITOR_FAILED_PREFIX).
+MONITOR_FAILED_PREFIX = "monitoring Failed: "
 REPORT_FILE = "report.html"
 
 #: Stack outputs (docs/CONTRACTS.md §3) the local monitor needs.
@@ -133,8 +140,14 @@ class MonitorRun:
 
     @property
     def failure_reason(self) -> str:
+        """The result's reason; for a failed execution the monitor step's ExitMessage (the reason
+        monitor.py gave), else the execution's FailureReason."""
         if self.result is not None:
             return self.result.get("failure_reason", "")
+        step = _monitor_step(self.execution) or {}
+        message = step.get("ExitMessage") or ""
+        if message:
+            return message.removeprefix(MONITOR_FAILED_PREFIX)
         return self.execution.get("FailureReason") or f"execution {self.execution.get('PipelineExecutionStatus')}"
 
 
@@ -185,14 +198,11 @@ def collect(state: StateDir, execution: dict[str, Any], *, clock: Clock, trigger
         result_path = run.output_dir / RESULT_FILE
         if result_path.is_file():
             run.result = json.loads(result_path.read_text(encoding="utf-8"))
-        cw_path = run.output_dir / CLOUDWATCH_FILE
-        if cw_path.is_file():
-            payload = json.loads(cw_path.read_text(encoding="utf-8"))
-            store = metrics.MetricStore(state)
-            run.ingested = store.put(payload["Namespace"], payload["MetricData"], source=execution["PipelineExecutionId"])
-            stamps = [metrics.parse_time(d["Timestamp"]) for d in payload["MetricData"]]
-            if stamps:
-                run.alarms = metrics.evaluate_alarms(state, max(stamps), now=now, namespace=payload["Namespace"])
+    # What the execution published (also when it failed: monitor.py publishes before it exits 3).
+    published = metrics.MetricStore(state).published_by(f"{execution['PipelineExecutionId']}#")
+    for namespace, points in sorted(published.items()):
+        run.ingested += len(points)
+        run.alarms += metrics.evaluate_alarms(state, max(p.timestamp for p in points), now=now, namespace=namespace)
     run.alarms += _pipeline_metrics(state, execution, now)
     run.record_path = state.runs / f"monitor-{execution['PipelineExecutionId']}.json"
     write_json_atomic(run.record_path, {
@@ -231,7 +241,6 @@ def run_monitoring(
 
     name = pipeline or monitoring_target(state).pipeline
     params = dict(parameters or {})
-    params["PublishCloudWatch"] = "false"
     display = f"monitor-{trigger}-{clock.now():%Y%m%dT%H%M%S}"
     execution = start_execution(state, name, params, display_name=display, on_event=on_event, clock=clock)
     return collect(state, execution, trigger=trigger, clock=clock)

@@ -169,3 +169,29 @@ def parse(expression: str, timezone_name: str = "UTC") -> Schedule:
             years=_field(year, 1970, 2199, None, "year", expr),
         )
     raise UsageError(f"schedule expression {expr!r} is not cron(...), rate(N unit) or at(yyyy-mm-ddThh:mm:ss)")
+
+
+#: Where :func:`longest_gap` starts looking (a fixed instant: synth must not depend on the day it runs).
+_GAP_FROM = datetime(2033, 1, 3, tzinfo=timezone.utc)  # a Monday
+
+
+def longest_gap(expression: str, timezone_name: str = "UTC", *, horizon: timedelta = timedelta(days=8)) -> timedelta | None:
+    """The longest time between two fire times of a schedule, over ``horizon`` (a week and a day:
+    every daily and weekly pattern repeats in it); None for a one-time ``at(...)``.
+
+    The monitoring stack sizes its "no monitoring result" alarm with it.
+    """
+    schedule = parse(expression, timezone_name)
+    if schedule.kind == "at":
+        return None
+    if schedule.kind == "rate":
+        return schedule.every
+    longest, previous = timedelta(0), schedule.next_after(_GAP_FROM)
+    end = _GAP_FROM + horizon
+    while previous is not None and previous < end:
+        following = schedule.next_after(previous)
+        if following is None:
+            break
+        longest = max(longest, following - previous)
+        previous = following
+    return longest or None

@@ -105,6 +105,7 @@ def test_arguments_parse_with_the_monitor_interface(step):
         "region": placeholders.REGION,
         "baseline_dir": Path("/opt/ml/processing/input/baseline"),
         "output_dir": Path("/opt/ml/processing/output"),
+        "exit_message_file": Path("/opt/ml/output/message"),  # SageMaker's: the job's ExitMessage
         "execution_time": "2026-11-27T13:05:00.123Z",
         "window_end": "",
         "window_hours": 2,

@@ -23,6 +23,15 @@ SIBLINGS = tuple(p.stem for p in SCRIPTS.glob("*.py"))
 
 
 @pytest.fixture(autouse=True)
+def _nothing_written_to_the_real_opt_ml():
+    """The scripts' defaults are SageMaker's /opt/ml paths: a test that forgets to pass one of them
+    would write on this machine. Fail it instead."""
+    existed = Path("/opt/ml").exists()
+    yield
+    assert existed or not Path("/opt/ml").exists(), "a test wrote under /opt/ml: pass every /opt/ml path as an argument"
+
+
+@pytest.fixture(autouse=True)
 def _scripts_import_from_processing_scripts():
     """``import inference`` (or featurizer ...) must give processing_scripts' module even when
     another test in this process loaded a model package's own copy under the same name."""

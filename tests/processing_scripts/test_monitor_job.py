@@ -2,8 +2,9 @@
 
 Captures and labels are written in the documented shapes (docs/CONTRACTS.md
 §2) with stsmon.monitoring.records; every edge case has one deterministic
-outcome with its counts, and exit code 0 unless the arguments or the
-baseline are unusable.
+outcome with its counts; exit code 0 for Completed and
+CompletedWithViolations, 3 for a Failed window (outputs written first), 2
+when the arguments or the baseline are unusable.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Env:
         self.gt = root / "ground_truth"
         self.baseline = root / "baseline"
         self.out = root / "out"
+        self.message = root / "opt-ml-output" / "message"
         self._n = 0
 
     def captures(self, rows, *, hour=H12, output_type="text/csv", name=None, extra_lines=(), endpoint=ENDPOINT):
@@ -70,10 +72,12 @@ class Env:
     def run(self, *args: str, execution_time: str = EXEC) -> tuple[int, dict]:
         argv = ["--capture-dir", str(self.capture), "--ground-truth-dir", str(self.gt),
                 "--baseline-dir", str(self.baseline), "--output-dir", str(self.out),
+                "--exit-message-file", str(self.message),
                 "--execution-time", execution_time, "--endpoint-name", ENDPOINT,
                 "--schedule-name", "sts-monitor", *args]
         code = monitor.main(argv)
-        result = json.loads((self.out / monitor.RESULT_FILE).read_text()) if code == 0 else {}
+        written = code in (0, monitor.EXIT_FAILED) and (self.out / monitor.RESULT_FILE).is_file()
+        result = json.loads((self.out / monitor.RESULT_FILE).read_text()) if written else {}
         return code, result
 
 
@@ -128,7 +132,7 @@ def test_labels_written_after_the_execution_hour_are_not_read(env):
     env.captures([("a", "1,0.9\n")])
     env.labels([("a", 1)], hour=H12 + timedelta(hours=2))  # 14:00, after the 13:05 execution
     code, result = env.run()
-    assert code == 0 and result["status"] == "Failed"
+    assert code == monitor.EXIT_FAILED and result["status"] == "Failed"
     assert result["counts"]["labelled"] == 0 and result["files"]["ground_truth"] == 0
 
 
@@ -197,10 +201,15 @@ def test_drill_true_labels_complete_and_noisy_labels_violate(tmp_path):
 # ------------------------------------------------------------------ edge cases
 
 
-def test_empty_window_fails_with_reason_and_all_outputs(env):
+def test_empty_window_fails_with_reason_and_all_outputs(env, capsys):
+    """Fault 6: a Failed window used to exit 0, so the job, the step and the pipeline execution
+    succeeded and SageMaker's ExecutionFailed never counted it. Now the outputs are written, then
+    the job fails with the reason as its ExitMessage."""
     code, result = env.run()
-    assert code == 0
+    assert code == monitor.EXIT_FAILED == 3
     assert result["status"] == "Failed" and "no capture records in the window" in result["failure_reason"]
+    assert env.message.read_text() == f"monitoring Failed: {result['failure_reason']}"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"monitoring Failed: {result['failure_reason']}"
     assert all(v == 0 for v in result["counts"].values())
     for name in ("statistics.json", "constraint_violations.json", "report.html", "cloudwatch_metrics.json",
                  "monitoring_result.json"):
@@ -214,7 +223,7 @@ def test_empty_window_fails_with_reason_and_all_outputs(env):
 def test_captures_but_no_labels(env):
     env.captures(binary_rows([1, 0, 1]))
     code, result = env.run()
-    assert code == 0 and result["status"] == "Failed"
+    assert code == monitor.EXIT_FAILED and result["status"] == "Failed"
     assert "none of the 3 captured records" in result["failure_reason"]
     assert result["counts"]["captured"] == 3 and result["counts"]["unmatched_captures"] == 3
     assert result["counts"]["labelled"] == 0
@@ -224,11 +233,11 @@ def test_half_labelled_respects_min_label_coverage(env):
     env.captures(binary_rows([1, 0, 1, 0]))
     env.labels([("sts_0", 1), ("sts_1", 0)])
     code, result = env.run("--min-label-coverage", "0.8")
-    assert code == 0 and result["status"] == "Failed"
+    assert code == monitor.EXIT_FAILED and result["status"] == "Failed"
     assert "label coverage 0.500 (2 of 4 captured records labelled) is below the minimum 0.8" in result["failure_reason"]
     assert result["violations"] == [] and result["metrics"]["accuracy"] == 1.0  # computed, not judged
     code, result = env.run("--min-label-coverage", "0.5")
-    assert result["status"] == "Completed" and result["label_coverage"] == 0.5
+    assert code == 0 and result["status"] == "Completed" and result["label_coverage"] == 0.5
     assert result["counts"] | {} == {
         "captured": 4, "labelled": 2, "matched": 2, "unmatched_captures": 2, "unmatched_labels": 0,
         "duplicate_captures": 0, "duplicate_labels": 0, "malformed_capture_lines": 0, "malformed_label_lines": 0}
@@ -503,7 +512,7 @@ def test_main_publishes_when_asked_and_reports_a_failure_after_writing_outputs(e
         code = monitor.main(["--capture-dir", str(env.capture), "--ground-truth-dir", str(env.gt), "--baseline-dir",
                              str(env.baseline), "--output-dir", str(env.out), "--execution-time", EXEC,
                              "--endpoint-name", ENDPOINT, "--schedule-name", "s", "--publish-cloudwatch", "true",
-                             "--region", "eu-west-1"])
+                             "--region", "eu-west-1", "--exit-message-file", str(env.message)])
     assert code == 1
     assert "publishing to CloudWatch namespace stsmodelmonitor failed: ClientError" in capsys.readouterr().err
     assert (env.out / "monitoring_result.json").is_file()

@@ -120,7 +120,8 @@ def run(tmp_path: Path, bucket: str, *extra: str, execution_time: str = EXEC) ->
     code = monitor.main([
         "--capture-uri", f"s3://{bucket}/{CAPTURE}/{ENDPOINT}", "--ground-truth-uri", f"s3://{bucket}/{LABELS}",
         "--region", REGION, "--download-dir", str(tmp_path / "window"), "--baseline-dir", str(baseline),
-        "--output-dir", str(out), "--execution-time", execution_time, "--endpoint-name", ENDPOINT,
+        "--output-dir", str(out), "--exit-message-file", str(tmp_path / "message"),
+        "--execution-time", execution_time, "--endpoint-name", ENDPOINT,
         "--schedule-name", "sts-model-quality", *extra])
     result = json.loads((out / monitor.RESULT_FILE).read_text()) if (out / monitor.RESULT_FILE).is_file() else {}
     return code, result
@@ -225,6 +226,7 @@ def test_an_unreadable_bucket_exits_1_and_writes_nothing(buckets, creds, tmp_pat
     err = capsys.readouterr().err
     assert "reading the window from S3" in err and "NoSuchBucket" in err
     assert not (tmp_path / "out").exists()
+    assert "NoSuchBucket" in (tmp_path / "message").read_text()  # the job's ExitMessage on SageMaker
 
 
 @pytest.mark.parametrize("args, message", [
@@ -237,7 +239,7 @@ def test_an_unreadable_bucket_exits_1_and_writes_nothing(buckets, creds, tmp_pat
 def test_input_arguments_are_checked(tmp_path, capsys, args, message):
     write_constraints(tmp_path / "baseline")
     code = monitor.main([*args, "--baseline-dir", str(tmp_path / "baseline"), "--output-dir", str(tmp_path / "out"),
-                         "--execution-time", EXEC])
+                         "--exit-message-file", str(tmp_path / "message"), "--execution-time", EXEC])
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

@@ -58,7 +58,7 @@ def test_quality_alarms_use_the_constraints_of_the_served_package(dev):
     template = dev.template("monitoring")
     lookup_id = logical_id(template, "Custom::StsApprovedModelPackage", "MonitoredPackage/Resource")
     alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in dev.resources("monitoring", "AWS::CloudWatch::Alarm").values()}
-    assert set(alarms) == {"accuracy", "precision", "recall", "f1", "auc", "ExecutionFailed"}
+    assert set(alarms) == {"accuracy", "precision", "recall", "f1", "auc", "ExecutionFailed", "monitoring_failed"}
     for metric in ("accuracy", "precision", "recall", "f1", "auc"):
         alarm = alarms[metric]
         assert alarm["Namespace"] == "stsmodelmonitor"
@@ -69,6 +69,31 @@ def test_quality_alarms_use_the_constraints_of_the_served_package(dev):
         assert alarm["Statistic"] == "Minimum"  # the worst run of the hour; scores: lower is worse
     failed = alarms["ExecutionFailed"]
     assert failed["Dimensions"] == [{"Name": "PipelineName", "Value": "stsPipelineMonitoring"}]
+
+
+def test_a_failed_window_or_no_result_at_all_raises_an_alarm(dev):
+    """Fault 6: a Failed window (monitoring_failed = 1) and an hour in which no run published anything
+    both alarm: Maximum of monitoring_failed >= 1 with missing data breaching, one period per run."""
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in dev.resources("monitoring", "AWS::CloudWatch::Alarm").values()}
+    no_result = alarms["sts-monitor-no-result"]
+    assert {k: no_result[k] for k in ("Namespace", "MetricName", "Statistic", "Period", "EvaluationPeriods", "Threshold",
+                                      "ComparisonOperator", "TreatMissingData")} == {
+        "Namespace": "stsmodelmonitor", "MetricName": "monitoring_failed", "Statistic": "Maximum", "Period": 3600,
+        "EvaluationPeriods": 1, "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "breaching"}
+    assert {d["Name"]: d["Value"] for d in no_result["Dimensions"]} == {"Endpoint": "sts-endpoint", "MonitoringSchedule": "sts-model-quality"}
+    assert no_result["AlarmActions"] == no_result["OKActions"] and len(no_result["AlarmActions"]) == 1
+    failed = alarms["sts-monitor-failed"]  # every failed execution, a Failed window included (monitor.py exits 3)
+    assert (failed["MetricName"], failed["Statistic"], failed["Threshold"], failed["TreatMissingData"]) == (
+        "ExecutionFailed", "Sum", 1, "notBreaching")
+
+
+def test_the_no_result_alarm_period_follows_the_schedule(tmp_path):
+    from cdk_helpers import synthesize
+
+    synth = synthesize(tmp_path, {"MONITOR_SCHEDULE": "cron(30 */6 ? * * *)"}, nag=False)
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in synth.resources("monitoring", "AWS::CloudWatch::Alarm").values()}
+    assert alarms["sts-monitor-no-result"]["Period"] == 6 * 3600  # a run in every period
 
 
 def test_dashboard_shows_traffic_latency_errors_quality_and_alarms(dev):

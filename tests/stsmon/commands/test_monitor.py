@@ -53,7 +53,9 @@ def test_failed_run_exits_1_with_the_reason(deployment, capsys):
     code = cli.main(["monitor", "run", "--state-dir", str(deployment.state.root), "--window", "2026-11-27T09:00:00Z"])
     captured = capsys.readouterr()
     assert code == 1
-    assert "Failed" in captured.out and "monitoring failed: no capture records in the window" in captured.err
+    assert "Execution arn:aws:sagemaker:us-east-1:000000000000:pipeline/stspipelinemonitoring/execution/" in captured.out
+    assert "Status: Failed — no capture records in the window [2026-11-27T08:00:00Z, 2026-11-27T09:00:00Z)" in captured.out
+    assert "monitoring failed: no capture records in the window" in captured.err
 
 
 def test_bad_parameter_and_window_are_usage_errors(deployment, capsys):

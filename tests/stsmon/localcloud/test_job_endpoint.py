@@ -115,3 +115,33 @@ def test_a_job_process_reaches_it_through_its_environment_alone(local, tmp_path,
     out = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['sts/ground-truth/2033/05/17/13/labels.jsonl']"
+
+
+def test_put_metric_data_reaches_the_local_cloudwatch_in_the_stacks_region_only(local):
+    """PutMetricData, serialized by botocore (CloudWatch's JSON protocol), lands in the local metrics store
+    tagged with the execution. Signed for another region it is refused with the reason: on AWS it would
+    succeed there, where no alarm of the app watches it."""
+    from datetime import datetime, timezone
+
+    from stsmon.monitoring.metrics import MetricStore
+
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    assert cloudwatch.meta.endpoint_url == local.url
+    stamp = datetime(2033, 5, 17, 13, tzinfo=timezone.utc)
+    datum = {"MetricName": "monitoring_failed", "Value": 1.0, "Unit": "Count", "Timestamp": stamp,
+             "Dimensions": [{"Name": "Endpoint", "Value": "ep"}, {"Name": "MonitoringSchedule", "Value": "sch"}]}
+    cloudwatch.put_metric_data(Namespace="stsmodelmonitor", MetricData=[datum])
+    cloudwatch.put_metric_data(Namespace="stsmodelmonitor", MetricData=[dict(datum, MetricName="captured_records", Value=0.0)])
+    published = MetricStore(local.state).published_by(f"{local.source}#")
+    assert [(p.metric, p.value, p.timestamp, p.dimensions) for p in published["stsmodelmonitor"]] == [
+        ("monitoring_failed", 1.0, stamp, {"Endpoint": "ep", "MonitoringSchedule": "sch"}),
+        ("captured_records", 0.0, stamp, {"Endpoint": "ep", "MonitoringSchedule": "sch"})]
+    elsewhere = boto3.client("cloudwatch", region_name="us-east-1")
+    with pytest.raises(elsewhere.exceptions.ClientError) as err:
+        elsewhere.put_metric_data(Namespace="stsmodelmonitor", MetricData=[datum])
+    assert err.value.response["Error"]["Code"] == "WrongRegion"
+    assert "where no alarm of this app watches them" in err.value.response["Error"]["Message"]
+    with pytest.raises(cloudwatch.exceptions.ClientError) as err:
+        cloudwatch.describe_alarms()
+    assert err.value.response["Error"]["Code"] == "NotImplemented"
+    assert len(MetricStore(local.state).published_by("")["stsmodelmonitor"]) == 2

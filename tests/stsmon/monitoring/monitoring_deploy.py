@@ -48,6 +48,7 @@ def monitoring_definition() -> dict:
         "--capture-uri", f"{CAPTURE_URI}/{ENDPOINT}", "--ground-truth-uri", GROUND_TRUTH_URI,
         "--region", "us-east-1", "--download-dir", f"{ROOT}/window",
         "--baseline-dir", f"{ROOT}/input/baseline", "--output-dir", f"{ROOT}/output",
+        "--exit-message-file", "/opt/ml/output/message",
         "--execution-time", {"Get": "Execution.StartDateTime"},
         {"Std:Join": {"On": "", "Values": ["--window-end=", _get("WindowEnd")]}},
         "--window-hours", _get("WindowHours"), "--label-delay-hours", _get("LabelDelayHours"),

@@ -69,6 +69,35 @@ def test_run_starts_waits_and_reads_result_and_alarms():
     assert out["alarms"][0]["state"] == "ALARM"
 
 
+def test_a_failed_window_reads_the_jobs_exit_message():
+    """A Failed window fails the job (monitor.py exits 3): the reason is the processing job's ExitMessage
+    (/opt/ml/output/message, DescribeProcessingJob); its EndOfJob outputs may not be in S3."""
+    sm, s3, cw = clients()
+    step = {"StepName": "MonitorModelQuality", "StepStatus": "Failed", "Metadata": {"ProcessingJob": {"Arn": JOB}},
+            "FailureReason": "AlgorithmError: See job logs for more information"}
+    with Stubber(sm) as sms, Stubber(s3) as s3s, Stubber(cw) as cws:
+        sms.add_response("start_pipeline_execution", {"PipelineExecutionArn": ARN})
+        sms.add_response("describe_pipeline_execution", {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Failed",
+                                                         "FailureReason": "Step failure: One or multiple steps failed."})
+        sms.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [step]})
+        sms.add_response("describe_processing_job", {
+            "ProcessingJobName": "pipelines-abc123-monitormodelquality-x1", "ProcessingJobArn": JOB,
+            "ProcessingJobStatus": "Failed", "CreationTime": datetime(2026, 11, 27, tzinfo=timezone.utc),
+            "ExitMessage": "monitoring Failed: no capture records in the window [2026-11-27T12:00:00Z, 2026-11-27T13:00:00Z)",
+            "AppSpecification": {"ImageUri": "img"}, "RoleArn": "arn:aws:iam::123456789012:role/r",
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
+            "ProcessingOutputConfig": {"Outputs": [{"OutputName": "monitoring", "S3Output": {
+                "S3Uri": OUT, "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]}})
+        s3s.add_client_error("get_object", "NoSuchKey", "The specified key does not exist.", 404)
+        cws.add_response("describe_alarms", {"MetricAlarms": [
+            {"AlarmName": "sts-monitor-no-result", "StateValue": "ALARM", "MetricName": "monitoring_failed"}]})
+        out = run_aws_monitoring(sm, s3, cw, pipeline="stsPipelineMonitoring", parameters={}, alarm_prefix="sts-",
+                                 sleep=lambda s: None, now=T_RUN)
+    assert out["result"] is None and out["output_uri"] is None
+    assert out["exit_message"].startswith("monitoring Failed: no capture records in the window")
+    assert out["alarms"][0]["name"] == "sts-monitor-no-result"
+
+
 def test_start_failure_is_a_message():
     sm, s3, cw = clients()
     with Stubber(sm) as sms:

@@ -46,7 +46,10 @@ def test_store_filters_by_metric_and_exact_dimensions_and_ignores_repeats(tmp_pa
     [  # points: (hour, minute, value); evaluated at 14:00 (the period [14:00, 15:00) is the last)
         ([(14, 0, 0.9)], {}, "OK"),
         ([(14, 0, 0.7)], {}, "ALARM"),
-        ([(13, 0, 0.7)], {}, "INSUFFICIENT_DATA"),  # an older period does not count
+        ([(13, 0, 0.7)], {}, "ALARM"),  # a real point in the evaluation range counts, however old in it
+        ([(13, 0, 0.7), (14, 0, 0.9)], {}, "OK"),  # the most recent real point is the one evaluated
+        ([(11, 0, 0.7)], {}, "INSUFFICIENT_DATA"),  # older than the range (12:00, 13:00, 14:00)
+        ([(11, 0, 0.9)], {"TreatMissingData": "breaching"}, "ALARM"),
         ([], {"TreatMissingData": "notBreaching"}, "OK"),
         ([], {"TreatMissingData": "breaching"}, "ALARM"),
         ([(14, 0, 0.7), (14, 30, 0.9)], {}, "OK"),  # Average 0.8 is not < 0.8
@@ -60,7 +63,41 @@ def test_alarm_states(points, over, state):
     series = [metrics.Point("accuracy", DIMS, at(h, m), v, "None", "s") for h, m, v in points]
     result, reason, periods = metrics.evaluate(definition(**over), series, at(14), "OK")
     assert result == state, reason
-    assert len(periods) == int(over.get("EvaluationPeriods", 1))
+    assert len(periods) == int(over.get("EvaluationPeriods", 1)) + metrics.EXTRA_PERIODS
+
+
+# The two tables of "How alarm state is evaluated when data is missing", CloudWatch User Guide
+# (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html; the same text
+# in awsdocs/amazon-cloudwatch-user-guide, doc_source/AlarmThatSendsEmail.md at cd4004c): five data
+# points retrieved, oldest first, "0" not breaching, "X" breaching, "-" missing; columns MISSING,
+# IGNORE, BREACHING, NOT BREACHING ("keep": retain the current state).
+CLOUDWATCH_TABLES = [
+    # Datapoints to Alarm 3, Evaluation Periods 3
+    (3, 3, "0 - X - X", ("OK", "OK", "OK", "OK")),
+    (3, 3, "0 - - - -", ("OK", "OK", "OK", "OK")),
+    (3, 3, "- - - - -", ("INSUFFICIENT_DATA", "keep", "ALARM", "OK")),
+    (3, 3, "0 X X - X", ("ALARM", "ALARM", "ALARM", "ALARM")),
+    (3, 3, "- - - - X", ("INSUFFICIENT_DATA", "keep", "ALARM", "OK")),
+    # Datapoints to Alarm 2, Evaluation Periods 3
+    (2, 3, "0 - X - X", ("ALARM", "ALARM", "ALARM", "ALARM")),
+    (2, 3, "0 0 X 0 X", ("ALARM", "ALARM", "ALARM", "ALARM")),
+    (2, 3, "0 - X - -", ("OK", "OK", "ALARM", "OK")),
+    (2, 3, "- - - - 0", ("OK", "OK", "ALARM", "OK")),
+    (2, 3, "- - - - X", ("INSUFFICIENT_DATA", "keep", "ALARM", "OK")),
+]
+
+
+@pytest.mark.parametrize("m, n, data, expected", CLOUDWATCH_TABLES)
+def test_missing_data_as_the_cloudwatch_user_guide_tables(m, n, data, expected):
+    values = {"0": 0.9, "X": 0.1}  # LessThanThreshold 0.8
+    series = [metrics.Point("accuracy", DIMS, at(10 + i), values[c], "None", "s")
+              for i, c in enumerate(data.split()) if c != "-"]
+    assert n + metrics.EXTRA_PERIODS == len(data.split())  # the guide's 5 points for 3 periods
+    for treat, want in zip(("missing", "ignore", "breaching", "notBreaching"), expected):
+        for current in ("OK", "ALARM"):
+            got, reason, _ = metrics.evaluate(
+                definition(EvaluationPeriods=str(n), DatapointsToAlarm=str(m), TreatMissingData=treat), series, at(14), current)
+            assert got == (current if want == "keep" else want), f"{treat}, state before {current}: {reason}"
 
 
 def test_ignore_keeps_the_state_without_data():
@@ -112,6 +149,6 @@ def test_percentile_alarms_evaluate_the_percentile_of_the_period():
     metrics.check_alarm_properties({**base, "ExtendedStatistic": "p99"}, "alarm")
     at_ = datetime(2026, 11, 27, 12, 0, 59, tzinfo=timezone.utc)
     state_p99, reason, periods = metrics.evaluate({**base, "ExtendedStatistic": "p99"}, points, at_, "OK")
-    assert state_p99 == "ALARM" and periods[0]["value"] == pytest.approx(99.01)
+    assert state_p99 == "ALARM" and periods[-1]["value"] == pytest.approx(99.01)
     state_p90, _, periods = metrics.evaluate({**base, "ExtendedStatistic": "p90"}, points, at_, "OK")
-    assert state_p90 == "OK" and periods[0]["value"] == pytest.approx(90.1)
+    assert state_p90 == "OK" and periods[-1]["value"] == pytest.approx(90.1)

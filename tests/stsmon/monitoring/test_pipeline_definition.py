@@ -26,7 +26,7 @@ def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypat
     cfg = load_config(context={}, env={}, dotenv_path=None, cdk_json_context={})
     assert (cfg.endpoint_name, cfg.monitoring_pipeline_name) == (ENDPOINT, PIPELINE)
     definition = placeholders.substitute(build_monitoring_definition(cfg, "sts/code/abc"), {
-        placeholders.BUCKET: BUCKET, placeholders.BASELINE_URI: BASELINE_URI,
+        placeholders.BUCKET: BUCKET, placeholders.BASELINE_URI: BASELINE_URI, placeholders.REGION: "us-east-1",
         placeholders.ROLE_ARN: "arn:aws:iam::000000000000:role/sts", placeholders.KMS_KEY_ARN: "arn:aws:kms:us-east-1:000000000000:key/k"})
     env = LocalEnvironment()
     write_pipeline(deployment.state, {"PipelineName": PIPELINE, "PipelineArn": pipeline_arn(env, PIPELINE),
@@ -38,4 +38,4 @@ def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypat
     assert run.status == "Completed" and run.result["counts"]["matched"] == 250
     assert run.result["min_label_coverage"] == 0.5 and run.result["schedule_name"] == cfg.monitoring_schedule_name
     assert run.output_uri.startswith(f"s3://{BUCKET}/sts/monitoring/{cfg.monitoring_schedule_name}/")
-    assert run.ingested > 0
+    assert run.ingested > 0  # published by monitor.py in the stack's region, to the local CloudWatch

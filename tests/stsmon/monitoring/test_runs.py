@@ -21,6 +21,22 @@ H12 = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
 DIMS = [{"Name": "Endpoint", "Value": ENDPOINT}, {"Name": "MonitoringSchedule", "Value": SCHEDULE}]
 
 
+def no_result_alarm(state, *, now):
+    """The monitoring stack's {p}-monitor-no-result alarm, as deployed."""
+    metrics.save_alarm(state, "sts-monitor-no-result", "arn:aws:cloudwatch:us-east-1:000000000000:alarm:sts-monitor-no-result", {
+        "Namespace": "stsmodelmonitor", "MetricName": "monitoring_failed", "Dimensions": DIMS, "Statistic": "Maximum",
+        "Period": 3600, "EvaluationPeriods": 1, "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "breaching", "AlarmActions": ["arn:aws:sns:us-east-1:000000000000:sts-alarms"]}, now=now)
+
+
+def failed_executions_alarm(state, *, now):
+    """The monitoring stack's {p}-monitor-failed alarm, as deployed."""
+    metrics.save_alarm(state, "sts-monitor-failed", "arn:x", {
+        "Namespace": "AWS/Sagemaker/ModelBuildingPipeline", "MetricName": "ExecutionFailed", "Statistic": "Sum",
+        "Dimensions": [{"Name": "PipelineName", "Value": PIPELINE}], "Period": 3600, "EvaluationPeriods": 1,
+        "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching"}, now=now)
+
+
 def alarm(state, metric="accuracy", threshold=0.8, op="LessThanThreshold", *, now):
     metrics.save_alarm(state, f"sts-quality-{metric}", f"arn:aws:cloudwatch:us-east-1:000000000000:alarm:sts-quality-{metric}", {
         "Namespace": "stsmodelmonitor", "MetricName": metric, "Dimensions": DIMS, "Statistic": "Average",
@@ -54,6 +70,7 @@ def test_drill_through_the_local_pipeline(deployment, clock):
     """True labels: Completed, alarm OK. 30 % noise in the next hour: CompletedWithViolations, alarm ALARM."""
     state = deployment.state
     alarm(state, now=clock.now())
+    no_result_alarm(state, now=clock.now())
     clean = write_window(deployment.capture_root, deployment.ground_truth_root, H12, 600, accuracy=0.9, seed=1,
                          files=2, endpoint=ENDPOINT, id_prefix="a")
     run = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), clock=clock)
@@ -63,9 +80,8 @@ def test_drill_through_the_local_pipeline(deployment, clock):
     assert run.result["read"]["objects"] == 3 and run.result["read"]["list_calls"] == 4
     assert run.output_uri.startswith(f"s3://sts-artifacts/sts/monitoring/{SCHEDULE}/")
     assert (run.output_dir / "report.html").is_file()
-    assert ["PublishCloudWatch", "false"] in [[p["Name"], p["Value"]] for p in run.execution["Parameters"]]
-    assert run.ingested > 10
-    assert [(a["name"], a["state"]) for a in run.alarms] == [("sts-quality-accuracy", "OK")]
+    assert run.ingested > 10  # published by monitor.py itself, through the job endpoint, as on AWS
+    assert sorted((a["name"], a["state"]) for a in run.alarms) == [("sts-monitor-no-result", "OK"), ("sts-quality-accuracy", "OK")]
 
     h13 = H12.replace(hour=13)
     noisy = write_window(deployment.capture_root, deployment.state.root.parent / "unused", h13, 600, accuracy=0.9,
@@ -76,15 +92,17 @@ def test_drill_through_the_local_pipeline(deployment, clock):
     run2 = runs.run_monitoring(state, runs.window_parameters("2026-11-27T14:00:00Z", now=clock.now()), clock=clock)
     assert run2.status == "CompletedWithViolations"
     assert "accuracy" in {v["metric_name"] for v in run2.result["violations"]}
-    (state_alarm,) = run2.alarms
+    state_alarm = next(a for a in run2.alarms if a["name"] == "sts-quality-accuracy")
     assert state_alarm["state"] == "ALARM" and state_alarm["changed"] and state_alarm["previous"] == "OK"
-    history = metrics.list_alarms(state)[0]["History"]
+    history = next(a for a in metrics.list_alarms(state) if a["AlarmName"] == "sts-quality-accuracy")["History"]
     assert history[-1]["To"] == "ALARM" and history[-1]["Actions"] == ["arn:aws:sns:us-east-1:000000000000:sts-alarms"]
 
     points = metrics.MetricStore(state).points("stsmodelmonitor", "accuracy", {d["Name"]: d["Value"] for d in DIMS})
     assert [p.timestamp.hour for p in points] == [13, 14]
-    # ingesting the same execution again adds nothing
-    assert runs.collect(state, run.execution, clock=clock).ingested == 0
+    # collecting the same execution again stores nothing new (the data points came from the job itself)
+    before = len(metrics.MetricStore(state).points("stsmodelmonitor"))
+    assert runs.collect(state, run.execution, clock=clock).ingested == run.ingested
+    assert len(metrics.MetricStore(state).points("stsmodelmonitor")) == before
     record = json.loads(run2.record_path.read_text())
     assert record["status"] == "CompletedWithViolations" and record["execution_id"] == run2.execution["PipelineExecutionId"]
     assert [r.status for r in runs.list_results(state, PIPELINE)] == ["Completed", "CompletedWithViolations"]
@@ -93,16 +111,42 @@ def test_drill_through_the_local_pipeline(deployment, clock):
 
 
 @pytest.mark.slow
-def test_no_capture_data_at_all_is_a_failed_result_with_its_reason(deployment, clock):
-    """An empty capture prefix is read like any other: nothing in the window's hours."""
-    run = runs.run_monitoring(deployment.state, {}, clock=clock)
-    assert run.status == "Failed" and "no capture records in the window" in run.failure_reason
-    assert run.result["read"]["objects"] == 0
+def test_no_capture_at_all_fails_the_execution_and_raises_both_alarms(deployment, clock):
+    """Fault 6: a Failed window used to end in a Succeeded execution, monitoring_failed = 1 that no
+    alarm watched, and nothing in ALARM. Now monitor.py publishes, then fails the job: the
+    execution is Failed with monitor.py's reason (the job's ExitMessage), ExecutionFailed and
+    monitoring_failed both alarm."""
+    state = deployment.state
+    failed_executions_alarm(state, now=clock.now())
+    no_result_alarm(state, now=clock.now())
+    run = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), clock=clock)
+    assert run.execution["PipelineExecutionStatus"] == "Failed" and run.result is None  # outputs of a failed job: not uploaded
+    assert run.status == "Failed"
+    assert run.failure_reason.startswith("no capture records in the window "
+                                         "[2026-11-27T12:00:00Z, 2026-11-27T13:00:00Z)")
+    assert "exit code 3" in run.execution["FailureReason"]
+    assert sorted((a["name"], a["state"]) for a in run.alarms) == [("sts-monitor-failed", "ALARM"), ("sts-monitor-no-result", "ALARM")]
+    failed = metrics.MetricStore(state).points("stsmodelmonitor", "monitoring_failed", {d["Name"]: d["Value"] for d in DIMS})
+    assert [(p.value, p.timestamp.isoformat()) for p in failed] == [(1.0, "2026-11-27T13:00:00+00:00")]
+    record = json.loads(run.record_path.read_text())
+    assert record["status"] == "Failed" and record["failure_reason"] == run.failure_reason
 
 
 @pytest.mark.slow
-def test_empty_window_is_a_failed_result_not_a_failed_execution(deployment, clock):
-    write_window(deployment.capture_root, deployment.ground_truth_root, H12, 5, endpoint=ENDPOINT)
-    run = runs.run_monitoring(deployment.state, runs.window_parameters("2026-11-27T10:00:00Z", now=clock.now()), clock=clock)
-    assert run.execution["PipelineExecutionStatus"] == "Succeeded"
-    assert run.status == "Failed" and "no capture records in the window" in run.failure_reason
+def test_a_failed_window_then_a_good_one(deployment, clock):
+    """Labels missing in one hour: Failed and both alarms; the next hour complete: back to OK."""
+    state = deployment.state
+    failed_executions_alarm(state, now=clock.now())
+    no_result_alarm(state, now=clock.now())
+    write_window(deployment.capture_root, deployment.state.root.parent / "unused", H12, 5, endpoint=ENDPOINT, id_prefix="u")
+    bad = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), clock=clock)
+    assert bad.status == "Failed" and "none of the 5 captured records" in bad.failure_reason
+    assert {a["name"]: a["state"] for a in bad.alarms} == {"sts-monitor-failed": "ALARM", "sts-monitor-no-result": "ALARM"}
+    write_window(deployment.capture_root, deployment.ground_truth_root, H12.replace(hour=13), 5, endpoint=ENDPOINT, id_prefix="g")
+    good = runs.run_monitoring(state, runs.window_parameters("2026-11-27T14:00:00Z", now=clock.now()), clock=clock)
+    assert good.execution["PipelineExecutionStatus"] == "Succeeded" and good.status in ("Completed", "CompletedWithViolations")
+    # the window's result is good again; the failed execution still counts in this hour's ExecutionFailed
+    # Sum (both ran at 12:30 by the test's clock), as it would on CloudWatch until the hour has passed
+    assert {a["name"]: a["state"] for a in good.alarms} == {"sts-monitor-failed": "ALARM", "sts-monitor-no-result": "OK"}
+    assert [r.status for r in runs.list_results(state, PIPELINE)] == ["Failed", good.status]
+    assert runs.list_results(state, PIPELINE)[0].failure_reason == bad.failure_reason
