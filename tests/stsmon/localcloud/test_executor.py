@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import os
 import signal
 import subprocess
@@ -63,6 +64,19 @@ SCRIPTS = {
         print("train-metric: accuracy=0.875")
     """,
     "helper.py": "VALUE = 42\n",
+    # What a job sees: its arguments (execution variables resolved) and the AWS environment; an exit message.
+    "probe.py": """
+        import argparse, json, os, pathlib, sys
+        p = argparse.ArgumentParser()
+        p.add_argument("--start"); p.add_argument("--output"); p.add_argument("--message-file"); p.add_argument("--fail")
+        a = p.parse_args()
+        env = {k: os.environ.get(k) for k in ("AWS_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDWATCH",
+                                              "AWS_ACCESS_KEY_ID")}
+        (pathlib.Path(a.output) / "seen.json").write_text(json.dumps({"start": a.start, "env": env}))
+        pathlib.Path(a.message_file).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(a.message_file).write_text("window Failed: " + "x" * 2000 if a.fail == "yes" else "all good")
+        sys.exit(3 if a.fail == "yes" else 0)
+    """,
     # Evaluation: reads model.tar.gz, writes evaluation.json with the requested accuracy.
     "evaluate.py": """
         import argparse, json, pathlib, tarfile
@@ -504,3 +518,30 @@ def test_stop_running_executions_stops_the_scripts_and_records_stopped(state, su
     assert record["PipelineExecutionStatus"] == "Stopped"
     assert steps_by_name(record)["Preprocess"]["StepStatus"] == "Stopped"
     assert "Train" in record["NotExecuted"]
+
+
+@pytest.mark.parametrize("fail", ["no", "yes"])
+def test_a_job_gets_execution_variables_aws_endpoints_and_its_exit_message_is_kept(state, clock, fail):
+    """Execution.StartDateTime in SageMaker's timestamp form (ISO-8601 UTC, milliseconds, Z) from the clock;
+    the job's AWS configuration (region, the execution's job endpoint, credentials) in its environment, as a
+    container gets its role; /opt/ml/output/message kept as the job's ExitMessage (first 1 KB,
+    docs.aws.amazon.com/sagemaker/latest/dg/byoc-metadata.html); a failed job's outputs are not uploaded."""
+    step = processing("Probe", "probe.py", [], [("out", f"s3://{BUCKET}/probe", "/opt/ml/processing/out")],
+                      ["--start", {"Get": "Execution.StartDateTime"}, "--output", "/opt/ml/processing/out",
+                       "--message-file", "/opt/ml/output/message", "--fail", fail])
+    register(state, {"Version": "2020-12-01", "Parameters": [], "Steps": [step]})
+    record = start_execution(state, "p", clock=clock)
+    probe = steps_by_name(record)["Probe"]
+    if fail == "no":
+        assert record["PipelineExecutionStatus"] == "Succeeded"
+        seen = json.loads(state.s3_path(f"s3://{BUCKET}/probe/seen.json").read_text())
+        assert re.fullmatch(r"2033-05-17T12:30:00\.\d{3}Z", seen["start"]), seen  # the clock's now at the start
+        assert seen["env"]["AWS_REGION"] == "us-east-1" and seen["env"]["AWS_ACCESS_KEY_ID"]
+        assert seen["env"]["AWS_ENDPOINT_URL_S3"].startswith("http://127.0.0.1:")
+        assert seen["env"]["AWS_ENDPOINT_URL_CLOUDWATCH"] == seen["env"]["AWS_ENDPOINT_URL_S3"]
+        assert probe["Properties"]["ExitMessage"] == "all good"
+    else:
+        assert record["PipelineExecutionStatus"] == "Failed" and probe["StepStatus"] == "Failed"
+        assert len(probe["ExitMessage"].encode()) == 1024 and probe["ExitMessage"].startswith("window Failed: xxx")
+        assert probe["FailureReason"].startswith("window Failed: xxx")  # the job's own reason, not its stderr
+        assert not state.s3_path(f"s3://{BUCKET}/probe").exists()

@@ -165,7 +165,9 @@ def test_an_hour_years_from_today_runs_end_to_end_on_the_injected_clock(deployme
     Captures and labels exist only in the clock's previous hour, so a wall-clock read anywhere in
     the chain (the fire time, Execution.StartDateTime, the window, the alarm's evaluation) moves
     the window to today's hour, where there is no data, and the run fails. The schedule's own
-    parameters (PublishCloudWatch=true) are overridden locally: no CloudWatch here.
+    parameters (PublishCloudWatch=true) hold locally too: monitor.py publishes to the local
+    CloudWatch through the executor's job endpoint. Execution.StartDateTime reaches monitor.py
+    in the executor's form (ISO-8601 UTC with milliseconds) and places the window.
     """
     clock = FixedClock(datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc), tick=timedelta(milliseconds=1))
     context = DeployContext(state=deployment.state, env=LocalEnvironment(), stack_name="sts-monitoring", clock=clock)
@@ -198,6 +200,7 @@ def test_an_hour_years_from_today_runs_end_to_end_on_the_injected_clock(deployme
     assert record["window"]["start"].startswith("2033-05-17T12:00") and record["window"]["end"].startswith("2033-05-17T13:00")
     assert record["counts"]["matched"] == 400
     assert record["created"].startswith("2033-05-17T13:30")
+    assert record["ingested_data_points"] > 0  # published by the job itself
     assert "accuracy" in {v["metric_name"] for v in record["violations"]}
     (alarm,) = [a for a in metrics.list_alarms(deployment.state) if a["AlarmName"] == "sts-quality-accuracy"]
     assert alarm["StateValue"] == "ALARM"
