@@ -8,7 +8,8 @@
 # Setup is idempotent and incremental: .venv (requirements*.txt, the stsmon
 # package), node_modules (the pinned CDK CLI), and for tests .venv-tools
 # (checkov), .venv-serving (the SageMaker scikit-learn image's serving stack,
-# requirements-serving.txt; Python 3.12 like the image when there is one) and
+# requirements-serving.txt: the 1.9-0 image's lock; Python 3.12 like the image
+# when there is one) and
 # Debian's chromium when running as root. Needs Python 3.11+ and Node 20+.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -64,9 +65,9 @@ serving_python() {
   echo "$PYTHON"
 }
 
-# sagemaker-containers goes in without its dependencies (its setup.py pins flask==1.1.1;
-# the image runs Flask 3.1.3), then gets the image Dockerfile's Python 3.12 patch.
-SERVING_NO_DEPS="sagemaker-containers==2.8.6.post2"
+# Exactly the image's packages, no resolution (its Dockerfile: uv sync --frozen; so
+# sagemaker-containers comes without its flask==1.1.1 pin), then the Dockerfile's
+# Python 3.12 patch of sagemaker-containers.
 PATCH_MAPPING='import pathlib, sysconfig
 path = pathlib.Path(sysconfig.get_paths()["purelib"], "sagemaker_containers", "_mapping.py")
 path.write_text(path.read_text().replace("collections.Mapping", "collections.abc.Mapping"))'
@@ -75,14 +76,13 @@ setup_serving() {
   local py ver
   py=$(serving_python)
   ver=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
-  if [ -x .venv-serving/bin/python ] && ! stale serving requirements-serving.txt <(echo "$SERVING_NO_DEPS $ver"); then
+  if [ -x .venv-serving/bin/python ] && ! stale serving requirements-serving.txt <(echo "$ver"); then
     return
   fi
   say "creating .venv-serving (the SageMaker scikit-learn image's serving stack, Python $ver)"
   rm -rf .venv-serving
   "$py" -m venv .venv-serving
-  pipq .venv-serving/bin/python -m pip install -q -r requirements-serving.txt
-  pipq .venv-serving/bin/python -m pip install -q --no-deps "$SERVING_NO_DEPS"
+  pipq .venv-serving/bin/python -m pip install -q --no-deps -r requirements-serving.txt
   .venv-serving/bin/python -c "$PATCH_MAPPING"
   case "$ver" in
     3.12.*) ;;
@@ -91,7 +91,7 @@ setup_serving() {
             "see requirements-serving.txt)." > .venv-serving/PYTHON_NOTE
        say "note: $(cat .venv-serving/PYTHON_NOTE)" ;;
   esac
-  stamp serving requirements-serving.txt <(echo "$SERVING_NO_DEPS $ver")
+  stamp serving requirements-serving.txt <(echo "$ver")
 }
 
 setup() {

@@ -1,7 +1,8 @@
 """The serving container's environment, registered with every model package.
 
-The endpoint serves the package with the SageMaker scikit-learn image (1.9-0),
-with network isolation on. What the image does at start, read in its source
+The endpoint serves the package with the SageMaker scikit-learn image (1.9-0,
+built from aws/deep-learning-containers docker/sklearn/1.9-0), with network
+isolation on. What the image does at start, read in its source
 (aws/sagemaker-scikit-learn-container ``serving.py``; aws/sagemaker-containers
 2.8.6.post2 ``_server.py``, ``_modules.py``): its ``serve`` calls
 ``_server.start``, which **always** installs the user module before starting
@@ -12,7 +13,8 @@ without a network ``serve`` exits and the endpoint never passes its health
 check. Hence (each checked on the rebuilt serving stack, tests/serving/):
 
 - ``PIP_NO_BUILD_ISOLATION=0``: pip builds with the image's own setuptools
-  and wheel (pinned in its requirements). The value reads backwards: pip
+  (in its lock: aws/deep-learning-containers docker/sklearn/1.9-0/uv.lock).
+  The value reads backwards: pip
   stores an environment value of ``--no-build-isolation`` straight into
   ``build_isolation`` (pip ``cli/parser.py``), so ``0`` means *no* isolation;
 - ``PIP_NO_INDEX=1``: that install never reaches for an index, so it cannot

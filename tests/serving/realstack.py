@@ -2,12 +2,14 @@
 
 What runs is the image's own code, not a stand-in:
 
-- ``.venv-serving`` (``./run.sh setup --dev``): the image's pins
-  (``requirements-serving.txt``, copied from aws/sagemaker-scikit-learn-container
-  ``requirements.txt``), ``sagemaker-containers==2.8.6.post2`` installed with
-  ``--no-deps`` and patched like the image's Dockerfile
-  (``collections.Mapping`` -> ``collections.abc.Mapping``); Python 3.12 when the
-  machine has it (the image's), else the default Python (``.venv-serving/PYTHON_NOTE``).
+- ``.venv-serving`` (``./run.sh setup --dev``): the image's packages at the
+  image's versions (``requirements-serving.txt``, from the uv.lock of
+  aws/deep-learning-containers ``docker/sklearn/1.9-0``, the image's source),
+  installed without resolution like its ``uv sync --frozen`` (so
+  ``sagemaker-containers==2.8.6.post2`` comes ``--no-deps``) and patched like its
+  Dockerfile (``collections.Mapping`` -> ``collections.abc.Mapping``); Python
+  3.12 when the machine has it (the image's), else the default Python
+  (``.venv-serving/PYTHON_NOTE``).
 - ``image/sklearn_image_serving.py``: the image's ``serve`` and WSGI module
   (``sagemaker_sklearn_container/serving.py``), which hand over to
   sagemaker-containers' ``_server.start`` (pip install of the user module,
@@ -53,16 +55,16 @@ ENTRY = IMAGE_DIR / "sklearn_image_serving.py"
 RELAY = IMAGE_DIR / "container.py"
 CONTAINER_ROOT = "/opt/ml"
 
-#: ENV lines of the image's Dockerfile that reach serving
-#: (docker/1.4-2-py312/final/Dockerfile.cpu and base/Dockerfile.cpu, commit eae7b6b).
+#: ENV lines of the image's Dockerfile that reach serving (aws/deep-learning-containers
+#: docker/sklearn/1.9-0/Dockerfile, commit 2c080f67de; the SM_INPUT* training paths and
+#: TEMP, the multi-model server's, left out).
 IMAGE_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONUNBUFFERED": "1",
-    "PYTHONIOENCODING": "UTF-8",
+    "PYTHONIOENCODING": "utf-8",
     "LANG": "C.UTF-8",
     "LC_ALL": "C.UTF-8",
-    "PIP_ROOT_USER_ACTION": "ignore",
-    "SAGEMAKER_SERVING_MODULE": "sklearn_image_serving:main",
+    "SAGEMAKER_SERVING_MODULE": "sklearn_image_serving:main",  # the image's: sagemaker_sklearn_container.serving:main
     "SM_MODEL_DIR": "/opt/ml/model",
 }
 

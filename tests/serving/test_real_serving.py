@@ -1,8 +1,9 @@
 """The model package on the SageMaker scikit-learn image's real serving stack, with network isolation.
 
-The stack (``realstack.py``): the image 1.9-0's pins (aws/sagemaker-scikit-learn-container
-``requirements.txt``, commit eae7b6b), sagemaker-containers 2.8.6.post2 patched like the
-image's Dockerfile, the image's ``serve`` (``serving.py``: ``serving_entrypoint`` ->
+The stack (``realstack.py``): the image 1.9-0's packages (aws/deep-learning-containers
+``docker/sklearn/1.9-0`` uv.lock, commit 2c080f67de: pip 26.1.2, setuptools 80.10.2,
+gunicorn 26.0.0, gevent 26.5.0, Flask 3.1.3), sagemaker-containers 2.8.6.post2 patched like
+the image's Dockerfile, the image's ``serve`` (aws/sagemaker-scikit-learn-container) (``serving.py``: ``serving_entrypoint`` ->
 sagemaker-containers ``_server.start`` -> ``pip install`` of the code, gunicorn with
 gevent workers -> ``serving.main``), in a network namespace with only loopback, as an
 endpoint with ``EnableNetworkIsolation`` runs. The package is a real ``model.tar.gz``

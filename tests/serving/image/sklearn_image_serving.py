@@ -1,9 +1,11 @@
 """The serving module of the SageMaker scikit-learn image, rebuilt for the offline check.
 
 What the image's ``serve`` runs, from aws/sagemaker-scikit-learn-container
-``src/sagemaker_sklearn_container/serving.py`` (commit eae7b6b, the 1.9 image;
-the package itself is not on PyPI, so this file does what it does, line for
-line where it matters):
+``src/sagemaker_sklearn_container/serving.py`` (master, commit eae7b6b: the
+1.9-0 image, aws/deep-learning-containers ``docker/sklearn/1.9-0``, installs
+the wheel its CI builds from that branch, scripts/ci/build/sklearn/pre_build.sh;
+the package is not on PyPI, so this file does what it does, line for line
+where it matters):
 
 - ``serving_entrypoint()`` is the image's ``serve`` console script (its
   setup.py: ``serve=sagemaker_sklearn_container.serving:serving_entrypoint``).
