@@ -24,11 +24,6 @@ SCANNED = ("stsmon", "processing_scripts", "stacks", "pipeline_code", "app.py")
 #: (file, enclosing function) -> why the wall clock is right there.
 ALLOWED: dict[tuple[str, str], str] = {
     ("stsmon/clock.py", "SystemClock.now"): "the one wall clock, built by the CLI and process entry points",
-    # The endpoint server stamps each request as the real service does (capture's inferenceTime),
-    # in its own process; these become a clock built by its entry point (stsmon/endpoint/__main__.py).
-    ("stsmon/endpoint/server.py", "now_iso"): "the endpoint process's status record time",
-    ("stsmon/endpoint/worker.py", "Worker._sweep"): "the endpoint process: request timeouts",
-    ("stsmon/endpoint/worker.py", "Worker._invoke"): "the endpoint process: request arrival time (capture)",
 }
 
 DATETIME_READS = {"now", "utcnow", "today"}

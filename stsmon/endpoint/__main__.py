@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .capture import CaptureSettings
 from .model import ModelLoadError, prepare_model_dir
+from ..clock import SystemClock
 from ..fileio import write_json_atomic
 from .server import Master, ServerSpec, configure_logging
 from .worker import WorkerLimits
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.ready_file is not None:
             write_json_atomic(args.ready_file, record)
 
-    return Master(spec, spec_file).run(on_ready=ready)
+    # The endpoint process's entry point: where its clock is made.
+    return Master(spec, spec_file, clock=SystemClock()).run(on_ready=ready)
 
 
 if __name__ == "__main__":

@@ -348,7 +348,7 @@ class EndpointHandler(ResourceHandler):
             stop_endpoint_quietly(ctx.state, name)
             ctx.echo(f"{ctx.stack_name}: serving endpoint {name} at http://{spec.host}:{spec.port} in the "
                      "foreground; Ctrl-C stops it")
-            code = serve_foreground(ctx.state, spec)
+            code = serve_foreground(ctx.state, spec, clock=ctx.clock)
             if code:
                 record = read_record(ctx.state, name) or {}
                 raise StsmonError(f"endpoint {name} could not serve: {record.get('failure_reason', f'exit code {code}')}")

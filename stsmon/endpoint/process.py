@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock
 from ..fileio import write_json_atomic
 from ..errors import NotDeployedError, StsmonError
 from ..state import StateDir
@@ -244,7 +245,7 @@ def stop_endpoint(state: StateDir, name: str, *, timeout: float = 45.0) -> bool:
     return True
 
 
-def serve_foreground(state: StateDir, spec: ServerSpec, *, on_ready=None) -> int:
+def serve_foreground(state: StateDir, spec: ServerSpec, *, clock: Clock, on_ready=None) -> int:
     """Serve ``spec`` in this process until Ctrl-C / SIGTERM; returns the exit code."""
     spec = with_state_paths(state, spec)
     paths = endpoint_paths(state, spec.endpoint_name)
@@ -255,7 +256,7 @@ def serve_foreground(state: StateDir, spec: ServerSpec, *, on_ready=None) -> int
     paths.folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(paths.spec, spec.to_json())
     configure_logging()
-    return Master(spec, paths.spec).run(on_ready=on_ready)
+    return Master(spec, paths.spec, clock=clock).run(on_ready=on_ready)
 
 
 def _reap_if_child(pid: int) -> None:

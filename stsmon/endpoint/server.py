@@ -35,10 +35,10 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock, iso_seconds
 from ..fileio import write_json_atomic
 from .capture import CaptureSettings, CaptureWriter
 from .worker import WorkerLimits
@@ -142,10 +142,6 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class _WorkerProc:
     __slots__ = ("pid", "generation", "index", "ready_fd", "ready", "started", "buf")
 
@@ -167,10 +163,13 @@ class Master:
     """Runs the server described by ``spec`` until stopped (:meth:`run`).
 
     ``spec_file``: where SIGHUP re-reads the spec from (None: reload = same spec).
+    ``clock``: the time of the endpoint's records and of each request's arrival (capture's
+    ``inferenceTime``); the process's entry point passes the wall clock.
     """
 
-    def __init__(self, spec: ServerSpec, spec_file: Path | None = None) -> None:
+    def __init__(self, spec: ServerSpec, spec_file: Path | None = None, *, clock: Clock) -> None:
         self.spec = spec
+        self.clock = clock
         self.spec_file = spec_file
         self.sock: socket.socket | None = None
         self.port = spec.port
@@ -446,7 +445,7 @@ class Master:
             "capture": spec.capture.to_json() if spec.capture else None,
             "limits": spec.to_json()["limits"],
             "info": spec.info,
-            "updated_at": now_iso(),
+            "updated_at": iso_seconds(self.clock.now()),
         })
         record.setdefault("started_at", record["updated_at"])
         record.update(extra)
@@ -500,6 +499,7 @@ def _worker_main(master: Master, spec: ServerSpec, index: int, ready_w: int) -> 
         default_accept=default_accept(spec.model_env),
         region=spec.region,
         account=spec.account,
+        clock=master.clock,
     )
     _tell(ready_w, "ready\n")
     os.close(ready_w)

@@ -42,6 +42,7 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from ..clock import Clock
 from .capture import CaptureEvent, CaptureWriter
 from .model import DEFAULT_ACCEPT, InferenceHandler, Result, container_request
 from .protocol import DISCARD_LIMIT, HttpConnection, Request
@@ -129,8 +130,10 @@ class Worker:
         region: str = "us-east-1",
         account: str = "000000000000",
         balance=None,
+        clock: Clock,
     ) -> None:
         self.sock = listen_sock
+        self.clock = clock  # request arrival times (capture); timeouts use the monotonic clock
         self.balance = balance  # server.ConnectionBalance, or None (a single worker, tests)
         self._deferred = 0
         self._attaching = 0  # accepted, not yet in self.connections
@@ -300,11 +303,10 @@ class Worker:
 
     def _sweep(self) -> None:
         """Once a second: time out invocations, close idle and stalled connections."""
-        now_wall = time.time()
-        expired = [job for job in self.inflight.values() if job.deadline < now_wall]
+        now = time.monotonic()
+        expired = [job for job in self.inflight.values() if job.deadline < now]
         for job in expired:
             self._timeout(job)
-        now = time.monotonic()
         for conn in list(self.connections):
             if conn.expired(now, self.limits.idle_timeout, self.limits.timeout):
                 conn.close()
@@ -402,9 +404,8 @@ class Worker:
                 self._plain(conn, 503, msg, keep, extra)
             return
         program_type, accept = container_request(headers, self.default_accept)
-        now = time.time()
         job = Job(conn, runtime, body, headers.get("content-type", ""), program_type, accept, inference_id,
-                  now, now + self.limits.timeout, keep)
+                  self.clock.now().timestamp(), time.monotonic() + self.limits.timeout, keep)
         self.inflight[id(job)] = job
         with self.cv:
             self.pending.append(job)
