@@ -14,7 +14,6 @@ import pytest
 
 import contract
 import steputil
-from conftest import run_pipeline
 
 WHEN = datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc)
 
@@ -179,34 +178,3 @@ def test_no_test_pair_reaches_training(binary_run):
         assert not train_pairs & {(a, b) for _, a, b in rows_of(folder / name)}
     fz = __import__("joblib").load(binary_run.model / contract.MODEL_FILE).named_steps["features"]
     assert fz.n_documents_ == 2 * 32  # IDF learned from the 32 training pairs only
-
-
-@pytest.mark.slow
-def test_full_corpus_through_every_step(msrp, tmp_path, script_env):
-    """The real MSRP corpus (stsmsrpc.txt) through the pipeline, then served through inference."""
-    from pathlib import Path
-
-    lines = (Path(msrp) / "stsmsrpc.txt").read_text(encoding="utf-8").split("\n")
-    rows = [tuple(line.split("\t")) for line in lines[1:] if line]
-    ml = run_pipeline(tmp_path / "opt_ml", rows, script_env)
-    counts = {name: len(rows_of(folder / f"{name}.csv")) for name, folder in
-              (("train", ml.train), ("validation", ml.validation), ("test", ml.test))}
-    assert sum(counts.values()) == len(rows) == 5801
-    assert counts["validation"] == pytest.approx(0.15 * 5801, abs=3)
-    report = json.loads((ml.evaluation / contract.EVALUATION_FILE).read_text())
-    block = report["binary_classification_metrics"]
-    # A band, not a point: far above the 67 % majority class and the original 70.6 %.
-    assert block["accuracy"]["value"] > 0.74
-    assert block["auc"]["value"] > 0.80
-    assert 0.005 < block["accuracy"]["standard_deviation"] < 0.03
-    import inference
-
-    model = inference.model_fn(str(ml.model))
-    data = inference.parse_request(b"Profit rose 5 percent in May.,Profit rose 5 percent in May.\n"
-                                   b"Profit rose 5 percent in May.,The storm closed every school in Ohio.\n",
-                                   "text/csv")
-    body, content_type = inference.format_response(inference.predict(data, model), "text/csv")
-    assert content_type == "text/csv"
-    (same_label, same_prob), (other_label, other_prob) = [line.split(",") for line in body.splitlines()]
-    assert (same_label, other_label) == ("1", "0")
-    assert float(same_prob) > 0.9 > 0.2 > float(other_prob)

@@ -288,13 +288,24 @@ def _train(e2e, *args):
     return proc, record
 
 
+def _corpus_sample(e2e, msrp, pairs: int = 600) -> Path:
+    """The first ``pairs`` pairs of the MSRP corpus (the demo test trains on all of it and checks the
+    model's accuracy band; here the command and the pipeline's wiring are under test)."""
+    work, _ = e2e
+    path = work / f"msrp-{pairs}.txt"
+    if not path.exists():
+        lines = (msrp / "stsmsrpc.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+        path.write_text("".join(lines[:pairs + 1]), encoding="utf-8")
+    return path
+
+
 @pytest.mark.slow
-def test_end_to_end_full_corpus_registers_an_approved_package_with_metrics_and_baseline(e2e, msrp):
-    proc, record = _train(e2e, "--input-data", str(msrp / "stsmsrpc.txt"))
+def test_end_to_end_registers_an_approved_package_with_metrics_and_baseline(e2e, msrp):
+    proc, record = _train(e2e, "--input-data", str(_corpus_sample(e2e, msrp)), "-p", "QualityThreshold=0.5")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _, state = e2e
     assert [s["name"] for s in record["steps"]] == ["Preprocess", "Train", "Evaluate", "CheckQuality", "Baseline", "RegisterModel"]
-    assert 0.72 <= record["metrics"]["accuracy"] <= 0.9
+    assert 0.5 <= record["metrics"]["accuracy"] <= 1.0
     package = Registry(state.registry_db).latest_approved_package("stsPackageGroup")
     assert package["ModelPackageArn"] == record["model_package_arn"]
     assert state.s3_path(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]).is_file()
@@ -311,7 +322,7 @@ def test_end_to_end_full_corpus_registers_an_approved_package_with_metrics_and_b
 def test_end_to_end_impossible_quality_gate_fails_without_registering(e2e, msrp):
     _, state = e2e
     before = Registry(state.registry_db).list_model_packages()["ModelPackageSummaryList"]
-    proc, record = _train(e2e, "--input-data", str(msrp / "stsmsrpc.txt"), "-p", "QualityThreshold=0.999")
+    proc, record = _train(e2e, "--input-data", str(_corpus_sample(e2e, msrp)), "-p", "QualityThreshold=0.999")
     assert proc.returncode == 1
     assert "the quality gate stopped the pipeline:" in proc.stderr and "0.999" in proc.stderr
     assert record["status"] == "Failed" and record["failed_step"] == "QualityGateFailed"
