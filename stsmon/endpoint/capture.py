@@ -1,18 +1,11 @@
-"""SageMaker data capture, record for record: settings, the writer, a reader.
+"""SageMaker data capture on disk: the settings, the durable writer, a reader.
 
-A capture file holds one JSON record per line, exactly SageMaker's shape
-(docs/CONTRACTS.md §2)::
-
-    {"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
-                                       "data": "...", "encoding": "CSV"},
-                     "endpointOutput": {...  "mode": "OUTPUT" ...}},
-     "eventMetadata": {"eventId": "<uuid>", "inferenceId": "sts_1",
-                       "inferenceTime": "2026-11-27T12:00:00.123Z"},
-     "eventVersion": "0"}
-
-under ``{destination}/{endpoint}/{variant}/yyyy/mm/dd/hh/{mm}-{ss}-{mmm}-{uuid}.jsonl``
+The record itself (SageMaker's JSON Lines shape, built and parsed) is
+:mod:`stsmon.endpoint.capture_record`. This module decides where records go
+and that they survive: one file per hour and writer under
+``{destination}/{endpoint}/{variant}/yyyy/mm/dd/hh/{mm}-{ss}-{mmm}-{uuid}.jsonl``
 (UTC; the hour folder is the record's ``inferenceTime`` hour, the file name
-the time of its first record).
+the time of its first record; docs/CONTRACTS.md §2).
 
 The request path only appends a small :class:`CaptureEvent` to an in-memory
 queue (:meth:`CaptureWriter.submit`); a writer thread encodes the records and
@@ -31,7 +24,6 @@ with one ``write`` per flush, then ``fdatasync``. So:
 
 from __future__ import annotations
 
-import base64
 import collections
 import errno
 import json
@@ -44,6 +36,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from .capture_record import CaptureEvent, CaptureRecordError, RecordEncoder, parse_line
 
 log = logging.getLogger("stsmon.endpoint.capture")
 
@@ -172,68 +166,6 @@ def _cfn_bool(value: Any) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise ValueError(f"not a boolean: {value!r}")
-
-
-# -- records ---------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class CaptureEvent:
-    """What the request path hands to the writer: raw bodies, no encoding yet."""
-
-    time: float
-    inference_id: str | None
-    input_type: str
-    input_body: bytes
-    output_type: str
-    output_body: bytes
-
-
-def format_time(t: float) -> str:
-    """``2026-11-27T12:00:00.123Z`` (UTC, milliseconds) of a POSIX time."""
-    ms = int(t * 1000) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
-
-
-def _media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-class RecordEncoder:
-    """Turns :class:`CaptureEvent` objects into SageMaker capture lines."""
-
-    def __init__(self, settings: CaptureSettings) -> None:
-        self._csv = {_media_type(t) for t in settings.csv_content_types}
-        self._json = {_media_type(t) for t in settings.json_content_types}
-        self._input = settings.capture_input
-        self._output = settings.capture_output
-
-    def _payload(self, content_type: str, body: bytes, mode: str) -> dict[str, str]:
-        media = _media_type(content_type)
-        encoding = "CSV" if media in self._csv else "JSON" if media in self._json else "BASE64"
-        if encoding != "BASE64":
-            try:
-                data = body.decode("utf-8")
-            except UnicodeDecodeError:
-                encoding = "BASE64"
-        if encoding == "BASE64":
-            data = base64.b64encode(body).decode("ascii")
-        return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
-
-    def record(self, event: CaptureEvent, event_id: str | None = None) -> dict[str, Any]:
-        capture: dict[str, Any] = {}
-        if self._input:
-            capture["endpointInput"] = self._payload(event.input_type, event.input_body, "INPUT")
-        if self._output:
-            capture["endpointOutput"] = self._payload(event.output_type, event.output_body, "OUTPUT")
-        meta: dict[str, str] = {"eventId": event_id or str(uuid.uuid4())}
-        if event.inference_id is not None:
-            meta["inferenceId"] = event.inference_id
-        meta["inferenceTime"] = format_time(event.time)
-        return {"captureData": capture, "eventMetadata": meta, "eventVersion": "0"}
-
-    def line(self, event: CaptureEvent) -> bytes:
-        return (json.dumps(self.record(event), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 # -- writer ----------------------------------------------------------------
@@ -507,54 +439,6 @@ class CaptureScan:
     problems: list[str] = field(default_factory=list)
 
 
-_ENCODINGS = ("CSV", "JSON", "BASE64")
-
-
-def record_problems(record: Any) -> list[str]:
-    """What makes ``record`` not a SageMaker capture record (empty list: valid)."""
-    if not isinstance(record, dict):
-        return ["not a JSON object"]
-    problems = []
-    if record.get("eventVersion") != "0":
-        problems.append("eventVersion is not '0'")
-    data = record.get("captureData")
-    if not isinstance(data, dict) or not data:
-        problems.append("captureData missing")
-    else:
-        for key, mode in (("endpointInput", "INPUT"), ("endpointOutput", "OUTPUT")):
-            part = data.get(key)
-            if part is None:
-                continue
-            if not isinstance(part, dict):
-                problems.append(f"{key} is not an object")
-                continue
-            if part.get("mode") != mode:
-                problems.append(f"{key}.mode is not {mode}")
-            if part.get("encoding") not in _ENCODINGS:
-                problems.append(f"{key}.encoding {part.get('encoding')!r}")
-            if not isinstance(part.get("data"), str) or not isinstance(part.get("observedContentType"), str):
-                problems.append(f"{key}.data/observedContentType missing")
-            elif part["encoding"] == "BASE64":
-                try:
-                    base64.b64decode(part["data"], validate=True)
-                except ValueError:
-                    problems.append(f"{key}.data is not base64")
-        if set(data) - {"endpointInput", "endpointOutput"}:
-            problems.append(f"captureData has unexpected keys {sorted(set(data) - {'endpointInput', 'endpointOutput'})}")
-    meta = record.get("eventMetadata")
-    if not isinstance(meta, dict):
-        problems.append("eventMetadata missing")
-    else:
-        if not isinstance(meta.get("eventId"), str):
-            problems.append("eventMetadata.eventId missing")
-        if "inferenceId" in meta and not isinstance(meta["inferenceId"], str):
-            problems.append("eventMetadata.inferenceId is not a string")
-        t = meta.get("inferenceTime")
-        if not isinstance(t, str) or not t.endswith("Z"):
-            problems.append("eventMetadata.inferenceTime missing or not UTC")
-    return problems
-
-
 def iter_capture_files(root: Path) -> Iterator[Path]:
     """Every ``*.jsonl`` under ``root`` (an endpoint/variant folder or above), sorted."""
     if not root.exists():
@@ -582,15 +466,8 @@ def scan_capture(root: Path, files: Iterable[Path] | None = None) -> CaptureScan
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-            except ValueError:
+                scan.records.append(parse_line(line))
+            except CaptureRecordError as exc:
                 scan.bad_lines += 1
-                scan.problems.append(f"{path}:{n}: not JSON")
-                continue
-            problems = record_problems(rec)
-            if problems:
-                scan.bad_lines += 1
-                scan.problems.append(f"{path}:{n}: {'; '.join(problems)}")
-                continue
-            scan.records.append(rec)
+                scan.problems.append(f"{path}:{n}: {'; '.join(exc.problems)}")
     return scan

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from ..clock import Clock
-from .capture import CaptureEvent, CaptureWriter
+from .capture import CaptureWriter
+from .capture_record import CaptureEvent
 from .model import DEFAULT_ACCEPT, InferenceHandler, Result, container_request
 from .protocol import DISCARD_LIMIT, HttpConnection, Request
 

@@ -130,7 +130,8 @@ def test_capture_and_ground_truth_records_follow_the_documented_shape():
 @pytest.mark.parametrize("capture_input", [True, False])
 def test_files_of_the_endpoint_capture_writer_parse_on_the_fast_path(tmp_path, capture_input):
     """stsmon.endpoint.capture writes compact, non-ASCII, output-only records: the columnar path reads them all."""
-    from stsmon.endpoint.capture import CaptureEvent, CaptureSettings, CaptureWriter
+    from stsmon.endpoint.capture import CaptureSettings, CaptureWriter
+    from stsmon.endpoint.capture_record import CaptureEvent
 
     settings = CaptureSettings(folder=tmp_path / "capture", capture_input=capture_input, flush_interval=0.05)
     writer = CaptureWriter(settings, "ep").start()

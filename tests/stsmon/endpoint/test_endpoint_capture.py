@@ -13,15 +13,8 @@ from pathlib import Path
 import pytest
 
 from stsmon.endpoint import capture as cap
-from stsmon.endpoint.capture import (
-    CaptureEvent,
-    CaptureSettings,
-    CaptureWriter,
-    RecordEncoder,
-    record_problems,
-    scan_capture,
-    settings_from_data_capture_config,
-)
+from stsmon.endpoint.capture import CaptureSettings, CaptureWriter, scan_capture, settings_from_data_capture_config
+from stsmon.endpoint.capture_record import CaptureEvent, RecordEncoder, record_problems
 
 T0 = calendar.timegm((2026, 11, 27, 12, 0, 0)) + 0.123
 FILE_NAME = re.compile(r"^\d{2}-\d{2}-\d{3}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.jsonl$")
