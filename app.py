@@ -2,7 +2,7 @@
 """The CDK app: read the configuration once, build the four stacks.
 
 Configuration layers (later wins): defaults < cdk.json "context" < .env <
-environment < ``cdk -c KEY=VALUE`` (see stsmon/config.py and docs/aws.md).
+environment < ``cdk -c KEY=VALUE`` (see stscontracts/config.py and docs/aws.md).
 Nothing below this file reads the environment or the CDK context.
 """
 
@@ -16,7 +16,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from stacks import add_stacks
-from stsmon.config import ConfigError, cli_overrides, load_config, read_cdk_json_context
+from stscontracts.config import ConfigError, cli_overrides, load_config, read_cdk_json_context
 
 HERE = Path(__file__).resolve().parent
 

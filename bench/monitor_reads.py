@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline_code import placeholders  # noqa: E402
 from pipeline_code.monitoring import build_monitoring_definition  # noqa: E402
-from stsmon.config import load_config  # noqa: E402
+from stscontracts.config import load_config  # noqa: E402
 from stsmon.monitoring.records import hour_prefix  # noqa: E402
 from stsmon.monitoring.synthetic import write_window  # noqa: E402
 

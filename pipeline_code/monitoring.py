@@ -19,7 +19,7 @@ from typing import Any
 
 from processing_scripts import contract
 
-from stsmon.config import Config
+from stscontracts.config import Config
 
 from . import placeholders
 from .common import PROCESSING_ROOT, Names, code_input, definition_dict, processing_input, processing_output, script_processor

@@ -12,7 +12,7 @@ from typing import Any
 
 from processing_scripts import contract
 
-from stsmon.config import Config
+from stscontracts.config import Config
 
 from . import placeholders
 from .common import (

@@ -1,6 +1,6 @@
 """The CDK stacks of stsmodelmonitor (each one lifecycle) and their constructs.
 
-:func:`add_stacks` builds all four from one validated :class:`~stsmon.config.Config`.
+:func:`add_stacks` builds all four from one validated :class:`~stscontracts.config.Config`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from aws_cdk import App, Environment, Tags
 
 from pipeline_code.build import definitions
-from stsmon.config import Config
+from stscontracts.config import Config
 
 from .constructs.step_code import step_code_prefix
 from .foundation import FoundationStack

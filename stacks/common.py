@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from stsmon.config import Config
+from stscontracts.config import Config
 
 
 def log_retention(cfg: Config) -> logs.RetentionDays:

@@ -16,7 +16,7 @@ from constructs import Construct
 
 from pipeline_code.images import model_monitor_repository, sklearn_repository
 from pipeline_code.monitoring import ground_truth_prefix
-from stsmon.config import Config
+from stscontracts.config import Config
 
 from .constructs.execution_role import SageMakerExecutionRole
 from .constructs.quality_monitor import MODEL_MONITOR_NAMESPACE, PIPELINE_NAMESPACE

@@ -17,7 +17,7 @@ from pipeline_code import placeholders
 from pipeline_code.images import model_monitor_image
 from pipeline_code.build import DefinitionSource
 from pipeline_code.monitoring import monitoring_prefix
-from stsmon.config import Config
+from stscontracts.config import Config
 from stsmon.monitoring.schedule_expr import longest_gap
 
 from .common import log_retention, removal

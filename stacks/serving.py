@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pipeline_code.monitoring import capture_prefix
-from stsmon.config import Config
+from stscontracts.config import Config
 
 from .common import log_retention, removal
 from .constructs.capture_endpoint import CaptureEndpoint

@@ -17,7 +17,7 @@ from constructs import Construct
 from pipeline_code import placeholders
 from pipeline_code.build import DefinitionSource
 from processing_scripts import contract
-from stsmon.config import Config
+from stscontracts.config import Config
 
 from .common import log_retention, removal
 from .constructs.custom_resources import PipelineCleanup

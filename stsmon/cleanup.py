@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from stscontracts.config import Config
+
 from .errors import StsmonError, UsageError
 from .state import StateDir
 

@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from stscontracts.errors import ContractError
+
 from .errors import StsmonError
 
 #: command name -> (module under stsmon.commands, one-line help)
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turn user errors into a message and an exit code."""
     try:
         cli.main(args=argv, prog_name="stsmon", standalone_mode=False)
-    except StsmonError as exc:
+    except (StsmonError, ContractError) as exc:  # ContractError: a bad configuration value or document
         click.echo(f"Error: {exc.message}", err=True)
         return exc.exit_code
     except click.exceptions.Abort:

@@ -30,7 +30,7 @@ from .errors import StsmonError, UsageError
 from .state import StateDir
 
 #: What the synthesized assembly depends on (relative to the project folder).
-SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "pipeline_code", "processing_scripts", "stsmon/config.py", ".env")
+SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "pipeline_code", "processing_scripts", "stscontracts", ".env")
 SYNTH_STAMP = "stsmon-synth-inputs.sha256"
 
 #: The drill's label noise: 30 % wrong labels must trip the accuracy constraint.

@@ -14,7 +14,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from .config import Config
+from stscontracts.config import Config
+
 from .errors import NotDeployedError, StsmonError
 from .state import StateDir
 

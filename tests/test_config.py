@@ -1,4 +1,4 @@
-"""stsmon.config: layers, precedence, validation, one message for every bad value."""
+"""stscontracts.config: layers, precedence, validation, one message for every bad value."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from stsmon import config as config_module
-from stsmon.config import Config, ConfigError, cli_overrides, load_config, parse_context_pairs, read_dotenv
+from stscontracts import config as config_module
+from stscontracts.config import Config, ConfigError, cli_overrides, load_config, parse_context_pairs, read_dotenv
 
 
 def test_defaults_keep_the_original_names():
@@ -190,7 +190,7 @@ def test_repo_cdk_json_context_is_valid(repo_root):
 
 
 def test_config_module_imports_no_cdk(subprocess_env, repo_root):
-    code = "import sys, stsmon.config; print(sorted(m for m in sys.modules if m.startswith(('aws_cdk', 'jsii', 'sagemaker'))))"
+    code = "import sys, stscontracts.config; print(sorted(m for m in sys.modules if m.startswith(('aws_cdk', 'jsii', 'sagemaker'))))"
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, env=subprocess_env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().replace("'", '"')) == []
 

@@ -46,7 +46,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
+from stscontracts.config import Config
+
 from ..errors import StsmonError
 from ..preflight import FAIL, OK, SKIP, WARN, Check
 from .environment import AwsEnvironment, assembly_environments

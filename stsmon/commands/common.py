@@ -14,7 +14,7 @@ from ..state import STATE_DIR_ENV, StateDir, default_state_dir
 
 if TYPE_CHECKING:
     from ..aws.environment import AwsEnvironment
-    from ..config import Config
+    from stscontracts.config import Config
 
 TARGETS = ("local", "aws")
 
@@ -112,7 +112,7 @@ def load_cli_config(context: tuple[str, ...] | list[str] = ()) -> Config:
     """
     import os
 
-    from ..config import load_config, parse_context_pairs, read_cdk_json_context
+    from stscontracts.config import load_config, parse_context_pairs, read_cdk_json_context
 
     env = {**os.environ, "CDK_DEFAULT_REGION": aws_environment().region}
     return load_config(

@@ -114,7 +114,7 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
             s.note = str(assembly)
         result.files["assembly"] = str(assembly)
 
-    from ..config import Config  # noqa: F401  (import check: the configuration module loads)
+    from stscontracts.config import Config  # noqa: F401  (import check: the configuration module loads)
 
     session = aws_session(context)
     cfg = session.config

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline_code import build
-from stsmon.config import load_config
+from stscontracts.config import load_config
 
 CODE_PREFIX = "sts/code/0123456789abcdef/"
 

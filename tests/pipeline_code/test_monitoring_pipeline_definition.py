@@ -11,7 +11,7 @@ from pipeline_code import placeholders
 from pipeline_code.monitoring import build_monitoring_definition
 from pipeline_graph import all_steps, edges
 from processing_scripts import contract
-from stsmon.config import load_config
+from stscontracts.config import load_config
 
 CODE_PREFIX = "sts/code/0123456789abcdef/"
 BUCKET = placeholders.BUCKET

@@ -22,7 +22,7 @@ import pytest
 
 from pipeline_code import placeholders
 from pipeline_code.monitoring import build_monitoring_definition
-from stsmon.config import load_config
+from stscontracts.config import load_config
 from stsmon.monitoring.records import capture_record, ground_truth_record, hour_prefix
 
 REPO = Path(__file__).resolve().parents[2]

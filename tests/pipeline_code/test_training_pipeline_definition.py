@@ -12,7 +12,7 @@ from pipeline_code import placeholders
 from pipeline_code.training import build_training_definition
 from pipeline_graph import all_references, all_steps, check_reference, edges
 from processing_scripts import contract
-from stsmon.config import load_config
+from stscontracts.config import load_config
 
 CODE_PREFIX = "sts/code/0123456789abcdef/"
 BUCKET = placeholders.BUCKET

@@ -54,7 +54,7 @@ def _definition_environment() -> dict[str, str]:
     from pipeline_graph import all_steps
 
     from pipeline_code.training import build_training_definition
-    from stsmon.config import load_config
+    from stscontracts.config import load_config
 
     definition = build_training_definition(load_config(), "sts/code/0123456789abcdef/")
     (container,) = all_steps(definition)["RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"]

@@ -46,7 +46,7 @@ def synthesize(outdir: Path, overrides: dict[str, str] | None = None, *, nag: bo
     from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
     from stacks import add_stacks
-    from stsmon.config import load_config, read_cdk_json_context
+    from stscontracts.config import load_config, read_cdk_json_context
 
     context = read_cdk_json_context(REPO_ROOT / "cdk.json")
     config = load_config(overrides or {}, {}, None, cdk_json_context=context)

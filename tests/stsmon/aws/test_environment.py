@@ -26,7 +26,7 @@ from stsmon.aws.environment import (
     cdk_settings,
     resolve_aws_environment,
 )
-from stsmon.config import load_config, read_cdk_json_context
+from stscontracts.config import load_config, read_cdk_json_context
 
 CONFIG = """\
 [default]

@@ -19,7 +19,7 @@ from stsmon import cli as cli_module
 from stsmon import preflight as p
 from stsmon.aws import preflight as ap
 from stsmon.aws.environment import AwsEnvironment
-from stsmon.config import load_config
+from stscontracts.config import load_config
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"

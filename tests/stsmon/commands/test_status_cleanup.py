@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from stsmon import cli as cli_module
 from stsmon.cleanup import aws_cleanup
 from stsmon.clock import FixedClock
-from stsmon.config import load_config
+from stscontracts.config import load_config
 from stsmon.endpoint.process import read_record
 from stsmon.fileio import write_json_atomic
 from stsmon.localcloud.deployer import StackRecord, record_path

@@ -19,7 +19,7 @@ def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypat
     from pipeline_code import placeholders
     from pipeline_code.monitoring import build_monitoring_definition
 
-    from stsmon.config import load_config
+    from stscontracts.config import load_config
 
     monkeypatch.setenv("STSMON_SCHEDULER_AUTOSTART", "0")
     deployment = deploy_monitoring(tmp_path)

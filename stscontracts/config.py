@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import StsmonError
+from .errors import ContractError
 
 # SageMaker's names, repeated here so this module needs nothing but the stdlib.
 BINARY_CLASSIFICATION = "BinaryClassification"
@@ -61,10 +61,8 @@ DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
 
 
-class ConfigError(StsmonError):
+class ConfigError(ContractError):
     """One or more configuration values are invalid (exit code 2)."""
-
-    exit_code = 2
 
 
 # --------------------------------------------------------------------------
