@@ -16,7 +16,6 @@ endpoint on the same address, swaps its model without dropping requests
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import supervisor
 from ..clock import Clock
 from ..fileio import write_json_atomic
 from ..errors import NotDeployedError, StsmonError
@@ -84,7 +84,8 @@ def read_record(state: StateDir, name: str) -> dict[str, Any] | None:
         return None
     except ValueError as exc:
         raise StsmonError(f"endpoint record {path} is not valid JSON ({exc}); remove it or run stsmon cleanup") from exc
-    record["running"] = record.get("status") in ("InService", "Updating", "Creating") and _server_alive(record.get("pid"))
+    record["running"] = (record.get("status") in ("InService", "Updating", "Creating")
+                         and supervisor.is_alive(supervisor.ProcessRef.from_json(record)))
     record["log"] = str(endpoint_paths(state, name).log)
     return record
 
@@ -114,28 +115,6 @@ def capture_stats(state: StateDir, name: str) -> dict[str, int]:
         for key in total:
             total[key] += int(data.get(key, 0))
     return total
-
-
-def _server_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # someone else's process: not our server
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            stat = (proc / "stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                return False
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            return False
-        return b"stsmon.endpoint" in cmdline or b"stsmon" in cmdline
-    return True
 
 
 # -- starting and stopping ----------------------------------------------------------
@@ -196,7 +175,8 @@ def _swap(state: StateDir, spec: ServerSpec, current: dict[str, Any], timeout: f
     spec = spec.with_changes(port=current["port"])
     before = int(current.get("reload_count", 0))
     write_json_atomic(paths.spec, spec.to_json())
-    os.kill(current["pid"], signal.SIGHUP)
+    if not supervisor.send_signal(supervisor.ProcessRef.from_json(current), signal.SIGHUP):
+        raise StsmonError(f"endpoint {spec.endpoint_name} stopped before the model swap; see {paths.log}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         record = read_record(state, spec.endpoint_name)
@@ -222,21 +202,8 @@ def stop_endpoint(state: StateDir, name: str, *, timeout: float = 45.0) -> bool:
         raise NotDeployedError(f"no local endpoint named {name!r} (nothing under {endpoint_paths(state, name).folder})")
     if not record["running"]:
         return False
-    pid = record["pid"]
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    if not supervisor.stop(supervisor.ProcessRef.from_json(record), timeout=timeout, group=True):
         return False
-    deadline = time.monotonic() + timeout
-    while _server_alive(pid):
-        if time.monotonic() > deadline:
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            break
-        time.sleep(0.05)
-    _reap_if_child(pid)
     record = read_record(state, name)
     if record is not None and record.get("status") != "Stopped":
         data = {k: v for k, v in record.items() if k not in ("running", "log")}
@@ -257,13 +224,6 @@ def serve_foreground(state: StateDir, spec: ServerSpec, *, clock: Clock, on_read
     write_json_atomic(paths.spec, spec.to_json())
     configure_logging()
     return Master(spec, paths.spec, clock=clock).run(on_ready=on_ready)
-
-
-def _reap_if_child(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _tail(path: Path, lines: int = 15) -> str:

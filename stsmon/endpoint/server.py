@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .. import supervisor
 from ..clock import Clock, iso_seconds
 from ..fileio import write_json_atomic
 from .capture import CaptureSettings, CaptureWriter
@@ -437,7 +438,7 @@ class Master:
             "url": endpoint_url(spec.host, self.port) if self.port else None,
             "host": spec.host,
             "port": self.port,
-            "pid": os.getpid(),
+            **supervisor.ProcessRef.current().to_json(),  # pid, create_time, boot_time: how others find this process
             "worker_pids": sorted(p.pid for p in self.workers.values() if p.generation == self.generation),
             "generation": self.generation,
             "variant": spec.variant,

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import ctypes
 import importlib.util
 import json
 import os
@@ -64,6 +63,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import supervisor
 from ..clock import Clock
 from ..errors import NotDeployedError, StsmonError, UsageError
 from ..fileio import write_json_atomic
@@ -228,14 +228,6 @@ class _Job:
     proc: subprocess.Popen[bytes] | None = None
 
 
-def _pdeathsig() -> None:  # pragma: no cover - runs in the child
-    # Linux: the child gets SIGKILL when the executor dies, so nothing runs on
-    # unsupervised after a crash.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    os.setpgrp()
-
-
 def executions_dir(state: StateDir, pipeline: str) -> Path:
     return state.executions / pipeline
 
@@ -285,8 +277,7 @@ class Execution:
             "CreationTime": self._now(),
             "LastModifiedTime": self._now(),
             "Parameters": [{"Name": k, "Value": _param_str(v)} for k, v in parameters.items()],
-            "ExecutorPid": os.getpid(),
-            "ExecutorStartTime": _process_start_time(os.getpid()),
+            "Executor": supervisor.ProcessRef.current().to_json(),
             "Steps": [],
             "NotExecuted": [],
         }
@@ -490,7 +481,7 @@ class Execution:
             else:
                 self.record["PipelineExecutionStatus"] = "Succeeded"
             self.record["EndTime"] = self._now()
-            self.record.pop("ExecutorPid", None)
+            self.record.pop("Executor", None)
             self._save()
         self.on_event("execution", dict(self.record))
 
@@ -498,7 +489,7 @@ class Execution:
         """Stop: no new steps; running jobs get SIGTERM, then SIGKILL after 10 s."""
         self.stop_event.set()
         for job in list(self.jobs.values()):
-            _terminate(job.proc)
+            supervisor.stop_child(job.proc)
 
     # -- steps -------------------------------------------------------------
 
@@ -789,10 +780,10 @@ class Execution:
             try:
                 job.proc = subprocess.Popen(
                     command, cwd=cwd, env=full_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                    preexec_fn=_pdeathsig if sys.platform.startswith("linux") else None,
+                    preexec_fn=supervisor.child_dies_with_parent(),
                 )
                 if self.stop_event.is_set():  # stop() ran while the process was starting
-                    _terminate(job.proc)
+                    supervisor.stop_child(job.proc)
                 code = job.proc.wait()
             finally:
                 self.jobs.pop(spec.name, None)
@@ -938,36 +929,6 @@ def _final_metrics(definitions: list[dict[str, Any]], log_dir: Path, stamp: str)
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: o.isoformat() if hasattr(o, "isoformat") else str(o)))
-
-
-def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-
-
-def _process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (Linux), to tell a reused pid apart."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int, start_time: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return start_time is None or _process_start_time(pid) in (None, start_time)
 
 
 # -- public API ----------------------------------------------------------------------
@@ -1116,8 +1077,7 @@ def reconcile(state: StateDir, pipeline_name: str) -> list[str]:
             continue
         if record.get("PipelineExecutionStatus") != "Executing":
             continue
-        pid = record.get("ExecutorPid")
-        if pid is not None and _alive(int(pid), record.get("ExecutorStartTime")):
+        if supervisor.is_alive(_executor_of(record)):
             continue
         reason = "the executor process ended before the execution finished (killed or crashed)"
         # It ended some time after its last record: that time is the best end time known (no clock needed).
@@ -1130,10 +1090,19 @@ def reconcile(state: StateDir, pipeline_name: str) -> list[str]:
         record["PipelineExecutionStatus"] = "Failed"
         record["FailureReason"] = reason
         record["EndTime"] = ended
+        record.pop("Executor", None)
         record.pop("ExecutorPid", None)
+        record.pop("ExecutorStartTime", None)
         write_json_atomic(path, record)
         fixed.append(record.get("PipelineExecutionId", path.parent.name))
     return fixed
+
+
+def _executor_of(record: dict[str, Any]) -> supervisor.ProcessRef | None:
+    """The process running an execution (``Executor``; records written before it was kept: ``ExecutorPid``)."""
+    if "Executor" in record:
+        return supervisor.ProcessRef.from_json(record["Executor"])
+    return supervisor.ProcessRef.from_json({"pid": record.get("ExecutorPid")})
 
 
 def stop_running_executions(state: StateDir, pipeline_name: str, timeout: float = 60.0) -> list[str]:
@@ -1144,8 +1113,7 @@ def stop_running_executions(state: StateDir, pipeline_name: str, timeout: float 
     reconcile(state, pipeline_name)
     running = [r for r in list_executions(state, pipeline_name) if r.get("PipelineExecutionStatus") == "Executing"]
     for record in running:
-        with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
-            os.kill(int(record["ExecutorPid"]), signal.SIGTERM)
+        supervisor.send_signal(_executor_of(record), signal.SIGTERM)
     deadline = time.monotonic() + timeout
     pending = {r["PipelineExecutionId"] for r in running}
     while pending and time.monotonic() < deadline:

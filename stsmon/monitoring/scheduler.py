@@ -12,7 +12,7 @@ EventBridge Scheduler would start it on AWS, then takes in the monitoring
 result (metrics, alarms; :mod:`stsmon.monitoring.runs`). Missed fire times
 (the process was not running) are not made up, as on AWS.
 
-Files (``scheduler/``): ``scheduler.json`` (pid, start time, log path),
+Files (``scheduler/``): ``scheduler.json`` (pid, creation time, boot time, log path; :mod:`stsmon.supervisor`),
 ``scheduler.log``, ``schedules/*.json``, ``state.json`` (per schedule: next
 and last fire time, last execution and status).
 """
@@ -20,7 +20,6 @@ and last fire time, last execution and status).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import supervisor
 from ..clock import Clock, SystemClock
 from ..errors import StsmonError
 from ..fileio import write_json_atomic
@@ -93,27 +93,16 @@ def list_schedules(state: StateDir) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------- the process
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of a process (tells a pid from a reused one)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def process_info(state: StateDir) -> dict[str, Any] | None:
     """``scheduler.json`` when its process is alive, else None."""
     info = _read_json(state.scheduler / "scheduler.json")
-    if not isinstance(info, dict) or "pid" not in info:
-        return None
-    if _start_time(int(info["pid"])) != info.get("start_time"):
+    if not supervisor.is_alive(supervisor.ProcessRef.from_json(info)):
         return None
     return info
 
 
 def start(state: StateDir, *, python: str | None = None) -> dict[str, Any]:
-    """Start the scheduler process unless it runs; returns its info (pid, log)."""
+    """Start the scheduler process unless it runs; returns its info (pid, creation time, log)."""
     running = process_info(state)
     if running:
         return running
@@ -127,36 +116,19 @@ def start(state: StateDir, *, python: str | None = None) -> dict[str, Any]:
             [python or sys.executable, "-m", "stsmon.monitoring.scheduler", "--state-dir", str(state.root)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True,
         )
-    info = {"pid": proc.pid, "start_time": None, "log": str(log_path)}
-    for _ in range(100):  # the kernel's start time, once /proc has it
-        info["start_time"] = _start_time(proc.pid)
-        if info["start_time"]:
-            break
-        time.sleep(0.01)
+    ref = supervisor.ProcessRef.of(proc.pid) or supervisor.ProcessRef(proc.pid)
+    info = {**ref.to_json(), "log": str(log_path)}
     write_json_atomic(state.scheduler / "scheduler.json", info)
     return info
 
 
 def stop(state: StateDir, timeout: float = 20.0) -> bool:
-    """Stop the scheduler process (SIGTERM, then SIGKILL). True if one was running."""
+    """Stop the scheduler process (SIGTERM, then SIGKILL after ``timeout`` s). True if one was running."""
     info = process_info(state)
     path = state.scheduler / "scheduler.json"
-    if not info:
-        path.unlink(missing_ok=True)
-        return False
-    pid = int(info["pid"])
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _start_time(pid) == info.get("start_time"):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child (tests)
-        time.sleep(0.05)
-    if _start_time(pid) == info.get("start_time"):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    running = info is not None and supervisor.stop(supervisor.ProcessRef.from_json(info), timeout=timeout)
     path.unlink(missing_ok=True)
-    return True
+    return running
 
 
 def ensure(state: StateDir) -> dict[str, Any] | None:
