@@ -181,11 +181,11 @@ def wait_for_s3_capture(s3: Any, capture_uri: str, endpoint: str, start: datetim
     """Wait until SageMaker has written the capture records of ``expected``
     inference ids to S3 (it delivers them in batches, typically within minutes).
     Returns how many arrived; raises DemoFailed after ``timeout`` seconds."""
-    from .monitoring.ground_truth import s3_captures
+    from .monitoring.ground_truth import read_captures
 
     waited = 0.0
     while True:
-        seen = {c.inference_id for c in s3_captures(s3, capture_uri, endpoint, start, end)}
+        seen = {c.inference_id for c in read_captures(s3, capture_uri, endpoint, start, end)}
         arrived = len(expected & seen)
         if arrived >= len(expected):
             return arrived

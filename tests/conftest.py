@@ -78,3 +78,23 @@ def subprocess_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NETGUARD_DIR), env.get("PYTHONPATH", "")]))
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     return env
+
+
+@pytest.fixture
+def local_clients(clock):
+    """``make(state, config=None, clock=clock)``: the local target's boto3-shaped clients over a state
+    folder (stsmon.clients), every call checked against botocore's model and recorded in ``.call_log``."""
+    from stsmon.clients import make_clients
+    from stsmon.clients.validation import CallLog
+    from stscontracts.config import Config
+
+    made = []
+
+    def make(state, *, config=None, clock=clock):
+        clients = make_clients("local", config=config or Config(), state=state, clock=clock, call_log=CallLog())
+        made.append(clients)
+        return clients
+
+    yield make
+    for clients in made:
+        clients.close()

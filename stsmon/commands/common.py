@@ -144,3 +144,41 @@ class AwsSession:
 def aws_session(context: tuple[str, ...] | list[str] = ()) -> AwsSession:
     """The configuration and AWS environment of a ``--target aws`` command."""
     return AwsSession(load_cli_config(context), aws_environment())
+
+
+#: A JSON-lines file that gets one line per call a local client makes (service, method, parameter
+#: names, outcome): what the local run exercised of the AWS API, each call checked against botocore.
+CLIENT_LOG_ENV = "STSMON_CLIENT_LOG"
+
+
+def _call_log() -> Any:
+    import json
+    import os
+
+    from ..clients.validation import CallLog
+
+    path = os.environ.get(CLIENT_LOG_ENV)
+    if not path:
+        return None
+
+    def sink(entry: dict[str, Any]) -> None:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+    return CallLog(sink)
+
+
+def command_clients(target: str, state_dir: Path | None, context: tuple[str, ...] | list[str] = ()) -> Any:
+    """The boto3-shaped clients of ``target`` for a command (:mod:`stsmon.clients`); use as a context manager."""
+    from ..clients import make_clients
+
+    config = load_cli_config(context)
+    return make_clients(target, config=config, state=resolve_state_dir(state_dir), clock=cli_clock(),
+                        environment=aws_environment(), call_log=_call_log())
+
+
+def cli_sleep(seconds: float) -> None:
+    """The CLI's way to wait: wait loops below take a ``sleep`` (tests pass their own)."""
+    import time
+
+    time.sleep(seconds)

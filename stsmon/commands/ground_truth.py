@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
+from .common import cli_clock, command_clients, context_option, state_dir_option, target_option
 
 
 @click.command(name="ground-truth")
@@ -35,49 +35,29 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], mode:
     format. Writing labels again for the same ids corrects them: the monitor
     uses the latest label of an id.
     """
+    from ..clients.stacks import require_outputs
+    from ..errors import StsmonError
     from ..monitoring import ground_truth as gt
 
     now = cli_clock().now()
     start, end = gt.hour_window(window, now)
-    state = resolve_state_dir(state_dir)
-    truth = None
-    if mode != "random" or traffic_record is not None:
-        truth = gt.read_truth(traffic_record or gt.latest_traffic_record(state))
-    if target == "local":
-        from ..monitoring.runs import monitoring_target
-
-        where = monitoring_target(state)
-        captured = gt.local_captures(state, where.capture_uri, where.endpoint, start, end)
-        gt_uri = where.ground_truth_uri
-    else:
-        from ..aws import stack_outputs
-        from .common import aws_session
-
-        aws = aws_session(context)
-        cfg = aws.config
-        cfn = aws.client("cloudformation")
-        outputs: dict[str, str] = {}
-        for kind in ("foundation", "serving", "monitoring"):
-            outputs.update(stack_outputs(cfn, cfg.stack_name(kind)))
-        s3 = aws.client("s3")
-        captured = gt.s3_captures(s3, outputs["DataCaptureUri"], outputs["EndpointName"], start, end)
-        gt_uri = outputs["GroundTruthUri"]
-    window_text = f"[{start:%Y-%m-%dT%H:%MZ}, {end:%Y-%m-%dT%H:%MZ})"
-    if not captured:
-        from ..errors import StsmonError
-
-        raise StsmonError(f"no captured inferences in the window {window_text}: send traffic first "
-                          f"(stsmon traffic) or choose another --window")
-    plan = gt.plan_labels(captured, mode, truth=truth, error_rate=error_rate, seed=seed, positive_rate=positive_rate)
-    if not plan.labels:
-        from ..errors import StsmonError
-
-        raise StsmonError(f"none of the {plan.captured} captured inferences in {window_text} is in the traffic "
-                          f"record {truth.source if truth else ''}: nothing to label")
-    if target == "local":
-        uri = gt.write_local(state, gt_uri, plan.labels, now, now)
-    else:
-        uri = gt.write_s3(s3, gt_uri, plan.labels, now, now, kms_key_id=outputs.get("KmsKeyArn"))
+    with command_clients(target, state_dir, context) as clients:
+        state = clients.state
+        truth = None
+        if mode != "random" or traffic_record is not None:
+            truth = gt.read_truth(traffic_record or gt.latest_traffic_record(state))
+        outputs = require_outputs(clients, "DataCaptureUri", "EndpointName", "GroundTruthUri")
+        captured = gt.read_captures(clients.s3, outputs["DataCaptureUri"], outputs["EndpointName"], start, end)
+        window_text = f"[{start:%Y-%m-%dT%H:%MZ}, {end:%Y-%m-%dT%H:%MZ})"
+        if not captured:
+            raise StsmonError(f"no captured inferences in the window {window_text}: send traffic first "
+                              f"(stsmon traffic) or choose another --window")
+        plan = gt.plan_labels(captured, mode, truth=truth, error_rate=error_rate, seed=seed, positive_rate=positive_rate)
+        if not plan.labels:
+            raise StsmonError(f"none of the {plan.captured} captured inferences in {window_text} is in the traffic "
+                              f"record {truth.source if truth else ''}: nothing to label")
+        uri = gt.write_labels(clients.s3, outputs["GroundTruthUri"], plan.labels, now, now,
+                              kms_key_id=outputs.get("KmsKeyArn"))
     for line in gt.summary_lines(plan, uri, truth):
         click.echo(line)
     state.runs.mkdir(parents=True, exist_ok=True)

@@ -121,6 +121,38 @@ class LocalBuckets:
         found.sort(key=lambda k: k.encode("utf-8"))
         return found
 
+    def list_page(self, bucket: str, prefix: str, delimiter: str, max_keys: int, after: str
+                  ) -> tuple[list[tuple[str, str]], bool, str]:
+        """One ListObjectsV2 page: (entries, truncated, last), entries ``("key" | "prefix", value)``
+        in S3's order after ``after``; ``last`` is what the next page starts after."""
+        entries: list[tuple[str, str]] = []
+        seen_prefixes: set[str] = set()
+        last = ""
+        truncated = False
+        for key in self.keys(bucket, prefix):
+            if after and key.encode() <= after.encode():
+                continue
+            if delimiter:
+                cut = key.find(delimiter, len(prefix))
+                if cut >= 0:
+                    common = key[: cut + len(delimiter)]
+                    if common in seen_prefixes or (after and common.encode() <= after.encode()):
+                        continue
+                    if len(entries) >= max_keys:
+                        truncated = True
+                        break
+                    seen_prefixes.add(common)
+                    entries.append(("prefix", common))
+                    # a common prefix rolls up every key below it: resume after its last key
+                    last = common + "\U0010ffff"
+                    continue
+            if len(entries) >= max_keys:
+                truncated = True
+                break
+            entries.append(("key", key))
+            last = key
+        return entries, truncated, last
+
 
 class JobEndpoint:
     """A loopback HTTP endpoint speaking the AWS APIs a local job uses. Use as a context manager."""
@@ -314,33 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
                 after = base64.urlsafe_b64decode(token.encode()).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
                 return self._error(400, "InvalidArgument", "The continuation token provided is incorrect")
-        keys = owner.buckets.keys(bucket, prefix)
-        entries: list[tuple[str, str]] = []  # ("key" | "prefix", value), in order
-        seen_prefixes: set[str] = set()
-        last = ""
-        truncated = False
-        for key in keys:
-            if after and key.encode() <= after.encode():
-                continue
-            if delimiter:
-                cut = key.find(delimiter, len(prefix))
-                if cut >= 0:
-                    common = key[: cut + len(delimiter)]
-                    if common in seen_prefixes or (after and common.encode() <= after.encode()):
-                        continue
-                    if len(entries) >= max_keys:
-                        truncated = True
-                        break
-                    seen_prefixes.add(common)
-                    entries.append(("prefix", common))
-                    # a common prefix rolls up every key below it: resume after its last key
-                    last = common + "\U0010ffff"
-                    continue
-            if len(entries) >= max_keys:
-                truncated = True
-                break
-            entries.append(("key", key))
-            last = key
+        entries, truncated, last = owner.buckets.list_page(bucket, prefix, delimiter, max_keys, after)
         enc = (lambda v: quote(v, safe="/")) if url_encode else (lambda v: v)
         parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{S3_NS}">',
                  f"<Name>{escape(bucket)}</Name>", f"<Prefix>{escape(enc(prefix))}</Prefix>"]

@@ -17,8 +17,9 @@ Modes:
   original ``gen_fake_ground_truth.py`` (positive with ``positive_rate``;
   regression: uniform over ``label_range``).
 
-Local: capture and labels in the local buckets. AWS: the same, through an
-S3 client (``list_objects_v2`` / ``get_object`` / ``put_object``).
+Capture is read and labels are written through an S3 client
+(``list_objects_v2`` / ``get_object`` / ``put_object``): boto3's for
+``--target aws``, the local runtime's over the local buckets otherwise.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from urllib.parse import urlparse
 
 from ..errors import StsmonError, UsageError
 from ..state import StateDir
-from .records import CapturedInference, ground_truth_record, hour_prefix, iter_capture_lines, read_local_captures
+from .records import CapturedInference, ground_truth_record, hour_prefix, iter_capture_lines
 
 MODES = ("true", "noise", "random")
 BINARY, REGRESSION = "BinaryClassification", "Regression"
@@ -192,26 +193,7 @@ def _records_text(labels: list[tuple[str, Any]]) -> str:
     return "".join(json.dumps(ground_truth_record(k, v)) + "\n" for k, v in labels)
 
 
-# -------------------------------------------------------------------------------- local
-
-
-def write_local(state: StateDir, ground_truth_uri: str, labels: list[tuple[str, Any]], hour: datetime,
-                now: datetime) -> str:
-    """Write one labels file under the hour folder (atomically, named by ``now``); returns its s3:// URI."""
-    folder = state.s3_path(ground_truth_uri.rstrip("/") + "/" + hour_prefix(hour))
-    folder.mkdir(parents=True, exist_ok=True)
-    name = _file_name(now)
-    tmp = folder / f".{name}.tmp"
-    tmp.write_text(_records_text(labels), encoding="utf-8")
-    tmp.replace(folder / name)
-    return f"{ground_truth_uri.rstrip('/')}/{hour_prefix(hour)}/{name}"
-
-
-def local_captures(state: StateDir, capture_uri: str, endpoint: str, start: datetime, end: datetime) -> list[CapturedInference]:
-    return read_local_captures(state.s3_path(capture_uri.rstrip("/") + "/" + endpoint), start, end)
-
-
-# -------------------------------------------------------------------------------- AWS
+# -------------------------------------------------------------------------------- S3 (either target)
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -221,7 +203,7 @@ def _split(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-def s3_captures(s3: Any, capture_uri: str, endpoint: str, start: datetime, end: datetime) -> list[CapturedInference]:
+def read_captures(s3: Any, capture_uri: str, endpoint: str, start: datetime, end: datetime) -> list[CapturedInference]:
     """Capture records of the window's hour folders in S3 (``{capture uri}/{endpoint}/{variant}/yyyy/mm/dd/hh/``)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -245,7 +227,7 @@ def s3_captures(s3: Any, capture_uri: str, endpoint: str, start: datetime, end: 
     return found
 
 
-def write_s3(s3: Any, ground_truth_uri: str, labels: list[tuple[str, Any]], hour: datetime,
+def write_labels(s3: Any, ground_truth_uri: str, labels: list[tuple[str, Any]], hour: datetime,
              now: datetime, kms_key_id: str | None = None) -> str:
     """Upload one labels file (named by ``now``; SSE-KMS when a key is given); returns its s3:// URI."""
     from botocore.exceptions import BotoCoreError, ClientError

@@ -91,6 +91,7 @@ class ScheduleHandler(ResourceHandler):
             "State": props.get("State") or "ENABLED",
             "Description": props.get("Description", ""),
             "TargetArn": target["Arn"],
+            "RoleArn": target.get("RoleArn") or "",
             "PipelineName": pipeline_for_arn(ctx, str(target["Arn"])),
             "Parameters": {str(p["Name"]): str(p["Value"]) for p in params},
             "CreatedAt": created or iso_seconds(ctx.clock.now()),

@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..errors import StsmonError
 
 HOUR_LAYOUT = "%Y/%m/%d/%H"
 _HOUR_DIR = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})$")
@@ -130,25 +129,3 @@ def iter_capture_lines(lines: Iterable[str], where: str) -> Iterator[CapturedInf
             output=out.get("data", ""),
             output_type=out.get("observedContentType", ""),
         )
-
-
-def read_local_captures(root: Path, start: datetime, end: datetime) -> list[CapturedInference]:
-    """Capture records of the hour folders ``start <= hour < end`` below ``root`` (any depth)."""
-    found: list[CapturedInference] = []
-    if not root.is_dir():
-        return found
-    for dirpath, dirnames, filenames in sorted(os.walk(root)):
-        dirnames.sort()
-        hour = hour_of_folder(dirpath)
-        if hour is None or not (start <= hour < end):
-            continue
-        for name in sorted(filenames):
-            if not name.endswith(".jsonl"):
-                continue
-            path = Path(dirpath) / name
-            try:
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except OSError as exc:
-                raise StsmonError(f"cannot read capture file {path}: {exc.strerror}") from None
-            found.extend(iter_capture_lines(text.splitlines(), str(path)))
-    return found

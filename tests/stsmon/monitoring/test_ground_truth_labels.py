@@ -106,26 +106,39 @@ def test_hour_windows():
     assert gt.hour_window("2026-11-27T10:00:00Z/2026-11-27T12:00:00Z", now) == (H12.replace(hour=10), H12)
 
 
-def test_s3_round_trip_with_moto():
+@pytest.fixture(params=["local", "aws"])
+def s3(request, tmp_path, local_clients):
+    """An S3 client with the bucket ``bkt``: the local runtime's, or boto3's against moto."""
+    if request.param == "local":
+        from stsmon.state import StateDir
+
+        state = StateDir(tmp_path / "state")
+        (state.s3_root / "bkt").mkdir(parents=True)
+        yield local_clients(state).s3
+        return
     import boto3
     from moto import mock_aws
 
     with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
-        s3.create_bucket(Bucket="bkt")
-        lines = "".join(json.dumps(capture_record(event_id=f"e{i}", inference_id=f"sts_{i}", inference_time=H12,
-                                                  output="1,0.9\n")) + "\n" for i in range(3))
-        s3.put_object(Bucket="bkt", Key="sts/datacapture/ep/AllTraffic/2026/11/27/12/00-00-000-x.jsonl", Body=lines)
-        s3.put_object(Bucket="bkt", Key="sts/datacapture/ep/AllTraffic/2026/11/27/13/00-00-000-y.jsonl", Body=lines)
-        found = gt.s3_captures(s3, "s3://bkt/sts/datacapture", "ep", H12, H12.replace(hour=13))
-        assert [c.key for c in found] == ["sts_0", "sts_1", "sts_2"]
-        plan = gt.plan_labels(found, "true", truth=truth(3))
-        uri = gt.write_s3(s3, "s3://bkt/sts/ground-truth", plan.labels, H12, H12)
-        assert uri.startswith("s3://bkt/sts/ground-truth/2026/11/27/12/00-00-000-") and uri.endswith(".jsonl")
-        key = uri[len("s3://bkt/"):]
-        body = s3.get_object(Bucket="bkt", Key=key)["Body"].read().decode()
-        assert [json.loads(line) for line in body.splitlines()][1] == {
-            "groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "sts_1"}, "eventVersion": "0"}
+        client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+        client.create_bucket(Bucket="bkt")
+        yield client
+
+
+def test_capture_read_and_labels_written_through_s3_on_both_targets(s3):
+    lines = "".join(json.dumps(capture_record(event_id=f"e{i}", inference_id=f"sts_{i}", inference_time=H12,
+                                              output="1,0.9\n")) + "\n" for i in range(3))
+    s3.put_object(Bucket="bkt", Key="sts/datacapture/ep/AllTraffic/2026/11/27/12/00-00-000-x.jsonl", Body=lines)
+    s3.put_object(Bucket="bkt", Key="sts/datacapture/ep/AllTraffic/2026/11/27/13/00-00-000-y.jsonl", Body=lines)
+    found = gt.read_captures(s3, "s3://bkt/sts/datacapture", "ep", H12, H12.replace(hour=13))
+    assert [c.key for c in found] == ["sts_0", "sts_1", "sts_2"]
+    plan = gt.plan_labels(found, "true", truth=truth(3))
+    uri = gt.write_labels(s3, "s3://bkt/sts/ground-truth", plan.labels, H12, H12, kms_key_id="arn:aws:kms:us-east-1:000000000000:key/k")
+    assert uri.startswith("s3://bkt/sts/ground-truth/2026/11/27/12/00-00-000-") and uri.endswith(".jsonl")
+    key = uri[len("s3://bkt/"):]
+    body = s3.get_object(Bucket="bkt", Key=key)["Body"].read().decode()
+    assert [json.loads(line) for line in body.splitlines()][1] == {
+        "groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "sts_1"}, "eventVersion": "0"}
 
 
 def test_s3_errors_are_messages():
@@ -136,4 +149,4 @@ def test_s3_errors_are_messages():
     with Stubber(s3) as stub:
         stub.add_client_error("put_object", "AccessDenied", "Access Denied")
         with pytest.raises(StsmonError, match="writing ground truth to s3://bkt/gt/2026/11/27/12/.* failed.*AccessDenied"):
-            gt.write_s3(s3, "s3://bkt/gt", [("a", 1)], H12, H12)
+            gt.write_labels(s3, "s3://bkt/gt", [("a", 1)], H12, H12)

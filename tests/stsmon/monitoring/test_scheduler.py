@@ -159,7 +159,7 @@ def test_disabled_schedule_does_not_fire(deployment):
 
 
 @pytest.mark.slow
-def test_an_hour_years_from_today_runs_end_to_end_on_the_injected_clock(deployment):
+def test_an_hour_years_from_today_runs_end_to_end_on_the_injected_clock(deployment, local_clients):
     """Scheduler -> executor -> monitor.py -> ground truth -> metrics and alarms, on a clock in 2033.
 
     Captures and labels exist only in the clock's previous hour, so a wall-clock read anywhere in
@@ -182,10 +182,11 @@ def test_an_hour_years_from_today_runs_end_to_end_on_the_injected_clock(deployme
     hour = datetime(2033, 5, 17, 12, tzinfo=timezone.utc)
     window = write_window(deployment.capture_root, deployment.state.root / "unused-labels", hour, 400,
                           accuracy=0.95, endpoint=ENDPOINT)
-    captured = gt.local_captures(deployment.state, CAPTURE_URI, ENDPOINT, hour, hour + timedelta(hours=1))
+    s3 = local_clients(deployment.state, clock=clock).s3
+    captured = gt.read_captures(s3, CAPTURE_URI, ENDPOINT, hour, hour + timedelta(hours=1))
     truth = gt.Truth(labels=dict(zip(window.ids, window.y_true.tolist())), problem_type=gt.BINARY, source="test")
     plan = gt.plan_labels(captured, "noise", truth=truth, error_rate=0.3, seed=7)
-    uri = gt.write_local(deployment.state, GROUND_TRUTH_URI, plan.labels, clock.now(), clock.now())
+    uri = gt.write_labels(s3, GROUND_TRUTH_URI, plan.labels, clock.now(), clock.now())
     assert "/2033/05/17/12/" in uri
 
     sched = scheduler.Scheduler(deployment.state, clock=clock)
