@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline_code import placeholders  # noqa: E402
+from processing_scripts.monitor import PROGRAM_FILES  # noqa: E402
 from pipeline_code.monitoring import build_monitoring_definition  # noqa: E402
 from stscontracts.config import load_config  # noqa: E402
 from stsmon.monitoring.records import hour_prefix  # noqa: E402
@@ -53,7 +54,7 @@ def _seed(bucket: str, key: str, body: bytes) -> None:
 def fill(s3, bucket: str, days: int, per_hour: int, scratch: Path) -> int:
     """``days`` of hourly capture and labels ending with the run's hour; returns their bytes."""
     s3.create_bucket(Bucket=bucket)
-    for name in ("monitor.py", "monitor_report.py", "contract.py"):
+    for name in PROGRAM_FILES:
         _seed(bucket, CODE_PREFIX + name, (REPO / "processing_scripts" / name).read_bytes())
     constraints = {"version": 0.0, "binary_classification_constraints": {
         "accuracy": {"threshold": 0.7, "comparison_operator": "LessThanThreshold"}}}
@@ -118,7 +119,7 @@ def run_step(s3, step: dict, parameters: dict, root: Path) -> dict:
         finally:
             sys.stdout = stdout
             sys.path.remove(str(program.parent))
-            for name in (spec.name, "contract", "monitor_report"):
+            for name in (spec.name, *(Path(f).stem for f in PROGRAM_FILES)):
                 sys.modules.pop(name, None)
     if code != 0:
         raise SystemExit(f"monitor.py exited {code}")

@@ -1,21 +1,39 @@
-"""Model-quality metrics in SageMaker's model-metrics / Model Monitor form, with bootstrap deviations.
+"""Model-quality metrics, one implementation for every step that computes them.
 
-Shared by ``evaluate.py``, ``baseline.py`` (and usable by ``monitor.py``) so
-that every step computes a metric the same way. numpy and scipy only.
+``evaluate.py`` and ``baseline.py`` (SageMaker model-metrics form, bootstrap
+deviations) and ``monitor.py`` (Model Monitor's statistics form, subsample
+deviations) compute a metric with the same code, so a baseline value and a
+window's value of the same name mean the same thing. numpy and scipy only
+(scikit-learn for the curves).
 
-Every metric is ``{"value": v, "standard_deviation": s}``; ``s`` is the
-standard deviation of the metric over ``n_bootstrap`` resamples of the rows
-(with replacement, seeded). A metric that is undefined for the data (AUC with
-one class, Pearson with a constant column) has ``value`` ``null``; a
-deviation that cannot be estimated (fewer than two defined resamples, or
-``n_bootstrap`` 0) is ``null`` too.
+Two forms of a metrics block, each metric ``{"value": v, "standard_deviation": s}``:
+
+- **model metrics** (:func:`binary_classification_metrics`,
+  :func:`regression_metrics`; evaluation.json, the baseline's
+  statistics.json): ``s`` is the standard deviation (``ddof=1``) over
+  ``n_bootstrap`` resamples of the rows (with replacement, seeded). A metric
+  undefined for the data (AUC with one class, Pearson with a constant
+  column) has ``value`` ``null``; a deviation that cannot be estimated (fewer
+  than two defined resamples, or ``n_bootstrap`` 0) is ``null`` too.
+- **Model Monitor's statistics** (:func:`model_monitor_binary_metrics`,
+  :func:`model_monitor_regression_metrics`; the monitor's statistics.json):
+  as Model Monitor computes them (AWS docs, "Model quality metrics and Amazon
+  CloudWatch monitoring"): ``s`` from 5 random 80 % subsamples (without
+  replacement, seeded; ``np.std``) when at least 200 records matched, else
+  the string ``"NaN"``; an undefined value is ``"NaN"`` too, as Model Monitor
+  writes it.
 
 Binary classification metrics (Model Monitor's names): accuracy, precision,
 recall, f0_5, f1, f2, auc, true/false positive/negative rates and the same
-for the *best constant classifier* (always predicting the positive class for
-precision/recall/F, the majority class for accuracy). Precision and recall
-are 0 when their denominator is 0. ``confusion_matrix`` is
-``{actual: {predicted: count}}`` with labels ``"0"``/``"1"``.
+for the *best constant classifier*, which always predicts the positive class
+(Model Monitor's documented example: confusion matrix
+``{"0": {"0": 1, "1": 2}, "1": {"0": 0, "1": 1}}`` gives
+``accuracy_best_constant_classifier`` 0.25 and
+``precision_best_constant_classifier`` 0.25). Precision and recall are 0
+when their denominator is 0 (scikit-learn's ``zero_division=0``). AUC is the
+Mann-Whitney statistic with average ranks for ties (equal to scikit-learn's
+``roc_auc_score``). ``confusion_matrix`` is ``{actual: {predicted: count}}``
+with labels ``"0"``/``"1"``.
 
 Regression metrics: mae, mse, rmse, r2 (Model Monitor's names), pearson and
 spearman correlation.
@@ -37,6 +55,24 @@ BINARY_METRICS = (
 )
 REGRESSION_METRICS = ("mae", "mse", "rmse", "r2", "pearson", "spearman")
 
+#: The scalar metrics Model Monitor reports, in its statistics.json order.
+MODEL_MONITOR_BINARY_METRICS = (
+    "accuracy", "precision", "recall", "f1", "auc", "f0_5", "f2",
+    "true_positive_rate", "true_negative_rate", "false_positive_rate", "false_negative_rate",
+    "accuracy_best_constant_classifier", "precision_best_constant_classifier",
+    "recall_best_constant_classifier", "f0_5_best_constant_classifier",
+    "f1_best_constant_classifier", "f2_best_constant_classifier",
+)
+MODEL_MONITOR_REGRESSION_METRICS = ("mae", "mse", "rmse", "r2")
+
+#: Model Monitor's standard deviation: from this many matched records on, over
+#: ``SUBSAMPLE_ROUNDS`` random subsamples of ``SUBSAMPLE_FRACTION`` of them.
+MIN_ITEMS_FOR_STD = 200
+SUBSAMPLE_ROUNDS = 5
+SUBSAMPLE_FRACTION = 0.8
+#: Points kept of the ROC and precision-recall curves.
+CURVE_POINTS = 101
+
 #: Metrics where a larger value is worse (a constraint fires when the value is above the threshold).
 LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse"})
 
@@ -54,8 +90,9 @@ def _f_beta(p: np.ndarray, r: np.ndarray, beta: float) -> np.ndarray:
     return _div((1 + b2) * p * r, b2 * p + r)
 
 
-def _binary_rows(y: np.ndarray, pred: np.ndarray, prob: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Metrics of each row of 2-D arrays (one row per resample)."""
+def _binary_rows(y: np.ndarray, pred: np.ndarray, prob: np.ndarray | None,
+                 names=BINARY_METRICS) -> dict[str, np.ndarray]:
+    """Metrics of each row of 2-D arrays (one row per resample); AUC only when in ``names``."""
     n = y.shape[1]
     tp = np.sum((y == 1) & (pred == 1), axis=1)
     fp = np.sum((y == 0) & (pred == 1), axis=1)
@@ -64,8 +101,8 @@ def _binary_rows(y: np.ndarray, pred: np.ndarray, prob: np.ndarray | None) -> di
     pos = tp + fn
     neg = n - pos
     precision, recall = _div(tp, tp + fp), _div(tp, pos)
-    base = pos / n  # positive rate = precision of always predicting 1
-    ones = np.ones_like(base)
+    base = pos / n  # positive rate = precision (and accuracy) of always predicting 1
+    always = np.where(pos > 0, np.ones_like(base), 0.0)  # recall of always predicting 1
     out = {
         "accuracy": (tp + tn) / n,
         "precision": precision,
@@ -77,14 +114,16 @@ def _binary_rows(y: np.ndarray, pred: np.ndarray, prob: np.ndarray | None) -> di
         "true_negative_rate": _div(tn, neg),
         "false_positive_rate": _div(fp, neg),
         "false_negative_rate": _div(fn, pos),
-        "accuracy_best_constant_classifier": np.maximum(base, 1 - base),
+        "accuracy_best_constant_classifier": base,
         "precision_best_constant_classifier": base,
-        "recall_best_constant_classifier": np.where(pos > 0, ones, 0.0),
-        "f0_5_best_constant_classifier": _f_beta(base, np.where(pos > 0, ones, 0.0), 0.5),
-        "f1_best_constant_classifier": _f_beta(base, np.where(pos > 0, ones, 0.0), 1.0),
-        "f2_best_constant_classifier": _f_beta(base, np.where(pos > 0, ones, 0.0), 2.0),
+        "recall_best_constant_classifier": always,
+        "f0_5_best_constant_classifier": _f_beta(base, always, 0.5),
+        "f1_best_constant_classifier": _f_beta(base, always, 1.0),
+        "f2_best_constant_classifier": _f_beta(base, always, 2.0),
     }
-    if prob is None:
+    if "auc" not in names:
+        pass
+    elif prob is None:
         out["auc"] = np.full(y.shape[0], np.nan)
     else:
         ranks = rankdata(prob, axis=1)  # average ranks for ties (Mann-Whitney U)
@@ -102,20 +141,19 @@ def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, np.sum(a * b, axis=1) / den, np.nan)
 
 
-def _regression_rows(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+def _regression_rows(y: np.ndarray, pred: np.ndarray, names=REGRESSION_METRICS) -> dict[str, np.ndarray]:
+    """Metrics of each row of 2-D arrays; the correlations only when in ``names``."""
     err = pred - y
     mse = np.mean(err * err, axis=1)
     ss_tot = np.sum((y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = np.where(ss_tot > 0, 1 - np.sum(err * err, axis=1) / ss_tot, np.nan)
-    return {
-        "mae": np.mean(np.abs(err), axis=1),
-        "mse": mse,
-        "rmse": np.sqrt(mse),
-        "r2": r2,
-        "pearson": _corr(y, pred),
-        "spearman": _corr(rankdata(y, axis=1), rankdata(pred, axis=1)),
-    }
+    out = {"mae": np.mean(np.abs(err), axis=1), "mse": mse, "rmse": np.sqrt(mse), "r2": r2}
+    if "pearson" in names:
+        out["pearson"] = _corr(y, pred)
+    if "spearman" in names:
+        out["spearman"] = _corr(rankdata(y, axis=1), rankdata(pred, axis=1))
+    return out
 
 
 def _number(v) -> float | None:
@@ -123,10 +161,17 @@ def _number(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _rows(rows_fn, arrays: list[np.ndarray | None], idx, names) -> dict[str, np.ndarray]:
+    """``rows_fn`` on the rows of ``arrays`` picked by ``idx`` (None: the whole arrays, one row)."""
+    if idx is None:
+        return rows_fn(*[None if a is None else a[None, :] for a in arrays], names=names)
+    return rows_fn(*[None if a is None else a[idx] for a in arrays], names=names)
+
+
 def _with_bootstrap(rows_fn, arrays: list[np.ndarray | None], names, n_bootstrap: int,
                     random_state: int) -> dict[str, dict]:
     n = len(arrays[0])
-    point = rows_fn(*[None if a is None else a[None, :] for a in arrays])
+    point = _rows(rows_fn, arrays, None, names)
     replicates: dict[str, list[np.ndarray]] = {k: [] for k in names}
     if n_bootstrap > 0 and n > 0:
         rng = np.random.default_rng(random_state)
@@ -134,7 +179,7 @@ def _with_bootstrap(rows_fn, arrays: list[np.ndarray | None], names, n_bootstrap
         while done < n_bootstrap:
             size = min(_CHUNK, n_bootstrap - done)
             idx = rng.integers(0, n, size=(size, n))
-            values = rows_fn(*[None if a is None else a[idx] for a in arrays])
+            values = _rows(rows_fn, arrays, idx, names)
             for k in names:
                 replicates[k].append(values[k])
             done += size
@@ -150,6 +195,71 @@ def _with_bootstrap(rows_fn, arrays: list[np.ndarray | None], names, n_bootstrap
     return out
 
 
+def _with_subsamples(rows_fn, arrays: list[np.ndarray | None], names, seed: int) -> dict[str, dict]:
+    """Model Monitor's form: each metric ``{value, standard_deviation}``, ``"NaN"`` when undefined.
+
+    The deviation is ``np.std`` of the metric over ``SUBSAMPLE_ROUNDS``
+    subsamples of ``int(n * SUBSAMPLE_FRACTION)`` rows without replacement
+    (``default_rng(seed).choice``, one round after the other), when there are
+    at least ``MIN_ITEMS_FOR_STD`` rows and every round's value is defined.
+    """
+    n = len(arrays[0])
+    point = _rows(rows_fn, arrays, None, names)
+    std = {k: math.nan for k in names}
+    if n >= MIN_ITEMS_FOR_STD:
+        rng = np.random.default_rng(seed)
+        size = int(n * SUBSAMPLE_FRACTION)
+        idx = np.stack([rng.choice(n, size=size, replace=False) for _ in range(SUBSAMPLE_ROUNDS)])
+        rounds = _rows(rows_fn, arrays, idx, names)
+        for k in names:
+            std[k] = float(np.std(rounds[k])) if np.isfinite(rounds[k]).all() else math.nan
+    return {k: {"value": _nan_string(point[k][0]), "standard_deviation": _nan_string(std[k])} for k in names}
+
+
+def _nan_string(value) -> float | str:
+    """Model Monitor writes an undefined number as the string ``"NaN"`` (strict JSON)."""
+    value = float(value)
+    return value if math.isfinite(value) else "NaN"
+
+
+def _confusion_matrix(y: np.ndarray, pred: np.ndarray) -> dict[str, dict[str, int]]:
+    """``{actual: {predicted: count}}`` with labels ``"0"``/``"1"``."""
+    return {a: {p: int(np.count_nonzero((y == int(a)) & (pred == int(p)))) for p in ("0", "1")} for a in ("0", "1")}
+
+
+def _curves(y: np.ndarray, prob: np.ndarray) -> dict[str, dict[str, list[float]]]:
+    """The ROC and precision-recall curves (scikit-learn), at most ``CURVE_POINTS`` points each."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fpr, tpr, _ = roc_curve(y, prob)
+    precisions, recalls, _ = precision_recall_curve(y, prob)
+    return {
+        "receiver_operating_characteristic_curve": {"false_positive_rates": _thin(fpr), "true_positive_rates": _thin(tpr)},
+        "precision_recall_curve": {"precisions": _thin(precisions), "recalls": _thin(recalls)},
+    }
+
+
+def _binary_arrays(y_true, y_pred, y_prob) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    y = np.asarray(y_true, dtype=np.int64)
+    pred = np.asarray(y_pred, dtype=np.int64)
+    prob = None if y_prob is None else np.asarray(y_prob, dtype=np.float64)
+    if len(y) == 0:
+        raise ValueError("no rows to compute metrics on")
+    return y, pred, prob
+
+
+def _regression_arrays(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, dtype=np.float64)
+    pred = np.asarray(y_pred, dtype=np.float64)
+    if len(y) == 0:
+        raise ValueError("no rows to compute metrics on")
+    return y, pred
+
+
+def _has_curves(y: np.ndarray, prob: np.ndarray | None) -> bool:
+    return prob is not None and 0 < y.sum() < len(y) and not np.isnan(prob).any()
+
+
 def binary_classification_metrics(y_true, y_pred, y_prob=None, *, n_bootstrap: int = 1000,
                                   random_state: int = 0, curves: bool = False) -> dict:
     """``binary_classification_metrics`` block: confusion matrix and every metric with its deviation.
@@ -158,36 +268,45 @@ def binary_classification_metrics(y_true, y_pred, y_prob=None, *, n_bootstrap: i
     AUC and the curves; omit it and ``auc`` is null). ``curves`` adds the ROC
     and precision-recall curves (at most 101 points each).
     """
-    y = np.asarray(y_true, dtype=np.int64)
-    pred = np.asarray(y_pred, dtype=np.int64)
-    prob = None if y_prob is None else np.asarray(y_prob, dtype=np.float64)
-    if len(y) == 0:
-        raise ValueError("no rows to compute metrics on")
-    block: dict = {"confusion_matrix": {
-        a: {p: int(np.sum((y == int(a)) & (pred == int(p)))) for p in ("0", "1")} for a in ("0", "1")
-    }}
+    y, pred, prob = _binary_arrays(y_true, y_pred, y_prob)
+    block: dict = {"confusion_matrix": _confusion_matrix(y, pred)}
     block.update(_with_bootstrap(_binary_rows, [y, pred, prob], BINARY_METRICS, n_bootstrap, random_state))
-    if curves and prob is not None and 0 < y.sum() < len(y):
-        from sklearn.metrics import precision_recall_curve, roc_curve
-
-        fpr, tpr, _ = roc_curve(y, prob)
-        precisions, recalls, _ = precision_recall_curve(y, prob)
-        block["receiver_operating_characteristic_curve"] = {
-            "false_positive_rates": _thin(fpr), "true_positive_rates": _thin(tpr)}
-        block["precision_recall_curve"] = {"precisions": _thin(precisions), "recalls": _thin(recalls)}
+    if curves and _has_curves(y, prob):
+        block.update(_curves(y, prob))
     return block
 
 
 def regression_metrics(y_true, y_pred, *, n_bootstrap: int = 1000, random_state: int = 0) -> dict:
     """``regression_metrics`` block: every metric with its bootstrap deviation."""
-    y = np.asarray(y_true, dtype=np.float64)
-    pred = np.asarray(y_pred, dtype=np.float64)
-    if len(y) == 0:
-        raise ValueError("no rows to compute metrics on")
+    y, pred = _regression_arrays(y_true, y_pred)
     return _with_bootstrap(_regression_rows, [y, pred], REGRESSION_METRICS, n_bootstrap, random_state)
 
 
-def _thin(values: np.ndarray, points: int = 101) -> list[float]:
+def model_monitor_binary_metrics(y_true, y_pred, y_prob=None, *, seed: int = 0) -> dict:
+    """Model Monitor's ``binary_classification_metrics`` block of statistics.json.
+
+    The confusion matrix, :data:`MODEL_MONITOR_BINARY_METRICS` in that order
+    (subsample deviations, ``"NaN"`` when undefined), then the ROC and
+    precision-recall curves when AUC is defined. ``y_prob`` None (or holding
+    a NaN): no AUC, no curves.
+    """
+    y, pred, prob = _binary_arrays(y_true, y_pred, y_prob)
+    if prob is not None and np.isnan(prob).any():
+        prob = None
+    block: dict = {"confusion_matrix": _confusion_matrix(y, pred)}
+    block.update(_with_subsamples(_binary_rows, [y, pred, prob], MODEL_MONITOR_BINARY_METRICS, seed))
+    if _has_curves(y, prob):
+        block.update(_curves(y, prob))
+    return block
+
+
+def model_monitor_regression_metrics(y_true, y_pred, *, seed: int = 0) -> dict:
+    """Model Monitor's ``regression_metrics`` block of statistics.json (mae, mse, rmse, r2)."""
+    y, pred = _regression_arrays(y_true, y_pred)
+    return _with_subsamples(_regression_rows, [y, pred], MODEL_MONITOR_REGRESSION_METRICS, seed)
+
+
+def _thin(values: np.ndarray, points: int = CURVE_POINTS) -> list[float]:
     if len(values) > points:
         values = values[np.linspace(0, len(values) - 1, points).round().astype(int)]
     return [round(float(v), 6) for v in values]

@@ -21,6 +21,7 @@ import boto3
 import pytest
 
 from pipeline_code import placeholders
+from processing_scripts.monitor import PROGRAM_FILES
 from pipeline_code.monitoring import build_monitoring_definition
 from stscontracts.config import load_config
 from stsmon.monitoring.records import capture_record, ground_truth_record, hour_prefix
@@ -43,7 +44,7 @@ def _seed(bucket: str, key: str, body: bytes) -> None:
 
 def _fill(s3, bucket: str, days: int) -> None:
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    for name in ("monitor.py", "monitor_report.py", "contract.py"):
+    for name in PROGRAM_FILES:
         _seed(bucket, CODE_PREFIX + name, (REPO / "processing_scripts" / name).read_bytes())
     body = {"version": 0.0, "binary_classification_constraints": {
         "accuracy": {"threshold": 0.1, "comparison_operator": "LessThanThreshold"}}}
@@ -105,7 +106,7 @@ def _run_processing_step(s3, step: dict, parameters: dict, root: Path) -> tuple[
         code = module.main(argv)
     finally:
         sys.path.remove(str(program.parent))
-        for name in (spec.name, "contract", "monitor_report"):
+        for name in (spec.name, *(Path(f).stem for f in PROGRAM_FILES)):
             sys.modules.pop(name, None)
     assert code == 0
     output = local(args["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"])

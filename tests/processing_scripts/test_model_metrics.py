@@ -79,3 +79,53 @@ def test_regression_values_match_scikit_learn():
 def test_empty_input_is_refused():
     with pytest.raises(ValueError):
         model_metrics.binary_classification_metrics([], [], [])
+
+
+# Model Monitor's documented example (AWS docs, "Model quality metrics and Amazon CloudWatch monitoring",
+# awsdocs amazon-sagemaker-developer-guide, model-monitor-model-quality-metrics.md): confusion matrix
+# {"0": {"0": 1, "1": 2}, "1": {"0": 0, "1": 1}} -> the best constant classifier predicts the positive
+# class for every record: precision 0.25, recall 1.0, accuracy 0.25 (majority-class accuracy would be 0.75).
+AWS_EXAMPLE = (np.array([0, 0, 0, 1]), np.array([0, 1, 1, 1]))
+
+
+@pytest.mark.parametrize("form", ["model metrics (evaluate, baseline)", "Model Monitor (monitor)"])
+def test_best_constant_classifier_is_model_monitors_in_every_form(form):
+    """One definition for every step: the baseline's statistics.json (and a constraint on
+    accuracy_best_constant_classifier) and the monitor's window value mean the same thing.
+    Before, model_metrics gave the majority class's accuracy (0.75 here) and the monitor 0.25."""
+    y, pred = AWS_EXAMPLE
+    if form.startswith("model metrics"):
+        block = model_metrics.binary_classification_metrics(y, pred, n_bootstrap=0)
+    else:
+        block = model_metrics.model_monitor_binary_metrics(y, pred)
+    value = {k: v["value"] for k, v in block.items() if k != "confusion_matrix"}
+    assert block["confusion_matrix"] == {"0": {"0": 1, "1": 2}, "1": {"0": 0, "1": 1}}
+    assert (value["recall"], value["precision"], value["accuracy"]) == (1.0, pytest.approx(1 / 3), 0.5)
+    assert value["recall_best_constant_classifier"] == 1.0
+    assert value["precision_best_constant_classifier"] == 0.25
+    assert value["accuracy_best_constant_classifier"] == 0.25
+    assert value["f1_best_constant_classifier"] == pytest.approx(0.4)  # the example's 0.4
+    assert value["f2_best_constant_classifier"] == pytest.approx(0.625)
+    assert value["true_negative_rate"] == pytest.approx(1 / 3) and value["false_positive_rate"] == pytest.approx(2 / 3)
+
+
+def test_model_monitor_form_has_subsample_deviations_and_nan_strings(scored):
+    y, pred, prob = scored  # 400 rows: >= 200, so deviations from 5 subsamples of 320
+    block = model_metrics.model_monitor_binary_metrics(y, pred, prob, seed=0)
+    assert list(block)[:2] == ["confusion_matrix", "accuracy"]
+    assert [k for k in block if k in model_metrics.MODEL_MONITOR_BINARY_METRICS] == list(model_metrics.MODEL_MONITOR_BINARY_METRICS)
+    assert block["auc"]["value"] == skm.roc_auc_score(y, prob)  # exact: both the Mann-Whitney statistic
+    rng = np.random.default_rng(0)
+    rounds = [rng.choice(len(y), size=320, replace=False) for _ in range(5)]
+    expected = np.std([skm.accuracy_score(y[i], pred[i]) for i in rounds])
+    assert block["accuracy"]["standard_deviation"] == pytest.approx(expected, rel=1e-12)
+    assert set(block["receiver_operating_characteristic_curve"]) == {"false_positive_rates", "true_positive_rates"}
+    small = model_metrics.model_monitor_binary_metrics(y[:199], pred[:199], prob[:199])
+    assert small["accuracy"]["standard_deviation"] == "NaN"  # fewer than 200 records: no deviation
+    one_class = model_metrics.model_monitor_binary_metrics(np.ones(300, int), np.ones(300, int), np.full(300, 0.8))
+    assert one_class["auc"] == {"value": "NaN", "standard_deviation": "NaN"}
+    assert "receiver_operating_characteristic_curve" not in one_class
+    json.dumps(block, allow_nan=False)
+    regression = model_metrics.model_monitor_regression_metrics(prob * 5, pred * 5)
+    assert list(regression) == ["mae", "mse", "rmse", "r2"]
+    assert regression["r2"]["value"] == pytest.approx(skm.r2_score(prob * 5, pred * 5))

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from processing_scripts import monitor
+from processing_scripts import monitor, monitor_records
 from stsmon.monitoring.records import capture_record, ground_truth_record
 from stsmon.monitoring.synthetic import write_constraints, write_window
 
@@ -121,10 +121,10 @@ def test_capture_and_ground_truth_records_follow_the_documented_shape():
     assert ground_truth_record("sts_2", 3.25)["groundTruthData"]["data"] == "3.25"
     # the monitor's fast path reads exactly this layout
     line = json.dumps(record).encode()
-    match = monitor.CAPTURE_LINE.fullmatch(line)
+    match = monitor_records.CAPTURE_LINE.fullmatch(line)
     assert match and match.group(6) == b"sts_1" and match.group(7) is None
     gt = json.dumps(ground_truth_record("sts_1", 1)).encode()
-    assert monitor.LABEL_LINE.fullmatch(gt).group(4) == b"sts_1"
+    assert monitor_records.LABEL_LINE.fullmatch(gt).group(4) == b"sts_1"
 
 
 @pytest.mark.parametrize("capture_input", [True, False])
@@ -146,9 +146,9 @@ def test_files_of_the_endpoint_capture_writer_parse_on_the_fast_path(tmp_path, c
     files = sorted((tmp_path / "capture").rglob("*.jsonl"))
     assert files
     lines = b"".join(p.read_bytes() for p in files)
-    groups = monitor.CAPTURE_LINE.findall(lines)
+    groups = monitor_records.CAPTURE_LINE.findall(lines)
     assert sum(1 for g in groups if g[0]) == 30  # every record on the fast path
-    frame, malformed, _ = monitor.read_captures(files)
-    decoded = monitor.decode_predictions(frame, "BinaryClassification")
+    frame, malformed, _ = monitor_records.read_captures(files)
+    decoded = monitor_records.decode_predictions(frame, "BinaryClassification")
     assert malformed == 0 and bool(decoded["ok"].all()) and len(frame) == 30
     assert decoded["prediction"].tolist()[:3] == [1.0, 0.0, 1.0]

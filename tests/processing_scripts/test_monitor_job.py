@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from processing_scripts import monitor
+from processing_scripts import model_metrics, monitor, monitor_outputs
 from stsmon.monitoring.records import capture_record, ground_truth_record, hour_prefix, write_jsonl
 from stsmon.monitoring.synthetic import write_constraints, write_window
 
@@ -375,19 +375,7 @@ def test_metrics_match_scikit_learn(env):
     assert sum(cm[a][p] for a in "01" for p in "01") == n
     assert 0 < stats["accuracy"]["standard_deviation"] < 0.05  # >= 200 records: from 5 subsamples
     roc = stats["receiver_operating_characteristic_curve"]
-    assert len(roc["false_positive_rates"]) == len(roc["true_positive_rates"]) <= monitor.CURVE_POINTS
-
-
-def test_best_constant_classifier_follows_model_monitor_example():
-    # AWS docs example: confusion matrix {"0": {"0": 1, "1": 2}, "1": {"0": 0, "1": 1}}
-    y_true = np.array([0, 0, 0, 1])
-    y_pred = np.array([0, 1, 1, 1])
-    m = monitor.binary_point_metrics(y_true, y_pred, None)
-    assert (m["recall"], m["precision"], m["accuracy"]) == (1.0, pytest.approx(1 / 3), 0.5)
-    assert m["recall_best_constant_classifier"] == 1.0
-    assert m["precision_best_constant_classifier"] == 0.25
-    assert m["accuracy_best_constant_classifier"] == 0.25
-    assert m["true_negative_rate"] == pytest.approx(1 / 3) and m["false_positive_rate"] == pytest.approx(2 / 3)
+    assert len(roc["false_positive_rates"]) == len(roc["true_positive_rates"]) <= model_metrics.CURVE_POINTS
 
 
 def test_regression_end_to_end(env):
@@ -487,7 +475,7 @@ def test_publish_cloudwatch_sends_every_data_point_with_dimensions():
         for lo, hi in ((0, 20), (20, 25)):
             stub.add_response("put_metric_data", {}, {"Namespace": "stsmodelmonitor", "MetricData": [
                 dict(d, Timestamp=stamp) for d in payload["MetricData"][lo:hi]]})
-        assert monitor.publish_cloudwatch(payload, client) == 25
+        assert monitor_outputs.publish_cloudwatch(payload, client) == 25
         stub.assert_no_pending_responses()
 
 
@@ -536,7 +524,7 @@ def test_runs_as_a_standalone_script(env, repo_root, subprocess_env, tmp_path):
     """The container runs `python monitor.py` from a folder of the scripts alone."""
     code_dir = tmp_path / "code"
     code_dir.mkdir()
-    for name in ("monitor.py", "monitor_report.py", "contract.py"):
+    for name in monitor.PROGRAM_FILES:
         (code_dir / name).write_bytes((repo_root / "processing_scripts" / name).read_bytes())
     env.captures(binary_rows([1, 0]))
     env.labels([("sts_0", 1), ("sts_1", 1)])

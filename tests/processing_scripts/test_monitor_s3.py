@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from processing_scripts import monitor
+from processing_scripts import monitor, monitor_window
 from stsmon.monitoring.records import capture_record, ground_truth_record, hour_prefix
 from stsmon.monitoring.synthetic import write_constraints
 
@@ -96,7 +96,7 @@ class Calls:
     def __init__(self, monkeypatch) -> None:
         self.made: list[tuple[str, dict]] = []
         self.regions: list[str] = []
-        real = monitor.s3_client
+        real = monitor_window.s3_client
 
         def tracked(region: str):
             client = real(region)
@@ -104,7 +104,7 @@ class Calls:
             client.meta.events.register("provide-client-params.s3.*", self._record)
             return client
 
-        monkeypatch.setattr(monitor, "s3_client", tracked)
+        monkeypatch.setattr(monitor_window, "s3_client", tracked)
 
     def _record(self, params, model, **kwargs):
         self.made.append((model.name, dict(params)))
@@ -207,7 +207,7 @@ def test_every_page_of_a_listing_is_read(tmp_path):
     from botocore.stub import Stubber
 
     s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
-    stats = monitor.ReadStats()
+    stats = monitor_window.ReadStats()
     prefix = f"{LABELS}/2033/05/17/12/"
     with Stubber(s3) as stub:
         stub.add_response("list_objects_v2", {"IsTruncated": True, "NextContinuationToken": "t1",
@@ -215,7 +215,7 @@ def test_every_page_of_a_listing_is_read(tmp_path):
                           {"Bucket": "b", "Prefix": prefix})
         stub.add_response("list_objects_v2", {"IsTruncated": False, "Contents": [{"Key": prefix + "b.jsonl", "Size": 4}]},
                           {"Bucket": "b", "Prefix": prefix, "ContinuationToken": "t1"})
-        assert monitor.list_objects(s3, "b", prefix, stats) == [(prefix + "a.jsonl", 3), (prefix + "b.jsonl", 4)]
+        assert monitor_window.list_objects(s3, "b", prefix, stats) == [(prefix + "a.jsonl", 3), (prefix + "b.jsonl", 4)]
         stub.assert_no_pending_responses()
     assert stats.list_calls == 2
 

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from processing_scripts.monitor import PROGRAM_FILES
 from stsmon.localcloud import LocalEnvironment
 from stsmon.localcloud.deployer import StackRecord, record_path
 from stsmon.localcloud.pipelines import pipeline_arn, write_pipeline
@@ -95,7 +96,7 @@ def deploy_monitoring(root: Path) -> MonitoringDeployment:
     env = LocalEnvironment()
     code = state.s3_path(f"s3://{BUCKET}/sts/code/abc/")
     code.mkdir(parents=True)
-    for name in ("monitor.py", "monitor_report.py", "contract.py"):
+    for name in PROGRAM_FILES:
         (code / name).write_bytes((REPO / "processing_scripts" / name).read_bytes())
     write_pipeline(state, {"PipelineName": PIPELINE, "PipelineArn": pipeline_arn(env, PIPELINE),
                            "PipelineDefinition": monitoring_definition(), "Region": env.region, "Account": env.account})

@@ -1,0 +1,108 @@
+"""The monitor's outputs: the five files (all or nothing) and the CloudWatch metrics.
+
+``statistics.json``, ``constraint_violations.json`` (Model Monitor's
+formats), ``report.html`` (monitor_report), ``cloudwatch_metrics.json``
+(``PutMetricData`` input) and ``monitoring_result.json``, written to a
+staging folder and renamed into place, the result file last; then, when
+asked, ``PutMetricData`` in batches of 20.
+
+Standard library; boto3 only to publish.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+try:  # imported as processing_scripts.<module> (tests, local runtime)
+    from . import contract, monitor_report, monitor_window
+except ImportError:  # run next to its sibling modules (SageMaker)
+    import contract  # type: ignore[no-redef]
+    import monitor_report  # type: ignore[no-redef]
+    import monitor_window  # type: ignore[no-redef]
+
+STATUS_COMPLETED = "Completed"
+STATUS_VIOLATIONS = "CompletedWithViolations"
+STATUS_FAILED = "Failed"
+
+RESULT_FILE = "monitoring_result.json"
+REPORT_FILE = "report.html"
+CLOUDWATCH_FILE = "cloudwatch_metrics.json"
+
+
+def cloudwatch_payload(result: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """PutMetricData input: Model Monitor's metric names, dimensions Endpoint and MonitoringSchedule
+    (the result's ``endpoint_name`` and ``schedule_name``), in ``namespace``.
+
+    Count metrics are always there (so a no-data hour is visible); the
+    quality metrics only when the status is not Failed. Timestamp: the window end.
+    """
+    dims = [{"Name": "Endpoint", "Value": result["endpoint_name"]},
+            {"Name": "MonitoringSchedule", "Value": result["schedule_name"]}]
+    stamp = result["window"]["end"]
+    data = []
+    counts = result["counts"]
+    for name, value, unit in (
+        ("captured_records", counts["captured"], "Count"),
+        ("labelled_records", counts["labelled"], "Count"),
+        ("matched_records", counts["matched"], "Count"),
+        ("label_coverage", result["label_coverage"], "None"),
+        ("constraint_violations", len(result["violations"]), "Count"),
+        ("monitoring_failed", 1 if result["status"] == STATUS_FAILED else 0, "Count"),
+    ):
+        data.append({"MetricName": name, "Timestamp": stamp, "Dimensions": dims, "Value": float(value), "Unit": unit})
+    if result["status"] != STATUS_FAILED:
+        for name, value in result["metrics"].items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                data.append({"MetricName": name, "Timestamp": stamp, "Dimensions": dims,
+                             "Value": float(value), "Unit": "None"})
+    return {"Namespace": namespace, "MetricData": data}
+
+
+def publish_cloudwatch(payload: dict[str, Any], cloudwatch: Any = None, *, region: str = "") -> int:
+    """PutMetricData in batches of 20; returns the number of data points sent.
+
+    Without a client, one is made in ``region``.
+    """
+    if cloudwatch is None:
+        import boto3  # only on AWS
+
+        cloudwatch = boto3.client("cloudwatch", region_name=region)
+    data = [dict(d, Timestamp=monitor_window.parse_time(d["Timestamp"], "Timestamp")) for d in payload["MetricData"]]
+    for i in range(0, len(data), 20):
+        cloudwatch.put_metric_data(Namespace=payload["Namespace"], MetricData=data[i : i + 20])
+    return len(data)
+
+
+def write_outputs(result: dict[str, Any], output_dir: Path, namespace: str) -> dict[str, Any]:
+    """Write every output file into ``output_dir``, all or nothing; returns monitoring_result.json's content.
+
+    ``result`` is :func:`monitor.run_monitor`'s, with ``_statistics`` (statistics.json's content) and
+    ``_baseline_statistics`` (for the report), which are taken out of it.
+    """
+    statistics = result.pop("_statistics")
+    baseline_statistics = result.pop("_baseline_statistics")
+    payload = cloudwatch_payload(result, namespace)
+    html = monitor_report.render_html(result, statistics, baseline_statistics)
+    files = {
+        contract.STATISTICS_FILE: json.dumps(statistics, indent=2),
+        contract.VIOLATIONS_FILE: json.dumps({"violations": result["violations"]}, indent=2),
+        CLOUDWATCH_FILE: json.dumps(payload, indent=2),
+        REPORT_FILE: html,
+        RESULT_FILE: json.dumps(result, indent=2),
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".monitor-", dir=output_dir))
+    try:
+        for name, text in files.items():
+            (staging / name).write_text(text + ("\n" if not text.endswith("\n") else ""), encoding="utf-8")
+        for name in files:  # the result file last: its presence means the set is complete
+            os.replace(staging / name, output_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
