@@ -132,6 +132,19 @@ def _validators() -> tuple[Any, Any]:
     return _VALIDATORS
 
 
+def with_idempotency_tokens(service: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with a fresh token in every idempotency-token member left out, as botocore fills them
+    (``botocore.handlers.generate_idempotent_uuid``) before it validates a request."""
+    import uuid
+
+    shape = operation_model(service, method).input_shape
+    if shape is None:
+        return params
+    missing = [name for name, member in shape.members.items()
+               if member.metadata.get("idempotencyToken") and name not in params]
+    return {**params, **{name: str(uuid.uuid4()) for name in missing}} if missing else params
+
+
 def check_request(service: str, method: str, params: dict[str, Any]) -> None:
     """Raise botocore's ParamValidationError for parameters boto3 or the service would refuse."""
     from botocore.exceptions import ParamValidationError
@@ -215,6 +228,7 @@ class ValidatingClient:
                 f"(boto3 has it; add it to stsmon/localcloud/api/ if a command needs it)")
 
         def call(**params: Any) -> Any:
+            params = with_idempotency_tokens(self._service, name, params)
             check_request(self._service, name, params)
             entry = {"service": self._service, "method": name, "params": sorted(params)}
             try:

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from ..errors import NotDeployedError
-from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
+from .common import cli_clock, cli_sleep, command_clients, context_option, state_dir_option, target_option
 
 
 _SHOWN: dict[str, str] = {}
@@ -91,54 +90,23 @@ def command(
     Exits non-zero when the execution fails (the quality gate's Fail step
     included), with the failing step's reason.
     """
-    from ..localcloud.training import TrainingFailed, parse_parameters, write_record
-    from .common import load_cli_config
+    from ..clients.stacks import deployed_outputs
+    from ..training import TrainingFailed, parse_parameters, run_training, write_record
 
-    cfg = load_cli_config(context)
     overrides = parse_parameters(parameters)
-    state = resolve_state_dir(state_dir)
-    if target == "local":
-        from ..localcloud.deployer import stack_outputs
-        from ..localcloud.training import run_local_training
-
-        outputs: dict[str, Any] = {}
-        for values in stack_outputs(state).values():
-            outputs.update(values)
-        name = pipeline_name or outputs.get("TrainingPipelineName") or cfg.pipeline_name
-        record = run_local_training(
-            state,
-            pipeline_name=name,
+    with command_clients(target, state_dir, context) as clients:
+        outputs = deployed_outputs(clients, ("foundation", "training"))
+        record = run_training(
+            clients,
+            pipeline_name=pipeline_name or outputs.get("TrainingPipelineName") or clients.config.pipeline_name,
             parameters=overrides,
             input_data=input_data,
             bucket=outputs.get("ArtifactBucketName"),
-            prefix=cfg.prefix,
+            prefix=clients.config.prefix,
             on_event=_progress,
-            clock=cli_clock(),
+            sleep=cli_sleep,
         )
-    else:
-        from ..aws import stack_outputs as aws_outputs
-        from ..aws.training import run_aws_training
-        from .common import aws_session
-
-        aws = aws_session(context)
-        cfn = aws.client("cloudformation")
-        outputs = {}
-        for kind in ("foundation", "training"):
-            try:
-                outputs.update(aws_outputs(cfn, cfg.stack_name(kind)))
-            except NotDeployedError:
-                if kind == "training" and not pipeline_name:
-                    raise
-        record = run_aws_training(
-            aws.client("sagemaker"),
-            aws.client("s3"),
-            pipeline_name=pipeline_name or outputs.get("TrainingPipelineName") or cfg.pipeline_name,
-            parameters=overrides,
-            input_data=input_data,
-            bucket=outputs.get("ArtifactBucketName"),
-            prefix=cfg.prefix,
-            on_event=_progress,
-        )
+        state = clients.state
     paths = write_record(record, state, out_file)
     _summary(record)
     click.echo(f"Run record: {paths[-1]}")

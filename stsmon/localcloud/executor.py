@@ -541,6 +541,9 @@ class Execution:
         job_name = self._job_name(spec)
         folder = self._job_folder(spec)
         root = folder / "opt" / "ml"
+        # The job's request first: once the step names its job, DescribeProcessingJob answers for it.
+        (root / "config").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(root / "config" / "processingjobconfig.json", {**args, "ProcessingJobName": job_name})
         self._set_step(spec.name, StepStatus="Executing", Metadata={"ProcessingJob": {"Arn": self.env.arn("sagemaker", f"processing-job/{job_name.lower()}")}}, LogDir=str(folder))
         for inp in args.get("ProcessingInputs") or []:
             s3 = inp.get("S3Input")
@@ -557,8 +560,6 @@ class Execution:
                 raise StepFailed(f"output {out.get('OutputName')}: only S3Output is supported locally")
             remap_path(out["S3Output"]["LocalPath"], root).mkdir(parents=True, exist_ok=True)
         config_dir = root / "config"
-        config_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(config_dir / "processingjobconfig.json", {**args, "ProcessingJobName": job_name})
         write_json_atomic(config_dir / "resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})
         entrypoint = list(app.get("ContainerEntrypoint") or [])
         if not entrypoint:

@@ -23,6 +23,7 @@ from stsmon.localcloud.registry import Registry
 from stsmon.state import StateDir
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+ROLE = "arn:aws:iam::000000000000:role/sts-sagemaker"
 
 SCORE = """
 import argparse, json, pathlib
@@ -47,7 +48,7 @@ def definition():
             "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["python3", "/opt/ml/processing/code/score.py"],
                                   "ContainerArguments": ["--data", "/opt/ml/processing/data", "--out", "/opt/ml/processing/evaluation"]},
             "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30}},
-            "RoleArn": "r",
+            "RoleArn": ROLE,
             "ProcessingInputs": [
                 {"InputName": "code", "S3Input": {"S3Uri": code, "LocalPath": "/opt/ml/processing/code", "S3DataType": "S3Prefix", "S3InputMode": "File"}},
                 {"InputName": "data", "S3Input": {"S3Uri": {"Get": "Parameters.InputDataUri"}, "LocalPath": "/opt/ml/processing/data", "S3DataType": "S3Prefix", "S3InputMode": "File"}},
@@ -98,7 +99,7 @@ def deployed_state(tmp_path: Path, clock) -> StateDir:
                 "SourceBucketNames": [{"Fn::Sub": "cdk-assets-${AWS::AccountId}"}], "SourceObjectKeys": ["code.zip"],
                 "DestinationBucketName": {"Ref": "Bucket"}, "DestinationBucketKeyPrefix": "sts/code/"}},
             "Pipeline": {"Type": "AWS::SageMaker::Pipeline", "DependsOn": ["Code", "Group"], "Properties": {
-                "PipelineName": "stsPipeline", "RoleArn": "r",
+                "PipelineName": "stsPipeline", "RoleArn": ROLE,
                 "PipelineDefinition": {"PipelineDefinitionBody": {"Fn::Sub": [json.dumps(definition()), {"Bucket": {"Ref": "Bucket"}}]}}}},
         },
         "Outputs": {"ArtifactBucketName": {"Value": {"Ref": "Bucket"}}, "TrainingPipelineName": {"Value": {"Ref": "Pipeline"}}},
@@ -214,22 +215,22 @@ def test_aws_target_starts_the_deployed_pipeline_and_follows_it(tmp_path, monkey
                                                         "Outputs": [{"OutputKey": "ArtifactBucketName", "OutputValue": "sts-bucket"}]}]}, {"StackName": "sts-foundation"})
         cs.add_response("describe_stacks", {"Stacks": [{"StackName": "sts-training", "CreationTime": "2026-01-01T00:00:00Z", "StackStatus": "CREATE_COMPLETE",
                                                         "Outputs": [{"OutputKey": "TrainingPipelineName", "OutputValue": "stsPipeline"}]}]}, {"StackName": "sts-training"})
+        ss.add_response("describe_pipeline", {"PipelineDefinition": json.dumps(definition())}, {"PipelineName": "stsPipeline"})
         s3s.add_response("list_objects_v2", {"Contents": [{"Key": "sts/input/old.tsv"}]}, {"Bucket": "sts-bucket", "Prefix": "sts/input/"})
         s3s.add_response("delete_objects", {}, {"Bucket": "sts-bucket", "Delete": {"Objects": [{"Key": "sts/input/old.tsv"}], "Quiet": True}})
         s3s.add_response("put_object", {}, {"Bucket": "sts-bucket", "Key": "sts/input/data.tsv", "Body": ANY})
         ss.add_response("start_pipeline_execution", {"PipelineExecutionArn": exec_arn},
                         {"PipelineName": "stsPipeline", "PipelineParameters": [{"Name": "InputDataUri", "Value": "s3://sts-bucket/sts/input/"}], "ClientRequestToken": ANY})
         ss.add_response("describe_pipeline_execution", {"PipelineExecutionArn": exec_arn, "PipelineExecutionStatus": "Executing"}, {"PipelineExecutionArn": exec_arn})
-        ss.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [{"StepName": "Evaluate", "StepStatus": "Executing"}]}, {"PipelineExecutionArn": exec_arn, "SortOrder": "Descending"})
+        ss.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [{"StepName": "Evaluate", "StepStatus": "Executing"}]}, {"PipelineExecutionArn": exec_arn, "SortOrder": "Ascending"})
         done_steps = [
-            {"StepName": "RegisterModel", "StepStatus": "Succeeded", "Metadata": {"RegisterModel": {"Arn": pkg_arn}}},
             {"StepName": "Evaluate", "StepStatus": "Succeeded", "Metadata": {"ProcessingJob": {"Arn": job_arn}}},
+            {"StepName": "RegisterModel", "StepStatus": "Succeeded", "Metadata": {"RegisterModel": {"Arn": pkg_arn}}},
         ]
         ss.add_response("describe_pipeline_execution", {"PipelineExecutionArn": exec_arn, "PipelineExecutionStatus": "Succeeded",
                                                         "CreationTime": "2026-01-01T00:00:00Z", "LastModifiedTime": "2026-01-01T00:05:00Z"}, {"PipelineExecutionArn": exec_arn})
-        ss.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": done_steps}, {"PipelineExecutionArn": exec_arn, "SortOrder": "Descending"})
+        ss.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": done_steps}, {"PipelineExecutionArn": exec_arn, "SortOrder": "Ascending"})
         ss.add_response("list_pipeline_parameters_for_execution", {"PipelineParameters": [{"Name": "InputDataUri", "Value": "s3://sts-bucket/sts/input/"}]}, {"PipelineExecutionArn": exec_arn})
-        ss.add_response("describe_pipeline", {"PipelineDefinition": json.dumps(definition())}, {"PipelineName": "stsPipeline"})
         ss.add_response("describe_processing_job", {
             "ProcessingJobName": "pipelines-abc-evaluate-x", "ProcessingJobArn": job_arn, "ProcessingJobStatus": "Completed", "CreationTime": "2026-01-01T00:00:00Z",
             "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
@@ -246,7 +247,7 @@ def test_aws_target_starts_the_deployed_pipeline_and_follows_it(tmp_path, monkey
         clients = {"cloudformation": cfn, "sagemaker": sm, "s3": s3}
         monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: clients[service])
         sleeps = []
-        monkeypatch.setattr("stsmon.aws.training.time", type("T", (), {"sleep": staticmethod(sleeps.append)}))
+        monkeypatch.setattr("stsmon.commands.train.cli_sleep", sleeps.append)
         (tmp_path / "data.tsv").write_text("x\n")
         code, out, err = invoke(["train", "--target", "aws", "--state-dir", str(tmp_path / "state"), "--input-data", str(tmp_path / "data.tsv")], tmp_path)
         assert code == 0, err

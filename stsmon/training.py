@@ -1,4 +1,5 @@
-"""``stsmon train``'s library side: run the training pipeline, summarize, record.
+"""``stsmon train``'s library side: run the training pipeline, summarize, record — one
+implementation for both targets, through the boto3-shaped clients (:mod:`stsmon.clients`).
 
 The run record (``runs/train-{execution id}.json`` in the state folder, and a
 copy named ``trainmodel_out.json`` — the original project's hand-off file — in
@@ -23,18 +24,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..clock import Clock
-from ..errors import NotDeployedError, StsmonError, UsageError
-from ..inputs import local_input_files
-from ..state import StateDir
-from . import LocalEnvironment
+from botocore.exceptions import ClientError
+
+from .clients.errors import error_code, error_message
+from .errors import NotDeployedError, StsmonError, UsageError
+from .inputs import local_input_files
+from .state import StateDir
 
 #: The pipeline parameter that takes the training data location (pipeline_code/training.py).
 INPUT_DATA_PARAMETER = "InputDataUri"
@@ -167,60 +169,86 @@ def write_record(record: dict[str, Any], state: StateDir, out_file: Path | None)
     return paths
 
 
-# -- local --------------------------------------------------------------------------
+# -- the run (either target) ------------------------------------------------------------
 
 
-def stage_input_data(state: StateDir, source: str, bucket: str, prefix: str) -> str:
-    """The S3 URI to train on: ``s3://`` as given (it must exist locally); a local
-    path or ``file://`` URI is copied into ``s3://{bucket}/{prefix}/input/``
-    (replacing what was there)."""
+def _s3_parts(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def has_objects(s3: Any, uri: str) -> bool:
+    """Whether anything is stored under the ``s3://`` URI (an object, or a prefix with objects)."""
+    bucket, key = _s3_parts(uri)
+    try:
+        return bool(s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchBucket":
+            return False
+        raise StsmonError(f"listing {uri} failed: {error_message(exc)}") from None
+
+
+def upload_input_data(s3: Any, source: str, bucket: str, prefix: str) -> str:
+    """The S3 URI to train on: ``s3://`` as given (something must be there); a local path or
+    ``file://`` URI is uploaded to ``s3://{bucket}/{prefix}/input/``, replacing what was there."""
     if source.startswith("s3://"):
-        if not state.s3_path(source).exists():
-            raise UsageError(f"--input-data {source}: nothing there in the local bucket ({state.s3_path(source)})")
+        if not has_objects(s3, source):
+            raise UsageError(f"--input-data {source}: no objects there")
         return source
     files = local_input_files(source)
-    uri = f"s3://{bucket}/{prefix}/input/"
-    dest = state.s3_path(uri)
-    staging = Path(tempfile.mkdtemp(dir=dest.parent if dest.parent.exists() else None, prefix=".input-"))
+    key_prefix = f"{prefix}/input/"
+    keys = {key_prefix + rel: f for rel, f in files}
     try:
-        for rel, f in files:
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, staging / rel)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.move(str(staging), dest)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return uri
+        listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
+                  for o in page.get("Contents", [])]
+        stale = [{"Key": key} for key in listed if key not in keys]
+        for start in range(0, len(stale), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": stale[start:start + 1000], "Quiet": True})
+        for key, f in keys.items():
+            s3.put_object(Bucket=bucket, Key=key, Body=f.read_bytes())
+    except ClientError as exc:
+        raise StsmonError(f"uploading the training data to s3://{bucket}/{key_prefix} failed: {error_message(exc)}") from None
+    return f"s3://{bucket}/{key_prefix}"
 
 
-def _property_file_metrics(state: StateDir, execution: dict[str, Any], definition: dict[str, Any]) -> tuple[dict[str, float], str | None]:
-    from .pipelines import collect_steps
+def property_file_metrics(clients: Any, definition: dict[str, Any], steps: list[dict[str, Any]]
+                          ) -> tuple[dict[str, float], str | None]:
+    """Metrics from the first property file of a succeeded processing step (the evaluation report):
+    its job's output (``describe_processing_job``), the file read from S3."""
+    files: dict[str, list[dict[str, Any]]] = {}
 
-    specs = collect_steps(definition)
-    for rec in execution.get("Steps", []):
-        spec = specs.get(rec["StepName"])
-        if spec is None or rec.get("StepStatus") != "Succeeded":
+    def walk(raw_steps: list[dict[str, Any]]) -> None:
+        for raw in raw_steps:
+            if raw.get("PropertyFiles"):
+                files[raw["Name"]] = raw["PropertyFiles"]
+            args = raw.get("Arguments") or {}
+            walk(args.get("IfSteps") or [])
+            walk(args.get("ElseSteps") or [])
+
+    walk(definition.get("Steps") or [])
+    for step in steps:
+        job_arn = (step.get("Metadata") or {}).get("ProcessingJob", {}).get("Arn")
+        if step.get("StepStatus") != "Succeeded" or not job_arn or step["StepName"] not in files:
             continue
-        for pf in spec.raw.get("PropertyFiles") or []:
-            outputs = ((rec.get("Properties") or {}).get("ProcessingOutputConfig") or {}).get("Outputs") or []
-            for out in outputs:
-                if out.get("OutputName") == pf.get("OutputName"):
-                    uri = out["S3Output"]["S3Uri"].rstrip("/") + "/" + pf["FilePath"]
-                    try:
-                        report = json.loads(state.s3_path(uri).read_text(encoding="utf-8"))
-                    except (OSError, ValueError):
-                        continue
-                    metrics = metrics_of(report)
-                    if metrics:
-                        return metrics, uri
+        job = clients.sagemaker.describe_processing_job(ProcessingJobName=job_arn.rsplit("/", 1)[-1])
+        outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in (job.get("ProcessingOutputConfig") or {}).get("Outputs", [])}
+        for pf in files[step["StepName"]]:
+            if pf["OutputName"] not in outputs:
+                continue
+            uri = outputs[pf["OutputName"]].rstrip("/") + "/" + pf["FilePath"]
+            bucket, key = _s3_parts(uri)
+            try:
+                body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                metrics = metrics_of(json.loads(body))
+            except (ClientError, ValueError):
+                continue
+            if metrics:
+                return metrics, uri
     return {}, None
 
 
-def run_local_training(
-    state: StateDir,
+def run_training(
+    clients: Any,
     *,
     pipeline_name: str,
     parameters: dict[str, str],
@@ -228,36 +256,47 @@ def run_local_training(
     bucket: str | None,
     prefix: str,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
-    clock: Clock,
+    sleep: Callable[[float], None],
 ) -> dict[str, Any]:
-    """Start and wait for a local execution (its times from ``clock``); returns the run record (not yet written)."""
-    from .executor import resolve_parameters, start_execution
-    from .pipelines import load_pipeline
-    from .registry import Registry
+    """Start the training pipeline, wait for it (asking every ``clients.timing.execution_poll``
+    seconds, waiting with ``sleep``), and return the run record (not yet written).
 
-    pipeline = load_pipeline(state, pipeline_name)
-    resolve_parameters(pipeline["PipelineDefinition"], parameters)  # bad names/values: refuse before staging data
-    declared = {p["Name"] for p in pipeline["PipelineDefinition"].get("Parameters") or []}
+    Parameter names and values are checked against the deployed definition, and the
+    training data's location, before anything is uploaded or started.
+    """
+    from . import executions
+    from .localcloud.executor import resolve_parameters
+
+    on_event = on_event or (lambda kind, data: None)
+    sm = clients.sagemaker
+    pipeline = executions.describe_pipeline(sm, pipeline_name, where=clients.runtime.where(), hint=clients.deploy_hint())
+    definition = pipeline["Definition"]
+    resolve_parameters(definition, parameters)  # bad names/values: refused before anything is uploaded
+    declared = {p["Name"]: p for p in definition.get("Parameters") or []}
     if input_data is not None:
         if INPUT_DATA_PARAMETER not in declared:
             raise UsageError(f"pipeline {pipeline_name} has no {INPUT_DATA_PARAMETER} parameter; use --parameter")
         if bucket is None:
-            raise NotDeployedError("no ArtifactBucketName output is deployed: run `stsmon deploy` first")
-        parameters = {**parameters, INPUT_DATA_PARAMETER: stage_input_data(state, input_data, bucket, prefix)}
+            raise NotDeployedError(f"no ArtifactBucketName output is deployed {clients.runtime.where()}: "
+                                   f"{clients.deploy_hint()}")
+        parameters = {**parameters, INPUT_DATA_PARAMETER: upload_input_data(clients.s3, input_data, bucket, prefix)}
     elif INPUT_DATA_PARAMETER in declared and INPUT_DATA_PARAMETER not in parameters:
-        default = next(p.get("DefaultValue") for p in pipeline["PipelineDefinition"]["Parameters"] if p["Name"] == INPUT_DATA_PARAMETER)
-        local = state.s3_path(default) if isinstance(default, str) and default.startswith("s3://") else None
-        if local is not None and not (local.exists() and any(p.is_file() for p in local.rglob("*"))):
+        default = declared[INPUT_DATA_PARAMETER].get("DefaultValue")
+        if isinstance(default, str) and default.startswith("s3://") and not has_objects(clients.s3, default):
             raise UsageError(f"no training data at {default}: give --input-data PATH (a file or folder of MSRP-layout files)")
-    execution = start_execution(state, pipeline_name, parameters, on_event=on_event, clock=clock)
-    metrics, metrics_uri = _property_file_metrics(state, execution, pipeline["PipelineDefinition"])
+    arn = executions.start(sm, pipeline_name, parameters, ClientRequestToken=uuid.uuid4().hex)
+    on_event("execution", {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Executing"})
+    execution, steps = executions.wait(sm, arn, poll_seconds=clients.timing.execution_poll, sleep=sleep,
+                                       timeout_seconds=clients.timing.execution_timeout,
+                                       on_step=lambda step: on_event("step", step))
+    execution["PipelineName"] = pipeline_name
+    execution["Parameters"] = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn).get("PipelineParameters", [])
+    metrics, metrics_uri = property_file_metrics(clients, definition, steps)
     package = None
-    for rec in execution.get("Steps", []):
-        arn = (rec.get("Metadata") or {}).get("RegisterModel", {}).get("Arn")
-        if arn and rec.get("StepStatus") == "Succeeded":
-            env = LocalEnvironment(account=pipeline.get("Account", "000000000000"), region=pipeline.get("Region", "us-east-1"))
-            with Registry(state.registry_db, env=env) as reg:
-                package = reg.describe_model_package(ModelPackageName=arn)
-    return build_record(
-        target="local", execution=execution, steps=execution.get("Steps", []), metrics=metrics, metrics_uri=metrics_uri, package=package
-    )
+    for step in steps:
+        pkg_arn = (step.get("Metadata") or {}).get("RegisterModel", {}).get("Arn")
+        if pkg_arn and step.get("StepStatus") == "Succeeded":
+            package = sm.describe_model_package(ModelPackageName=pkg_arn)
+    on_event("execution", execution)
+    return build_record(target=clients.target, execution=execution, steps=steps, metrics=metrics,
+                        metrics_uri=metrics_uri, package=package)
