@@ -35,7 +35,7 @@ def _looks_like_state(root: Path) -> list[str]:
 def stop_local(state: StateDir, echo: Callable[[str], None]) -> dict[str, list[str]]:
     """Stop every local process that belongs to ``state``; returns what was stopped."""
     from .endpoint.process import list_records, stop_endpoint
-    from .localcloud.executor import stop_running_executions
+    from .localcloud.executions import stop_running_executions
     from .localcloud.pipelines import pipelines_dir
     from .monitoring import scheduler
 

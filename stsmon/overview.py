@@ -68,7 +68,7 @@ def local_status(state: StateDir, now: datetime) -> dict[str, Any]:
     """Everything deployed in one local state folder, with its latest results."""
     from .endpoint.process import capture_stats, list_records
     from .localcloud.deployer import load_records
-    from .localcloud.executor import list_executions
+    from .localcloud.executions import list_executions
     from .monitoring import scheduler
     from .monitoring.runs import list_results
 

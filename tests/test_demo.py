@@ -111,7 +111,7 @@ def test_the_full_corpus_went_through_every_step_and_the_served_model_is_sane(de
     import csv
     import tarfile
 
-    from stsmon.localcloud.executor import list_executions
+    from stsmon.localcloud.executions import list_executions
 
     state = demo_run["state"]
     (execution,) = [e for e in list_executions(state, "stsPipeline") if e["PipelineExecutionStatus"] == "Succeeded"]

@@ -29,6 +29,21 @@ PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
 _STEP_REF = re.compile(r"^Steps\.([^.\[]+)")
 
 
+class ExecutionError(StsmonError):
+    """An execution cannot start (bad parameter, unsupported image or step)."""
+
+    exit_code = 2
+
+
+class StepFailed(Exception):
+    """A step fails with ``reason`` (for people): raised by whatever runs it — expressions,
+    the job container, the step itself — and recorded as the step's ``FailureReason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def pipelines_dir(state: StateDir) -> Path:
     return state.root / "pipelines"
 

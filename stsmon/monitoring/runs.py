@@ -248,7 +248,7 @@ def run_monitoring(
 
 def list_results(state: StateDir, pipeline: str) -> list[MonitorRun]:
     """Every recorded execution of the monitoring pipeline with its result, oldest first."""
-    from ..localcloud.executor import list_executions
+    from ..localcloud.executions import list_executions
 
     runs = []
     for execution in reversed(list_executions(state, pipeline)):

@@ -48,7 +48,7 @@ from botocore import xform_name
 
 from iam_eval import Principal, Request, as_list, role, service
 from stsmon.localcloud import LocalEnvironment
-from stsmon.localcloud.executor import parse_path, walk_path
+from stsmon.localcloud.expressions import parse_path, walk_path
 from stsmon.localcloud.intrinsics import ResourceValues, Scope, resolve
 
 REPO = Path(__file__).resolve().parents[2]

@@ -159,7 +159,7 @@ def records_of(proc, state):
     sees its process running, given the creation time the record holds."""
     from stsmon.endpoint.process import endpoint_paths, read_record
     from stsmon.fileio import write_json_atomic
-    from stsmon.localcloud.executor import reconcile
+    from stsmon.localcloud.executions import reconcile
     from stsmon.monitoring.scheduler import process_info
 
     def running(ref: ProcessRef) -> dict[str, bool]:

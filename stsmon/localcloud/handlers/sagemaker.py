@@ -176,7 +176,7 @@ class PipelineCleanupHandler(ResourceHandler):
         return HandlerResult(previous.physical_id, {})
 
     def delete(self, ctx: DeployContext, logical_id: str, previous: DeployedResource) -> None:
-        from ..executor import stop_running_executions
+        from ..executions import stop_running_executions
 
         if not ctx.deleting_stack:
             return

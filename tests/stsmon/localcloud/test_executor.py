@@ -18,7 +18,8 @@ import pytest
 
 from stsmon.errors import StsmonError
 from stsmon.localcloud import LocalEnvironment
-from stsmon.localcloud.executor import ExecutionError, describe_execution, list_executions, start_execution
+from stsmon.localcloud.executions import describe_execution, list_executions
+from stsmon.localcloud.executor import ExecutionError, start_execution
 from stsmon.localcloud.pipelines import pipeline_arn, write_pipeline
 from stsmon.localcloud.registry import Registry
 from stsmon.state import StateDir
@@ -495,7 +496,7 @@ def test_killing_the_executor_mid_run_leaves_consistent_state_and_the_next_run_w
 
 @pytest.mark.slow
 def test_stop_running_executions_stops_the_scripts_and_records_stopped(state, subprocess_env):
-    from stsmon.localcloud.executor import stop_running_executions
+    from stsmon.localcloud.executions import stop_running_executions
 
     definition = full_definition()
     definition["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"] += ["--sleep", "60"]

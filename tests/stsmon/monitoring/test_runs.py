@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stsmon.errors import NotDeployedError, UsageError
-from stsmon.localcloud.executor import list_executions
+from stsmon.localcloud.executions import list_executions
 from stsmon.monitoring import metrics, runs
 from stsmon.monitoring.records import ground_truth_record, hour_prefix, write_jsonl
 from stsmon.monitoring.synthetic import write_window
