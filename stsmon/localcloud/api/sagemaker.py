@@ -110,7 +110,7 @@ class LocalSageMaker:
         raise client_error(operation, "ResourceNotFound", f"Pipeline execution '{arn}' does not exist.")
 
     def _record(self, operation: str, arn: str) -> dict[str, Any]:
-        from ..executor import executions_dir, reconcile
+        from ..executions import executions_dir, reconcile
 
         name, execution_id = self._locate(operation, arn)
         if arn not in self._running:
@@ -128,7 +128,8 @@ class LocalSageMaker:
                                  PipelineExecutionDisplayName: str | None = None, ClientRequestToken: str | None = None,
                                  PipelineExecutionDescription: str | None = None,
                                  ParallelismConfiguration: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
-        from ..executor import Execution, preflight, reconcile, resolve_parameters
+        from ..executions import reconcile
+        from ..executor import Execution, preflight, resolve_parameters
 
         pipeline = self._pipeline("StartPipelineExecution", PipelineName)
         name = pipeline["PipelineName"]
@@ -246,7 +247,7 @@ class LocalSageMaker:
                                  SortOrder: str = "Descending", MaxResults: int | None = None,
                                  NextToken: str | None = None, CreatedAfter: datetime | None = None,
                                  CreatedBefore: datetime | None = None) -> dict[str, Any]:
-        from ..executor import list_executions
+        from ..executions import list_executions
 
         name = self._pipeline("ListPipelineExecutions", PipelineName)["PipelineName"]
         summaries = []
@@ -287,9 +288,9 @@ class LocalSageMaker:
             running.execution.stop()
         else:  # another process runs it: its SIGTERM handler stops it and records Stopped
             from ... import supervisor
-            from ..executor import _executor_of
+            from ..executions import executor_of
 
-            supervisor.send_signal(_executor_of(record), signal.SIGTERM)
+            supervisor.send_signal(executor_of(record), signal.SIGTERM)
         return {"PipelineExecutionArn": PipelineExecutionArn}
 
     def describe_pipeline(self, *, PipelineName: str, **_: Any) -> dict[str, Any]:  # noqa: N803
