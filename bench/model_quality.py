@@ -37,9 +37,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "processing_scripts"))
+sys.path[:0] = [str(REPO / "processing_scripts"), str(REPO)]
 
-import contract  # noqa: E402
 import inference  # noqa: E402
 import joblib  # noqa: E402
 import stsmodel  # noqa: E402
@@ -49,8 +48,9 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
+from stscontracts import names  # noqa: E402
 
-BINARY = contract.BINARY_CLASSIFICATION
+BINARY = names.BINARY_CLASSIFICATION
 
 #: Candidate configurations compared by cross-validation (name -> hyperparameter overrides).
 CANDIDATES: dict[str, dict] = {

@@ -36,7 +36,8 @@ from pipeline_code import placeholders  # noqa: E402
 from processing_scripts.monitor import PROGRAM_FILES  # noqa: E402
 from pipeline_code.monitoring import build_monitoring_definition  # noqa: E402
 from stscontracts.config import load_config  # noqa: E402
-from stsmon.monitoring.records import hour_prefix  # noqa: E402
+import stscontracts  # noqa: E402
+from stscontracts import names  # noqa: E402
 from stsmon.monitoring.synthetic import write_window  # noqa: E402
 
 REGION = "us-east-1"
@@ -56,6 +57,8 @@ def fill(s3, bucket: str, days: int, per_hour: int, scratch: Path) -> int:
     s3.create_bucket(Bucket=bucket)
     for name in PROGRAM_FILES:
         _seed(bucket, CODE_PREFIX + name, (REPO / "processing_scripts" / name).read_bytes())
+    for name, path in stscontracts.package_files():
+        _seed(bucket, CODE_PREFIX + name, path.read_bytes())
     constraints = {"version": 0.0, "binary_classification_constraints": {
         "accuracy": {"threshold": 0.7, "comparison_operator": "LessThanThreshold"}}}
     _seed(bucket, "sts/baseline/constraints.json", json.dumps(constraints).encode())
@@ -66,10 +69,10 @@ def fill(s3, bucket: str, days: int, per_hour: int, scratch: Path) -> int:
     for h in range(days * 24):
         hour = RUN.replace(minute=0, second=0) - timedelta(hours=h)
         for name, body in captures:
-            _seed(bucket, f"sts/datacapture/sts-endpoint/AllTraffic/{hour_prefix(hour)}/{name}", body)
+            _seed(bucket, f"{names.capture_prefix('sts')}/{names.capture_hour_prefix('sts-endpoint', hour)}/{name}", body)
             total += len(body)
         for name, body in labels:
-            _seed(bucket, f"sts/ground-truth/{hour_prefix(hour)}/{name}", body)
+            _seed(bucket, f"{names.ground_truth_prefix('sts')}/{names.hour_prefix(hour)}/{name}", body)
             total += len(body)
     return total
 

@@ -25,7 +25,7 @@ from stscontracts.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: What the definitions depend on besides the request: the builder's code and the SDK.
-_SOURCES = (*sorted((REPO_ROOT / "pipeline_code").glob("*.py")), REPO_ROOT / "processing_scripts" / "contract.py", REPO_ROOT / "stscontracts" / "config.py")
+_SOURCES = (*sorted((REPO_ROOT / "pipeline_code").glob("*.py")), *sorted((REPO_ROOT / "stscontracts").glob("*.py")))
 _PACKAGES = ("sagemaker", "sagemaker-core", "sagemaker-train", "sagemaker-serve", "sagemaker-mlops", "boto3", "botocore")
 
 

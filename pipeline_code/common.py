@@ -19,8 +19,8 @@ CODE_DIR = f"{PROCESSING_ROOT}/input/code"
 
 
 @dataclass(frozen=True)
-class Names:
-    """Literal names a definition needs; the rest are placeholders.
+class Literals:
+    """Literal values a definition needs; the rest are placeholders.
 
     ``code_prefix`` is the S3 key prefix of the step-script asset
     (``{p}/code/{content-hash}/``); it is computed from the scripts' bytes
@@ -82,7 +82,7 @@ def processing_output(name: str, source: str, destination: Any) -> Any:
 def script_processor(
     session: Any,
     *,
-    names: Names,
+    literals: Literals,
     script: str,
     step: str,
     instance_type: Any,
@@ -98,7 +98,7 @@ def script_processor(
 
     return Processor(
         role=placeholders.ROLE_ARN,
-        image_uri=names.sklearn_image(),
+        image_uri=literals.sklearn_image(),
         instance_count=1,
         instance_type=instance_type,
         entrypoint=["python3", f"{CODE_DIR}/{script}"],
@@ -106,7 +106,7 @@ def script_processor(
         volume_kms_key=placeholders.KMS_KEY_ARN,
         output_kms_key=placeholders.KMS_KEY_ARN,
         max_runtime_in_seconds=3600,
-        base_job_name=f"{names.prefix}-{step.lower()}",
+        base_job_name=f"{literals.prefix}-{step.lower()}",
         sagemaker_session=session,
         network_config=NetworkConfig(
             enable_network_isolation=network_isolation,
@@ -115,8 +115,8 @@ def script_processor(
     )
 
 
-def code_input(names: Names) -> Any:
-    return processing_input("code", names.code_uri, CODE_DIR)
+def code_input(literals: Literals) -> Any:
+    return processing_input("code", literals.code_uri, CODE_DIR)
 
 
 def definition_dict(pipeline: Any) -> dict[str, Any]:

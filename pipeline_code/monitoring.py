@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from processing_scripts import contract
+from stscontracts import names
 
 from stscontracts.config import Config
 
 from . import placeholders
-from .common import PROCESSING_ROOT, Names, code_input, definition_dict, processing_input, processing_output, script_processor
+from .common import PROCESSING_ROOT, Literals, code_input, definition_dict, processing_input, processing_output, script_processor
 from .sdk import offline_sdk, pipeline_session
 
 P_WINDOW_END = "WindowEnd"
@@ -33,8 +33,6 @@ P_PUBLISH = "PublishCloudWatch"
 P_BASELINE = "BaselineConstraintsUri"
 P_INSTANCE = "MonitoringInstanceType"
 
-#: CloudWatch namespace the monitor publishes to (pipeline backend).
-METRICS_NAMESPACE = "stsmodelmonitor"
 
 BASELINE_DIR = f"{PROCESSING_ROOT}/input/baseline"
 OUTPUT_DIR = f"{PROCESSING_ROOT}/output"
@@ -42,19 +40,6 @@ OUTPUT_DIR = f"{PROCESSING_ROOT}/output"
 DOWNLOAD_DIR = f"{PROCESSING_ROOT}/window"
 #: SageMaker's exit message file: its first 1 KB is the processing job's ExitMessage.
 EXIT_MESSAGE_FILE = "/opt/ml/output/message"
-
-
-def capture_prefix(cfg: Config) -> str:
-    """Key prefix of the endpoint's data capture destination (``{p}/datacapture``)."""
-    return f"{cfg.prefix}/datacapture"
-
-
-def ground_truth_prefix(cfg: Config) -> str:
-    return f"{cfg.prefix}/ground-truth"
-
-
-def monitoring_prefix(cfg: Config) -> str:
-    return f"{cfg.prefix}/monitoring"
 
 
 def build_monitoring_definition(cfg: Config, code_prefix: str) -> dict[str, Any]:
@@ -73,7 +58,7 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
     from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
-    names = Names(cfg.base_job_prefix, code_prefix, cfg.region, cfg.sklearn_image_version)
+    literals = Literals(cfg.base_job_prefix, code_prefix, cfg.region, cfg.sklearn_image_version)
     session = pipeline_session(cfg.region, placeholders.BUCKET)
     params = {
         P_WINDOW_END: ParameterString(P_WINDOW_END, default_value=""),
@@ -86,20 +71,20 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
     }
     # The monitor reads S3 and publishes CloudWatch metrics itself, so this job keeps network access.
     processor = script_processor(
-        session, names=names, script=contract.SCRIPT_MONITOR, step=contract.STEP_MONITOR,
+        session, literals=literals, script=names.SCRIPT_MONITOR, step=names.STEP_MONITOR,
         instance_type=params[P_INSTANCE], network_isolation=False,
     )
-    bucket = names.bucket_uri
-    output_uri = Join(on="/", values=[f"{bucket}/{monitoring_prefix(cfg)}/{cfg.monitoring_schedule_name}", ExecutionVariables.PIPELINE_EXECUTION_ID])
+    bucket = literals.bucket_uri
+    output_uri = Join(on="/", values=[f"{bucket}/{names.monitoring_prefix(cfg.prefix)}/{cfg.monitoring_schedule_name}", ExecutionVariables.PIPELINE_EXECUTION_ID])
     step_args = processor.run(
         inputs=[
-            code_input(names),
+            code_input(literals),
             processing_input("baseline", params[P_BASELINE], BASELINE_DIR),
         ],
-        outputs=[processing_output(contract.OUTPUT_MONITORING, OUTPUT_DIR, output_uri)],
+        outputs=[processing_output(names.OUTPUT_MONITORING, OUTPUT_DIR, output_uri)],
         arguments=[
-            "--capture-uri", f"{bucket}/{capture_prefix(cfg)}/{cfg.endpoint_name}",
-            "--ground-truth-uri", f"{bucket}/{ground_truth_prefix(cfg)}",
+            "--capture-uri", f"{bucket}/{names.capture_prefix(cfg.prefix)}/{cfg.endpoint_name}",
+            "--ground-truth-uri", f"{bucket}/{names.ground_truth_prefix(cfg.prefix)}",
             "--region", placeholders.REGION,
             "--download-dir", DOWNLOAD_DIR,
             "--baseline-dir", BASELINE_DIR,
@@ -113,12 +98,12 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
             "--min-label-coverage", params[P_MIN_COVERAGE].to_string(),
             "--endpoint-name", cfg.endpoint_name,
             "--schedule-name", cfg.monitoring_schedule_name,
-            "--namespace", METRICS_NAMESPACE,
+            "--namespace", names.METRICS_NAMESPACE,
             "--publish-cloudwatch", params[P_PUBLISH],
             "--problem-type", "auto",
         ],
     )
-    step = ProcessingStep(name=contract.STEP_MONITOR, step_args=step_args)
+    step = ProcessingStep(name=names.STEP_MONITOR, step_args=step_args)
     return Pipeline(
         name=cfg.monitoring_pipeline_name,
         parameters=list(params.values()),

@@ -37,10 +37,10 @@ its own default is the same ``application/json``), set so the package says it.
 
 from __future__ import annotations
 
-from processing_scripts import contract
+from stscontracts import names
 
 #: Where SageMaker extracts the package's code (``code/`` of model.tar.gz).
-CODE_DIR = f"/opt/ml/model/{contract.MODEL_CODE_DIR}"
+CODE_DIR = f"/opt/ml/model/{names.MODEL_CODE_DIR}"
 #: The answer type when a request has no ``Accept`` (or ``*/*``).
 DEFAULT_ACCEPT = "application/json"
 #: Thread-pool sizes of the numeric libraries (OpenMP, OpenBLAS, MKL).
@@ -50,7 +50,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 def serving_environment() -> dict[str, str]:
     """The ``Environment`` of the package's inference container."""
     return {
-        "SAGEMAKER_PROGRAM": contract.INFERENCE_PROGRAM,
+        "SAGEMAKER_PROGRAM": names.INFERENCE_PROGRAM,
         "SAGEMAKER_SUBMIT_DIRECTORY": CODE_DIR,
         # Network isolation: the image's unconditional `pip install .` of the code
         # folder must work offline, and the program must import without it.

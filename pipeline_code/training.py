@@ -1,7 +1,7 @@
 """The training pipeline: Preprocess -> Train -> Evaluate -> CheckQuality ->
 [Baseline -> RegisterModel] else QualityGateFailed.
 
-Step, output, channel and file names come from ``processing_scripts/contract.py``
+Step, output, channel and file names come from ``processing_scripts/names.py``
 so the scripts, this definition and the local executor agree. Step outputs go
 to ``s3://{bucket}/{p}/pipelines/{execution id}/{step}/{output}``.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from processing_scripts import contract
+from stscontracts import names
 
 from stscontracts.config import Config
 
 from . import placeholders
 from .common import (
     PROCESSING_ROOT,
-    Names,
+    Literals,
     code_input,
     definition_dict,
     processing_input,
@@ -56,10 +56,10 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
-    names = Names(cfg.base_job_prefix, code_prefix, cfg.region, cfg.sklearn_image_version)
+    literals = Literals(cfg.base_job_prefix, code_prefix, cfg.region, cfg.sklearn_image_version)
     session = pipeline_session(cfg.region, placeholders.BUCKET)
     params = {
-        P_INPUT_DATA: ParameterString(P_INPUT_DATA, default_value=f"{names.bucket_uri}/{cfg.prefix}/input/"),
+        P_INPUT_DATA: ParameterString(P_INPUT_DATA, default_value=f"{literals.bucket_uri}/{names.input_prefix(cfg.prefix)}"),
         P_PROCESSING_INSTANCE: ParameterString(P_PROCESSING_INSTANCE, default_value=cfg.processing_instance_type),
         P_TRAINING_INSTANCE: ParameterString(P_TRAINING_INSTANCE, default_value=cfg.training_instance_type),
         P_APPROVAL: ParameterString(P_APPROVAL, default_value=cfg.model_approval_status, enum_values=["Approved", "PendingManualApproval", "Rejected"]),
@@ -70,11 +70,11 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
     # and monitoring alarm on all follow from it. Every step gets the same literal.
     parameters = list(params.values())
     params = {**params, P_PROBLEM_TYPE: cfg.problem_type}
-    preprocess = _preprocess_step(session, names, params)
-    train = _train_step(session, names, params, preprocess)
-    evaluate, report = _evaluate_step(session, names, params, preprocess, train)
-    baseline = _baseline_step(session, names, params, preprocess, train)
-    register = _register_step(session, cfg, names, params, train, evaluate, baseline)
+    preprocess = _preprocess_step(session, literals, params)
+    train = _train_step(session, literals, params, preprocess)
+    evaluate, report = _evaluate_step(session, literals, params, preprocess, train)
+    baseline = _baseline_step(session, literals, params, preprocess, train)
+    register = _register_step(session, cfg, literals, params, train, evaluate, baseline)
     fail = _fail_step(cfg, evaluate, report, params)
     gate = _gate_step(cfg, evaluate, report, params, if_steps=[baseline, register], else_steps=[fail])
     return Pipeline(
@@ -87,41 +87,41 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
     )
 
 
-def _output_uri(names: Names, step: str, output: str) -> Any:
+def _output_uri(literals: Literals, step: str, output: str) -> Any:
     """``s3://{bucket}/{p}/pipelines/{execution id}/{step}/{output}``."""
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
 
-    return Join(on="/", values=[f"{names.bucket_uri}/{names.prefix}/pipelines", ExecutionVariables.PIPELINE_EXECUTION_ID, step, output])
+    return Join(on="/", values=[f"{literals.bucket_uri}/{names.pipelines_prefix(literals.prefix)}", ExecutionVariables.PIPELINE_EXECUTION_ID, step, output])
 
 
 def _processing_output_uri(step: Any, output: str) -> Any:
     return step.properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri
 
 
-def _preprocess_step(session: Any, names: Names, params: dict) -> Any:
+def _preprocess_step(session: Any, literals: Literals, params: dict) -> Any:
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     processor = script_processor(
-        session, names=names, script=contract.SCRIPT_PREPROCESS, step=contract.STEP_PREPROCESS,
+        session, literals=literals, script=names.SCRIPT_PREPROCESS, step=names.STEP_PREPROCESS,
         instance_type=params[P_PROCESSING_INSTANCE], network_isolation=True,
     )
-    dirs = {name: f"{PROCESSING_ROOT}/{name}" for name in (contract.OUTPUT_TRAIN, contract.OUTPUT_VALIDATION, contract.OUTPUT_TEST)}
+    dirs = {name: f"{PROCESSING_ROOT}/{name}" for name in (names.OUTPUT_TRAIN, names.OUTPUT_VALIDATION, names.OUTPUT_TEST)}
     step_args = processor.run(
-        inputs=[code_input(names), processing_input("data", params[P_INPUT_DATA], f"{PROCESSING_ROOT}/input/data")],
-        outputs=[processing_output(name, path, _output_uri(names, contract.STEP_PREPROCESS, name)) for name, path in dirs.items()],
+        inputs=[code_input(literals), processing_input("data", params[P_INPUT_DATA], f"{PROCESSING_ROOT}/input/data")],
+        outputs=[processing_output(name, path, _output_uri(literals, names.STEP_PREPROCESS, name)) for name, path in dirs.items()],
         arguments=[
             "--input", f"{PROCESSING_ROOT}/input/data",
-            "--train-dir", dirs[contract.OUTPUT_TRAIN],
-            "--validation-dir", dirs[contract.OUTPUT_VALIDATION],
-            "--test-dir", dirs[contract.OUTPUT_TEST],
+            "--train-dir", dirs[names.OUTPUT_TRAIN],
+            "--validation-dir", dirs[names.OUTPUT_VALIDATION],
+            "--test-dir", dirs[names.OUTPUT_TEST],
             "--problem-type", params[P_PROBLEM_TYPE],
         ],
     )
-    return ProcessingStep(name=contract.STEP_PREPROCESS, step_args=step_args)
+    return ProcessingStep(name=names.STEP_PREPROCESS, step_args=step_args)
 
 
-def _train_step(session: Any, names: Names, params: dict, preprocess: Any) -> Any:
+def _train_step(session: Any, literals: Literals, params: dict, preprocess: Any) -> Any:
     from sagemaker.mlops.workflow.steps import TrainingStep
     from sagemaker.train.configs import Compute, InputData, OutputDataConfig, StoppingCondition
     from sagemaker.train.model_trainer import ModelTrainer
@@ -131,83 +131,83 @@ def _train_step(session: Any, names: Names, params: dict, preprocess: Any) -> An
     # sagemaker_submit_directory (our asset's sourcedir.tar.gz) and runs
     # sagemaker_program from it.
     trainer = ModelTrainer(
-        training_image=names.sklearn_image(),
+        training_image=literals.sklearn_image(),
         role=placeholders.ROLE_ARN,
         sagemaker_session=session,
-        base_job_name=f"{names.prefix}-train",
+        base_job_name=f"{literals.prefix}-train",
         compute=Compute(instance_type=params[P_TRAINING_INSTANCE], instance_count=1, volume_size_in_gb=30, volume_kms_key_id=placeholders.KMS_KEY_ARN),
         output_data_config=OutputDataConfig(
-            s3_output_path=_output_uri(names, contract.STEP_TRAIN, "model"),
+            s3_output_path=_output_uri(literals, names.STEP_TRAIN, "model"),
             kms_key_id=placeholders.KMS_KEY_ARN,
         ),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=TRAINING_MAX_RUNTIME_S),
         hyperparameters={
-            "sagemaker_program": contract.SCRIPT_TRAIN,
-            "sagemaker_submit_directory": f"{names.code_uri}{contract.SOURCEDIR_ARCHIVE}",
+            "sagemaker_program": names.SCRIPT_TRAIN,
+            "sagemaker_submit_directory": f"{literals.code_uri}{names.SOURCEDIR_ARCHIVE}",
             "problem-type": params[P_PROBLEM_TYPE],
         },
     )
     step_args = trainer.train(
         input_data_config=[
-            InputData(channel_name=contract.CHANNEL_TRAIN, data_source=_processing_output_uri(preprocess, contract.OUTPUT_TRAIN)),
-            InputData(channel_name=contract.CHANNEL_VALIDATION, data_source=_processing_output_uri(preprocess, contract.OUTPUT_VALIDATION)),
+            InputData(channel_name=names.CHANNEL_TRAIN, data_source=_processing_output_uri(preprocess, names.OUTPUT_TRAIN)),
+            InputData(channel_name=names.CHANNEL_VALIDATION, data_source=_processing_output_uri(preprocess, names.OUTPUT_VALIDATION)),
         ],
     )
-    return TrainingStep(name=contract.STEP_TRAIN, step_args=step_args)
+    return TrainingStep(name=names.STEP_TRAIN, step_args=step_args)
 
 
 def _model_input(train: Any) -> Any:
     return processing_input("model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{PROCESSING_ROOT}/model")
 
 
-def _evaluate_step(session: Any, names: Names, params: dict, preprocess: Any, train: Any) -> tuple[Any, Any]:
+def _evaluate_step(session: Any, literals: Literals, params: dict, preprocess: Any, train: Any) -> tuple[Any, Any]:
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     processor = script_processor(
-        session, names=names, script=contract.SCRIPT_EVALUATE, step=contract.STEP_EVALUATE,
+        session, literals=literals, script=names.SCRIPT_EVALUATE, step=names.STEP_EVALUATE,
         instance_type=params[P_PROCESSING_INSTANCE], network_isolation=True,
     )
-    out_dir = f"{PROCESSING_ROOT}/{contract.OUTPUT_EVALUATION}"
-    report = PropertyFile(name=contract.EVALUATION_PROPERTY_FILE, output_name=contract.OUTPUT_EVALUATION, path=contract.EVALUATION_FILE)
+    out_dir = f"{PROCESSING_ROOT}/{names.OUTPUT_EVALUATION}"
+    report = PropertyFile(name=names.EVALUATION_PROPERTY_FILE, output_name=names.OUTPUT_EVALUATION, path=names.EVALUATION_FILE)
     step_args = processor.run(
         inputs=[
-            code_input(names),
+            code_input(literals),
             _model_input(train),
-            processing_input(contract.OUTPUT_TEST, _processing_output_uri(preprocess, contract.OUTPUT_TEST), f"{PROCESSING_ROOT}/test"),
+            processing_input(names.OUTPUT_TEST, _processing_output_uri(preprocess, names.OUTPUT_TEST), f"{PROCESSING_ROOT}/test"),
         ],
-        outputs=[processing_output(contract.OUTPUT_EVALUATION, out_dir, _output_uri(names, contract.STEP_EVALUATE, contract.OUTPUT_EVALUATION))],
+        outputs=[processing_output(names.OUTPUT_EVALUATION, out_dir, _output_uri(literals, names.STEP_EVALUATE, names.OUTPUT_EVALUATION))],
         arguments=[
             "--model-dir", f"{PROCESSING_ROOT}/model",
             "--test-dir", f"{PROCESSING_ROOT}/test",
             "--output-dir", out_dir,
         ],
     )
-    return ProcessingStep(name=contract.STEP_EVALUATE, step_args=step_args, property_files=[report]), report
+    return ProcessingStep(name=names.STEP_EVALUATE, step_args=step_args, property_files=[report]), report
 
 
-def _baseline_step(session: Any, names: Names, params: dict, preprocess: Any, train: Any) -> Any:
+def _baseline_step(session: Any, literals: Literals, params: dict, preprocess: Any, train: Any) -> Any:
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     processor = script_processor(
-        session, names=names, script=contract.SCRIPT_BASELINE, step=contract.STEP_BASELINE,
+        session, literals=literals, script=names.SCRIPT_BASELINE, step=names.STEP_BASELINE,
         instance_type=params[P_PROCESSING_INSTANCE], network_isolation=True,
     )
-    out_dir = f"{PROCESSING_ROOT}/{contract.OUTPUT_BASELINE}"
+    out_dir = f"{PROCESSING_ROOT}/{names.OUTPUT_BASELINE}"
     step_args = processor.run(
         inputs=[
-            code_input(names),
+            code_input(literals),
             _model_input(train),
-            processing_input(contract.OUTPUT_VALIDATION, _processing_output_uri(preprocess, contract.OUTPUT_VALIDATION), f"{PROCESSING_ROOT}/validation"),
+            processing_input(names.OUTPUT_VALIDATION, _processing_output_uri(preprocess, names.OUTPUT_VALIDATION), f"{PROCESSING_ROOT}/validation"),
         ],
-        outputs=[processing_output(contract.OUTPUT_BASELINE, out_dir, _output_uri(names, contract.STEP_BASELINE, contract.OUTPUT_BASELINE))],
+        outputs=[processing_output(names.OUTPUT_BASELINE, out_dir, _output_uri(literals, names.STEP_BASELINE, names.OUTPUT_BASELINE))],
         arguments=[
             "--model-dir", f"{PROCESSING_ROOT}/model",
             "--validation-dir", f"{PROCESSING_ROOT}/validation",
             "--output-dir", out_dir,
         ],
     )
-    return ProcessingStep(name=contract.STEP_BASELINE, step_args=step_args)
+    return ProcessingStep(name=names.STEP_BASELINE, step_args=step_args)
 
 
 def _file_in(step: Any, output: str, filename: str) -> Any:
@@ -216,15 +216,15 @@ def _file_in(step: Any, output: str, filename: str) -> Any:
     return Join(on="/", values=[_processing_output_uri(step, output), filename])
 
 
-def _register_step(session: Any, cfg: Config, names: Names, params: dict, train: Any, evaluate: Any, baseline: Any) -> Any:
+def _register_step(session: Any, cfg: Config, literals: Literals, params: dict, train: Any, evaluate: Any, baseline: Any) -> Any:
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.mlops.workflow.model_step import ModelStep
     from sagemaker.serve.model_builder import ModelBuilder
 
-    evaluation = MetricsSource(content_type="application/json", s3_uri=_file_in(evaluate, contract.OUTPUT_EVALUATION, contract.EVALUATION_FILE))
-    statistics = MetricsSource(content_type="application/json", s3_uri=_file_in(baseline, contract.OUTPUT_BASELINE, contract.STATISTICS_FILE))
-    constraints = MetricsSource(content_type="application/json", s3_uri=_file_in(baseline, contract.OUTPUT_BASELINE, contract.CONSTRAINTS_FILE))
+    evaluation = MetricsSource(content_type="application/json", s3_uri=_file_in(evaluate, names.OUTPUT_EVALUATION, names.EVALUATION_FILE))
+    statistics = MetricsSource(content_type="application/json", s3_uri=_file_in(baseline, names.OUTPUT_BASELINE, names.STATISTICS_FILE))
+    constraints = MetricsSource(content_type="application/json", s3_uri=_file_in(baseline, names.OUTPUT_BASELINE, names.CONSTRAINTS_FILE))
     # The package carries everything serving and monitoring need: the test
     # metrics (ModelQuality.Statistics), the monitor's thresholds
     # (ModelQuality.Constraints) and the baseline itself (DriftCheckBaselines).
@@ -232,7 +232,7 @@ def _register_step(session: Any, cfg: Config, names: Names, params: dict, train:
     drift = DriftCheckBaselines(model_statistics=statistics, model_constraints=constraints)
     builder = ModelBuilder(
         s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
-        image_uri=names.sklearn_image(),
+        image_uri=literals.sklearn_image(),
         role_arn=placeholders.ROLE_ARN,
         sagemaker_session=session,
         env_vars=serving_environment(),
@@ -249,13 +249,13 @@ def _register_step(session: Any, cfg: Config, names: Names, params: dict, train:
         approval_status=params[P_APPROVAL],
         customer_metadata_properties={"ProblemType": params[P_PROBLEM_TYPE]},
     )
-    return ModelStep(name=contract.STEP_REGISTER, step_args=step_args)
+    return ModelStep(name=names.STEP_REGISTER, step_args=step_args)
 
 
 def _gate_metric(cfg: Config, evaluate: Any, report: Any) -> Any:
     from sagemaker.core.workflow.functions import JsonGet
 
-    return JsonGet(step_name=evaluate.name, property_file=report, json_path=contract.gate_json_path(cfg.problem_type, cfg.quality_metric))
+    return JsonGet(step_name=evaluate.name, property_file=report, json_path=names.gate_json_path(cfg.problem_type, cfg.quality_metric))
 
 
 def _gate_step(cfg: Config, evaluate: Any, report: Any, params: dict, *, if_steps: list, else_steps: list) -> Any:
@@ -264,7 +264,7 @@ def _gate_step(cfg: Config, evaluate: Any, report: Any, params: dict, *, if_step
 
     comparison = ConditionGreaterThanOrEqualTo if cfg.gate_higher_is_better else ConditionLessThanOrEqualTo
     condition = comparison(left=_gate_metric(cfg, evaluate, report), right=params[P_THRESHOLD])
-    return ConditionStep(name=contract.STEP_QUALITY_GATE, conditions=[condition], if_steps=if_steps, else_steps=else_steps)
+    return ConditionStep(name=names.STEP_QUALITY_GATE, conditions=[condition], if_steps=if_steps, else_steps=else_steps)
 
 
 def _fail_step(cfg: Config, evaluate: Any, report: Any, params: dict) -> Any:
@@ -282,4 +282,4 @@ def _fail_step(cfg: Config, evaluate: Any, report: Any, params: dict) -> Any:
             "; no model was registered.",
         ],
     )
-    return FailStep(name=contract.STEP_FAIL, error_message=message)
+    return FailStep(name=names.STEP_FAIL, error_message=message)

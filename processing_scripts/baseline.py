@@ -37,15 +37,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from stscontracts import names
 
-import contract
 import model_metrics
 from steputil import AtomicWriter, UserError, format_label, load_model, metrics_block, predict, \
     read_split, resolve_problem_type, run_main
 
 DEFAULT_METRICS = {
-    contract.BINARY_CLASSIFICATION: ("accuracy", "precision", "recall", "f1", "auc"),
-    contract.REGRESSION: ("mae", "mse", "rmse", "r2"),
+    names.BINARY_CLASSIFICATION: ("accuracy", "precision", "recall", "f1", "auc"),
+    names.REGRESSION: ("mae", "mse", "rmse", "r2"),
 }
 UNBOUNDED = frozenset({"mae", "mse", "rmse", "r2"})
 
@@ -77,10 +77,10 @@ def baseline(model_dir: Path, validation_dir: Path, output_dir: Path, *, toleran
         raise UserError(f"--bootstrap-samples must be >= 0, got {n_bootstrap}")
     pipeline, info = load_model(model_dir)
     problem_type = info.get("problem_type")
-    if problem_type not in contract.PROBLEM_TYPES:
+    if problem_type not in names.PROBLEM_TYPES:
         raise UserError(f"{model_dir}: model_info.json has an unknown problem_type {problem_type!r}")
     metrics = tuple(metrics or DEFAULT_METRICS[problem_type])
-    known = (model_metrics.BINARY_METRICS if problem_type == contract.BINARY_CLASSIFICATION
+    known = (model_metrics.BINARY_METRICS if problem_type == names.BINARY_CLASSIFICATION
              else model_metrics.REGRESSION_METRICS)
     unknown = [m for m in metrics if m not in known]
     if unknown:
@@ -105,22 +105,22 @@ def baseline(model_dir: Path, validation_dir: Path, output_dir: Path, *, toleran
     statistics = {
         "version": 0.0,
         "dataset": {"item_count": n, "evaluation_time": _stamp(evaluated_at)},
-        contract.METRICS_KEY[problem_type]: block,
+        names.METRICS_KEY[problem_type]: block,
     }
-    constraints_doc = {"version": 0.0, contract.CONSTRAINTS_KEY[problem_type]: constraints}
+    constraints_doc = {"version": 0.0, names.CONSTRAINTS_KEY[problem_type]: constraints}
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    if problem_type == contract.BINARY_CLASSIFICATION:
+    if problem_type == names.BINARY_CLASSIFICATION:
         writer.writerow(("prediction", "probability", "label"))
         writer.writerows((int(p), f"{q:.6f}", format_label(t)) for p, q, t in zip(pred, prob, y))
     else:
         writer.writerow(("prediction", "label"))
         writer.writerows((f"{p:.6f}", format_label(t)) for p, t in zip(pred, y))
     with AtomicWriter() as out:
-        out.write(output_dir / contract.BASELINE_CSV, buf.getvalue())
-        out.write_json(output_dir / contract.STATISTICS_FILE, statistics)
-        out.write_json(output_dir / contract.CONSTRAINTS_FILE, constraints_doc)
+        out.write(output_dir / names.BASELINE_CSV, buf.getvalue())
+        out.write_json(output_dir / names.STATISTICS_FILE, statistics)
+        out.write_json(output_dir / names.CONSTRAINTS_FILE, constraints_doc)
     for m, c in constraints.items():
         sd = block[m]["standard_deviation"]
         print(f"baseline: {m} {block[m]['value']:.4f} (sd {sd if sd is None else round(sd, 4)}) -> alert when "

@@ -14,7 +14,7 @@ Output: ``--output-dir`` (``/opt/ml/processing/evaluation``) /
 (``regression_metrics`` with mae, mse, rmse, r2, pearson, spearman for
 Regression). Each ``standard_deviation`` comes from ``--bootstrap-samples``
 resamples of the test rows, seeded by ``--random-state``. The quality gate
-reads ``binary_classification_metrics.<metric>.value`` (contract.gate_json_path).
+reads ``binary_classification_metrics.<metric>.value`` (names.gate_json_path).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import contract
+from stscontracts import names
+
 from steputil import AtomicWriter, UserError, load_model, metrics_block, predict, read_split, \
     resolve_problem_type, run_main
 
@@ -36,7 +37,7 @@ def evaluate(model_dir: Path, test_dir: Path, output_dir: Path, *, n_bootstrap: 
         raise UserError(f"--bootstrap-samples must be >= 0, got {n_bootstrap}")
     pipeline, info = load_model(model_dir)
     problem_type = info.get("problem_type")
-    if problem_type not in contract.PROBLEM_TYPES:
+    if problem_type not in names.PROBLEM_TYPES:
         raise UserError(f"{model_dir}: model_info.json has an unknown problem_type {problem_type!r}")
     y, pairs = read_split(test_dir, "test")
     resolve_problem_type(problem_type, y, str(test_dir))
@@ -44,11 +45,11 @@ def evaluate(model_dir: Path, test_dir: Path, output_dir: Path, *, n_bootstrap: 
     report = {
         "problem_type": problem_type,
         "item_count": len(pairs),
-        contract.METRICS_KEY[problem_type]: metrics_block(
+        names.METRICS_KEY[problem_type]: metrics_block(
             problem_type, y, pred, prob, n_bootstrap=n_bootstrap, random_state=random_state),
     }
     with AtomicWriter() as out:
-        out.write_json(output_dir / contract.EVALUATION_FILE, report)
+        out.write_json(output_dir / names.EVALUATION_FILE, report)
     return report
 
 
@@ -67,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     report = evaluate(args.model_dir, args.test_dir, args.output_dir,
                       n_bootstrap=args.bootstrap_samples, random_state=args.random_state)
-    metrics = report[contract.METRICS_KEY[report["problem_type"]]]
+    metrics = report[names.METRICS_KEY[report["problem_type"]]]
     shown = ", ".join(f"{k} {v['value']:.4f}" for k, v in metrics.items()
                       if k in ("accuracy", "f1", "auc", "mae", "rmse", "r2", "pearson") and v["value"] is not None)
     print(f"evaluate: {report['item_count']} test pairs, {report['problem_type']}: {shown}")

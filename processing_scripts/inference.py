@@ -73,7 +73,7 @@ if _HERE not in sys.path:
 
 import numpy as np  # noqa: E402
 
-import contract  # noqa: E402
+from stscontracts import names  # noqa: E402
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -145,7 +145,7 @@ class Model:
     def __init__(self, pipeline, info: dict) -> None:
         self.pipeline = pipeline
         self.info = info
-        self.problem_type = info.get("problem_type", contract.BINARY_CLASSIFICATION)
+        self.problem_type = info.get("problem_type", names.BINARY_CLASSIFICATION)
 
 
 class Predictions:
@@ -178,10 +178,10 @@ def model_fn(model_dir: str) -> Model:
     """Load the model from ``model_dir`` (the extracted ``model.tar.gz``) and warm it up."""
     import joblib
 
-    path = os.path.join(model_dir, contract.MODEL_FILE)
+    path = os.path.join(model_dir, names.MODEL_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {contract.MODEL_FILE} in {model_dir}")
-    info_path = os.path.join(model_dir, contract.MODEL_INFO_FILE)
+        raise FileNotFoundError(f"no {names.MODEL_FILE} in {model_dir}")
+    info_path = os.path.join(model_dir, names.MODEL_INFO_FILE)
     info = {}
     if os.path.isfile(info_path):
         with open(info_path, encoding="utf-8") as fh:
@@ -189,8 +189,8 @@ def model_fn(model_dir: str) -> Model:
     pipeline = joblib.load(path)
     _limit_threads()  # after loading: threadpoolctl caps only the libraries loaded (OpenMP comes with the model)
     if "problem_type" not in info:
-        info["problem_type"] = (contract.BINARY_CLASSIFICATION if hasattr(pipeline, "predict_proba")
-                                else contract.REGRESSION)
+        info["problem_type"] = (names.BINARY_CLASSIFICATION if hasattr(pipeline, "predict_proba")
+                                else names.REGRESSION)
     model = Model(pipeline, info)
     predict([("A warm-up sentence.", "A warm-up sentence.")], model)  # first request fast
     return model
@@ -440,14 +440,14 @@ def predict(input_data, model) -> Predictions:
     """Score the pairs (a :class:`Pairs` or any sequence of ``(s1, s2)``) with ``model``."""
     pipeline = getattr(model, "pipeline", model)
     problem_type = getattr(model, "problem_type", None) or (
-        contract.BINARY_CLASSIFICATION if hasattr(pipeline, "predict_proba") else contract.REGRESSION)
+        names.BINARY_CLASSIFICATION if hasattr(pipeline, "predict_proba") else names.REGRESSION)
     pairs = list(input_data)
     if not pairs:
         empty = np.empty(0)
-        if problem_type == contract.BINARY_CLASSIFICATION:
+        if problem_type == names.BINARY_CLASSIFICATION:
             return Predictions(problem_type, empty.astype(np.int64), empty)
         return Predictions(problem_type, empty, None)
-    if problem_type == contract.BINARY_CLASSIFICATION:
+    if problem_type == names.BINARY_CLASSIFICATION:
         prob = pipeline.predict_proba(pairs)[:, 1]
         return Predictions(problem_type, (prob >= 0.5).astype(np.int64), prob)
     return Predictions(problem_type, np.asarray(pipeline.predict(pairs), dtype=np.float64), None)

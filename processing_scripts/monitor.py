@@ -54,8 +54,8 @@ into columns, predictions, labels, the join), ``model_metrics`` (the metrics,
 shared with evaluate.py and baseline.py), ``monitor_baseline`` (constraints
 and their check), ``monitor_outputs`` (the files and CloudWatch) and
 ``monitor_report`` (the HTML page). This file is the job and its command
-line; it runs from a folder holding those modules and ``contract.py``
-(:data:`PROGRAM_FILES`).
+line; it runs from a folder holding those modules (:data:`PROGRAM_FILES`)
+and the contracts package ``stscontracts``.
 
 Standard library, numpy, pandas, scipy, scikit-learn; boto3 (in the
 scikit-learn image: its requirements.txt pins boto3) only to read S3 and
@@ -74,19 +74,21 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from stscontracts import names
+
 try:  # imported as processing_scripts.monitor (tests, local runtime)
-    from . import contract, model_metrics, monitor_baseline, monitor_outputs, monitor_records, monitor_window
+    from . import model_metrics, monitor_baseline, monitor_outputs, monitor_records, monitor_window
 except ImportError:  # run as a script next to its sibling modules (SageMaker)
-    import contract  # type: ignore[no-redef]
     import model_metrics  # type: ignore[no-redef]
     import monitor_baseline  # type: ignore[no-redef]
     import monitor_outputs  # type: ignore[no-redef]
     import monitor_records  # type: ignore[no-redef]
     import monitor_window  # type: ignore[no-redef]
 
-#: The files this program needs next to it (SageMaker runs it from the code folder).
+#: The files this program needs next to it (SageMaker runs it from the code folder), besides
+#: the contracts package (``stscontracts/``, shipped in every code folder).
 PROGRAM_FILES = ("monitor.py", "monitor_window.py", "monitor_records.py", "model_metrics.py",
-                 "monitor_baseline.py", "monitor_outputs.py", "monitor_report.py", "contract.py")
+                 "monitor_baseline.py", "monitor_outputs.py", "monitor_report.py")
 
 MonitorError = monitor_window.MonitorError
 ReadFailed = monitor_window.ReadFailed
@@ -104,7 +106,7 @@ RESULT_FILE = monitor_outputs.RESULT_FILE
 CLOUDWATCH_FILE = monitor_outputs.CLOUDWATCH_FILE
 COUNT_KEYS = monitor_records.COUNT_KEYS
 
-DEFAULT_NAMESPACE = "stsmodelmonitor"
+DEFAULT_NAMESPACE = names.METRICS_NAMESPACE
 
 
 # --------------------------------------------------------------------------- the job
@@ -166,7 +168,7 @@ def run_monitor(settings: Settings, baseline: Baseline, read: ReadStats | None =
 
     metrics_block: dict[str, Any] = {}
     if counts["matched"]:
-        if problem_type == contract.BINARY_CLASSIFICATION:
+        if problem_type == names.BINARY_CLASSIFICATION:
             metrics_block = model_metrics.model_monitor_binary_metrics(matched.label, matched.prediction, matched.score)
         else:
             metrics_block = model_metrics.model_monitor_regression_metrics(matched.label, matched.prediction)
@@ -196,7 +198,7 @@ def run_monitor(settings: Settings, baseline: Baseline, read: ReadStats | None =
     statistics = {
         "version": 0.0,
         "dataset": {"item_count": counts["matched"], "evaluation_time": iso(settings.execution_time)},
-        contract.METRICS_KEY[problem_type]: metrics_block,
+        names.METRICS_KEY[problem_type]: metrics_block,
     }
     return {
         "status": status,
@@ -293,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="CloudWatch namespace")
     p.add_argument("--publish-cloudwatch", type=_bool, default=False)
     p.add_argument("--min-label-coverage", type=_fraction, default=0.0)
-    p.add_argument("--problem-type", choices=("auto",) + contract.PROBLEM_TYPES, default="auto")
+    p.add_argument("--problem-type", choices=("auto",) + names.PROBLEM_TYPES, default="auto")
     return p
 
 
@@ -414,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result["status"] == STATUS_FAILED:
         # A Failed window fails the job (after its outputs and metrics): the pipeline execution
         # fails, SageMaker counts it in ExecutionFailed, the alarms on it fire.
-        message = f"{contract.MONITOR_FAILED_PREFIX}{result['failure_reason']}"
+        message = f"{names.MONITOR_FAILED_PREFIX}{result['failure_reason']}"
         write_exit_message(settings.exit_message_file, message)
         print(message, file=sys.stderr)
         return EXIT_FAILED

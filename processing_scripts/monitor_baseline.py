@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stscontracts import names
+
 try:  # imported as processing_scripts.<module> (tests, local runtime)
-    from . import contract, model_metrics, monitor_window
+    from . import model_metrics, monitor_window
 except ImportError:  # run next to its sibling modules (SageMaker)
-    import contract  # type: ignore[no-redef]
     import model_metrics  # type: ignore[no-redef]
     import monitor_window  # type: ignore[no-redef]
 
@@ -31,8 +32,8 @@ COMPARISONS = {
 
 #: Scalar metrics of each problem type (Model Monitor's names), in its statistics.json order.
 SCALAR_METRICS = {
-    contract.BINARY_CLASSIFICATION: model_metrics.MODEL_MONITOR_BINARY_METRICS,
-    contract.REGRESSION: model_metrics.MODEL_MONITOR_REGRESSION_METRICS,
+    names.BINARY_CLASSIFICATION: model_metrics.MODEL_MONITOR_BINARY_METRICS,
+    names.REGRESSION: model_metrics.MODEL_MONITOR_REGRESSION_METRICS,
 }
 
 
@@ -58,27 +59,27 @@ def _load_json(path: Path) -> Any:
 
 def load_baseline(baseline_dir: Path, problem_type: str = "auto") -> Baseline:
     """Read and check ``constraints.json`` (+ ``statistics.json`` if present)."""
-    path = baseline_dir / contract.CONSTRAINTS_FILE
+    path = baseline_dir / names.CONSTRAINTS_FILE
     if not path.is_file():
         found = sorted(p.name for p in baseline_dir.iterdir()) if baseline_dir.is_dir() else []
         raise MonitorError(
-            f"no {contract.CONSTRAINTS_FILE} in the baseline folder {baseline_dir} (found: {', '.join(found) or 'nothing'})"
+            f"no {names.CONSTRAINTS_FILE} in the baseline folder {baseline_dir} (found: {', '.join(found) or 'nothing'})"
         )
     body = _load_json(path)
     if not isinstance(body, dict):
         raise MonitorError(f"{path}: expected a JSON object")
-    present = [pt for pt, key in contract.CONSTRAINTS_KEY.items() if key in body]
+    present = [pt for pt, key in names.CONSTRAINTS_KEY.items() if key in body]
     if problem_type == "auto":
         if len(present) != 1:
-            keys = " or ".join(contract.CONSTRAINTS_KEY.values())
+            keys = " or ".join(names.CONSTRAINTS_KEY.values())
             raise MonitorError(f"{path}: expected exactly one of {keys}, found {len(present)}")
         problem_type = present[0]
     elif problem_type not in present:
         raise MonitorError(
-            f"{path}: --problem-type {problem_type} needs {contract.CONSTRAINTS_KEY[problem_type]!r}, "
-            f"the file has {', '.join(contract.CONSTRAINTS_KEY[p] for p in present) or 'neither'}"
+            f"{path}: --problem-type {problem_type} needs {names.CONSTRAINTS_KEY[problem_type]!r}, "
+            f"the file has {', '.join(names.CONSTRAINTS_KEY[p] for p in present) or 'neither'}"
         )
-    key = contract.CONSTRAINTS_KEY[problem_type]
+    key = names.CONSTRAINTS_KEY[problem_type]
     raw = body[key]
     if not isinstance(raw, dict):
         raise MonitorError(f"{path}: {key} must be an object of metric -> constraint")
@@ -96,10 +97,10 @@ def load_baseline(baseline_dir: Path, problem_type: str = "auto") -> Baseline:
             raise MonitorError(f"{where}: threshold {threshold!r} is not a number")
         constraints[metric] = {"threshold": float(threshold), "comparison_operator": op}
     statistics = None
-    stats_path = baseline_dir / contract.STATISTICS_FILE
+    stats_path = baseline_dir / names.STATISTICS_FILE
     if stats_path.is_file():
         stats_body = _load_json(stats_path)
-        block = stats_body.get(contract.METRICS_KEY[problem_type]) if isinstance(stats_body, dict) else None
+        block = stats_body.get(names.METRICS_KEY[problem_type]) if isinstance(stats_body, dict) else None
         statistics = block if isinstance(block, dict) else None
     return Baseline(problem_type, constraints, statistics)
 

@@ -19,20 +19,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from stscontracts import names
+
 try:  # imported as processing_scripts.<module> (tests, local runtime)
-    from . import contract, monitor_report, monitor_window
+    from . import monitor_report, monitor_window
 except ImportError:  # run next to its sibling modules (SageMaker)
-    import contract  # type: ignore[no-redef]
     import monitor_report  # type: ignore[no-redef]
     import monitor_window  # type: ignore[no-redef]
 
-STATUS_COMPLETED = "Completed"
-STATUS_VIOLATIONS = "CompletedWithViolations"
-STATUS_FAILED = "Failed"
+STATUS_COMPLETED = names.MONITOR_COMPLETED
+STATUS_VIOLATIONS = names.MONITOR_VIOLATIONS
+STATUS_FAILED = names.MONITOR_FAILED
 
-RESULT_FILE = "monitoring_result.json"
-REPORT_FILE = "report.html"
-CLOUDWATCH_FILE = "cloudwatch_metrics.json"
+RESULT_FILE = names.RESULT_FILE
+REPORT_FILE = names.REPORT_FILE
+CLOUDWATCH_FILE = names.CLOUDWATCH_FILE
 
 
 def cloudwatch_payload(result: dict[str, Any], namespace: str) -> dict[str, Any]:
@@ -42,8 +43,8 @@ def cloudwatch_payload(result: dict[str, Any], namespace: str) -> dict[str, Any]
     Count metrics are always there (so a no-data hour is visible); the
     quality metrics only when the status is not Failed. Timestamp: the window end.
     """
-    dims = [{"Name": "Endpoint", "Value": result["endpoint_name"]},
-            {"Name": "MonitoringSchedule", "Value": result["schedule_name"]}]
+    dims = [{"Name": names.DIMENSION_ENDPOINT, "Value": result["endpoint_name"]},
+            {"Name": names.DIMENSION_SCHEDULE, "Value": result["schedule_name"]}]
     stamp = result["window"]["end"]
     data = []
     counts = result["counts"]
@@ -53,7 +54,7 @@ def cloudwatch_payload(result: dict[str, Any], namespace: str) -> dict[str, Any]
         ("matched_records", counts["matched"], "Count"),
         ("label_coverage", result["label_coverage"], "None"),
         ("constraint_violations", len(result["violations"]), "Count"),
-        ("monitoring_failed", 1 if result["status"] == STATUS_FAILED else 0, "Count"),
+        (names.METRIC_MONITORING_FAILED, 1 if result["status"] == STATUS_FAILED else 0, "Count"),
     ):
         data.append({"MetricName": name, "Timestamp": stamp, "Dimensions": dims, "Value": float(value), "Unit": unit})
     if result["status"] != STATUS_FAILED:
@@ -90,8 +91,8 @@ def write_outputs(result: dict[str, Any], output_dir: Path, namespace: str) -> d
     payload = cloudwatch_payload(result, namespace)
     html = monitor_report.render_html(result, statistics, baseline_statistics)
     files = {
-        contract.STATISTICS_FILE: json.dumps(statistics, indent=2),
-        contract.VIOLATIONS_FILE: json.dumps({"violations": result["violations"]}, indent=2),
+        names.STATISTICS_FILE: json.dumps(statistics, indent=2),
+        names.VIOLATIONS_FILE: json.dumps({"violations": result["violations"]}, indent=2),
         CLOUDWATCH_FILE: json.dumps(payload, indent=2),
         REPORT_FILE: html,
         RESULT_FILE: json.dumps(result, indent=2),

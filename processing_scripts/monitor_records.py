@@ -30,10 +30,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-try:  # imported as processing_scripts.<module> (tests, local runtime)
-    from . import contract
-except ImportError:  # run next to its sibling modules (SageMaker)
-    import contract  # type: ignore[no-redef]
+from stscontracts import names
 
 #: Lines per parsing chunk (bounds memory whatever the file sizes).
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -369,13 +366,13 @@ def decode_predictions(frame: pd.DataFrame, problem_type: str) -> pd.DataFrame:
     if len(csv_idx):
         groups = _scan(_CSV_ROW, texts[csv_idx], 3)
         first, second = _numbers(groups[:, 0]), _numbers(groups[:, 1])
-        if problem_type == contract.REGRESSION:
+        if problem_type == names.REGRESSION:
             first = np.where(groups[:, 1].astype(bool), np.nan, first)  # one column: the score
         prediction[csv_idx], score[csv_idx] = first, second
 
     json_idx = np.flatnonzero(is_json & ok_text)
     if len(json_idx):
-        if problem_type == contract.REGRESSION:
+        if problem_type == names.REGRESSION:
             groups = _scan(_JSON_REGRESSOR, texts[json_idx], 2)
             prediction[json_idx] = _numbers(groups[:, 0])
         else:
@@ -383,7 +380,7 @@ def decode_predictions(frame: pd.DataFrame, problem_type: str) -> pd.DataFrame:
             prediction[json_idx], score[json_idx] = _numbers(groups[:, 0]), _numbers(groups[:, 1])
 
     ok = ~np.isnan(prediction)
-    if problem_type == contract.BINARY_CLASSIFICATION:
+    if problem_type == names.BINARY_CLASSIFICATION:
         ok &= np.isin(prediction, (0.0, 1.0))
         ok &= np.isnan(score) | ((score >= 0) & (score <= 1))
     else:
@@ -404,7 +401,7 @@ def decode_labels(frame: pd.DataFrame, problem_type: str) -> tuple[np.ndarray, n
     if len(quoted):  # e.g. JSON-encoded "\"1\"": strip the quotes, one pass
         value[quoted] = _numbers(np.char.strip(texts[quoted].astype(str), ' \t\r\n"').astype(object))
     ok = np.isfinite(value) & ok_text
-    if problem_type == contract.BINARY_CLASSIFICATION:
+    if problem_type == names.BINARY_CLASSIFICATION:
         ok &= np.isin(value, (0.0, 1.0))
     return value, ok
 

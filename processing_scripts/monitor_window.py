@@ -20,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from stscontracts import names
+
 
 class MonitorError(Exception):
     """Unusable arguments or baseline: exit code 2, nothing written."""
@@ -174,7 +176,7 @@ def parse_s3_uri(uri: str, name: str) -> tuple[str, str]:
 
 def hour_key(hour: datetime) -> str:
     """``yyyy/mm/dd/hh/`` of an hour (the capture and ground-truth layout, UTC)."""
-    return hour.astimezone(timezone.utc).strftime("%Y/%m/%d/%H/")
+    return names.hour_prefix(hour) + "/"
 
 
 def hours_between(start: datetime, end: datetime) -> list[datetime]:

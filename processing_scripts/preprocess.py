@@ -36,7 +36,8 @@ from typing import Sequence
 
 import numpy as np
 
-import contract
+from stscontracts import names
+
 from steputil import AtomicWriter, UserError, parse_label, run_main, split_csv
 
 HEADER = ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String")
@@ -123,24 +124,24 @@ def read_dataset(path: Path, problem_type: str = "auto") -> tuple[list[Pair], st
                 raise UserError(
                     f"{first_real.where}: mixed label types: {sum(binary)} of {len(pairs)} labels are 0/1 but "
                     f"this one is {first_real.label:g}; fix the label, or pass --problem-type "
-                    f"{contract.REGRESSION} if the data set is graded")
+                    f"{names.REGRESSION} if the data set is graded")
             binary_files = [f for f, ps in per_file if all(p.label in (0.0, 1.0) for p in ps)]
             if binary_files:
                 raise UserError(
                     f"mixed label types: {binary_files[0]} has only 0/1 labels but "
                     f"{first_real.where} has {first_real.label:g}; pass --problem-type to choose")
-            return pairs, contract.REGRESSION
-        return pairs, contract.BINARY_CLASSIFICATION
-    if problem_type == contract.BINARY_CLASSIFICATION:
+            return pairs, names.REGRESSION
+        return pairs, names.BINARY_CLASSIFICATION
+    if problem_type == names.BINARY_CLASSIFICATION:
         bad = next((p for p, b in zip(pairs, binary) if not b), None)
         if bad is not None:
             raise UserError(f"{bad.where}: label {bad.label:g} is not 0 or 1, but the problem type is "
-                            f"{contract.BINARY_CLASSIFICATION}")
+                            f"{names.BINARY_CLASSIFICATION}")
         return pairs, problem_type
-    if problem_type == contract.REGRESSION:
+    if problem_type == names.REGRESSION:
         return pairs, problem_type
     raise UserError(f"unknown --problem-type {problem_type!r}; expected auto, "
-                    f"{contract.BINARY_CLASSIFICATION} or {contract.REGRESSION}")
+                    f"{names.BINARY_CLASSIFICATION} or {names.REGRESSION}")
 
 
 def _pair_key(p: Pair) -> tuple[str, str]:
@@ -161,7 +162,7 @@ def split_indices(pairs: Sequence[Pair], problem_type: str, ratios: tuple[float,
         groups.setdefault(_pair_key(p), []).append(i)
     strata: dict[object, list[list[int]]] = {}
     for members in groups.values():
-        key = pairs[members[0]].label if problem_type == contract.BINARY_CLASSIFICATION else "all"
+        key = pairs[members[0]].label if problem_type == names.BINARY_CLASSIFICATION else "all"
         strata.setdefault(key, []).append(members)
     rng = np.random.default_rng(random_state)
     train, val, test = [], [], []
@@ -200,9 +201,9 @@ def preprocess(input_path: Path, train_dir: Path, validation_dir: Path, test_dir
     pairs, problem_type = read_dataset(input_path, problem_type)
     train, val, test = split_indices(pairs, problem_type, (train_ratio, validation_ratio), random_state)
     with AtomicWriter() as out:
-        for folder, name, idx in ((train_dir, contract.TRAIN_FILE, train),
-                                  (validation_dir, contract.VALIDATION_FILE, val),
-                                  (test_dir, contract.TEST_FILE, test)):
+        for folder, name, idx in ((train_dir, names.TRAIN_FILE, train),
+                                  (validation_dir, names.VALIDATION_FILE, val),
+                                  (test_dir, names.TEST_FILE, test)):
             rows = [pairs[i] for i in idx]
             out.write(folder / name, split_csv([p.label for p in rows],
                                                [(p.sentence1, p.sentence2) for p in rows]))
@@ -219,7 +220,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--validation-dir", type=Path, default=Path("/opt/ml/processing/validation"))
     parser.add_argument("--test-dir", type=Path, default=Path("/opt/ml/processing/test"))
     parser.add_argument("--problem-type", default="auto",
-                        choices=["auto", *contract.PROBLEM_TYPES],
+                        choices=["auto", *names.PROBLEM_TYPES],
                         help="auto: 0/1 labels -> BinaryClassification, else Regression (default: auto)")
     parser.add_argument("--train-ratio", type=float, default=0.7)
     parser.add_argument("--validation-ratio", type=float, default=0.15,

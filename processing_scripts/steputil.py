@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-import contract
+from stscontracts import names
 
 #: Exit code of a step script on a user error (bad data, bad argument), like argparse.
 USER_ERROR_EXIT = 2
@@ -75,16 +75,16 @@ def resolve_problem_type(requested: str, labels: Sequence[float], where: str) ->
 
     ``auto``: all labels 0/1 -> BinaryClassification, else Regression.
     """
-    if requested not in ("auto", *contract.PROBLEM_TYPES):
+    if requested not in ("auto", *names.PROBLEM_TYPES):
         raise UserError(f"unknown problem type {requested!r}; expected auto, "
-                        f"{contract.BINARY_CLASSIFICATION} or {contract.REGRESSION}")
+                        f"{names.BINARY_CLASSIFICATION} or {names.REGRESSION}")
     binary = is_binary(labels)
     if requested == "auto":
-        return contract.BINARY_CLASSIFICATION if binary else contract.REGRESSION
-    if requested == contract.BINARY_CLASSIFICATION and not binary:
+        return names.BINARY_CLASSIFICATION if binary else names.REGRESSION
+    if requested == names.BINARY_CLASSIFICATION and not binary:
         bad = next(v for v in labels if v not in (0.0, 1.0))
         raise UserError(f"{where}: label {format_label(bad)} is not 0 or 1, "
-                        f"but the problem type is {contract.BINARY_CLASSIFICATION}")
+                        f"but the problem type is {names.BINARY_CLASSIFICATION}")
     return requested
 
 
@@ -231,27 +231,27 @@ def load_model(model_dir: str | os.PathLike):
     """
 
     folder = Path(model_dir)
-    archive = folder / contract.MODEL_ARCHIVE
+    archive = folder / names.MODEL_ARCHIVE
     if archive.is_file():
         with tempfile.TemporaryDirectory(prefix="model-") as tmp:
             extract_model_archive(archive, Path(tmp))
             return _load_extracted(Path(tmp), archive)
-    if (folder / contract.MODEL_FILE).is_file():
+    if (folder / names.MODEL_FILE).is_file():
         return _load_extracted(folder, folder)
-    raise UserError(f"no {contract.MODEL_ARCHIVE} or {contract.MODEL_FILE} in {folder}")
+    raise UserError(f"no {names.MODEL_ARCHIVE} or {names.MODEL_FILE} in {folder}")
 
 
 def _load_extracted(folder: Path, source: Path):
     import joblib
 
-    model_file = folder / contract.MODEL_FILE
-    info_file = folder / contract.MODEL_INFO_FILE
+    model_file = folder / names.MODEL_FILE
+    info_file = folder / names.MODEL_INFO_FILE
     if not model_file.is_file():
-        raise UserError(f"{source}: has no {contract.MODEL_FILE}")
+        raise UserError(f"{source}: has no {names.MODEL_FILE}")
     try:
         info = json.loads(info_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UserError(f"{source}: cannot read {contract.MODEL_INFO_FILE} ({exc})") from None
+        raise UserError(f"{source}: cannot read {names.MODEL_INFO_FILE} ({exc})") from None
     pipeline = joblib.load(model_file)
     return pipeline, info
 
@@ -259,7 +259,7 @@ def _load_extracted(folder: Path, source: Path):
 def predict(pipeline, problem_type: str, pairs) -> tuple[np.ndarray, np.ndarray | None]:
     """``(prediction, probability)``: 0/1 labels and P(label 1) at threshold 0.5, or scores and None."""
     with single_threaded_blas():
-        if problem_type == contract.BINARY_CLASSIFICATION:
+        if problem_type == names.BINARY_CLASSIFICATION:
             prob = pipeline.predict_proba(pairs)[:, 1]
             return (prob >= 0.5).astype(np.int64), prob
         return np.asarray(pipeline.predict(pairs), dtype=np.float64), None
@@ -270,7 +270,7 @@ def metrics_block(problem_type: str, y, pred, prob, *, n_bootstrap: int, random_
     """The metrics block of ``problem_type`` (model_metrics), keyed as in evaluation.json."""
     import model_metrics
 
-    if problem_type == contract.BINARY_CLASSIFICATION:
+    if problem_type == names.BINARY_CLASSIFICATION:
         return model_metrics.binary_classification_metrics(
             np.asarray(y, dtype=np.int64), pred, prob, n_bootstrap=n_bootstrap,
             random_state=random_state, curves=curves)

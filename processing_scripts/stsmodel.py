@@ -47,7 +47,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-import contract
+from stscontracts import names
+
 from featurizer import PairFeaturizer
 
 ESTIMATORS = ("ensemble", "logistic", "boosting", "mlp")
@@ -151,7 +152,7 @@ def _regressors(hp: Hyperparameters) -> dict:
 
 def build_estimator(problem_type: str, hp: Hyperparameters):
     """The (unfitted) estimator that follows the featurizer."""
-    if problem_type == contract.BINARY_CLASSIFICATION:
+    if problem_type == names.BINARY_CLASSIFICATION:
         members = _classifiers(hp)
         base = (VotingClassifier(list(members.items()), voting="soft")
                 if hp.estimator == "ensemble" else members[hp.estimator])
@@ -159,7 +160,7 @@ def build_estimator(problem_type: str, hp: Hyperparameters):
             return base
         folds = StratifiedKFold(hp.calibration_folds, shuffle=True, random_state=hp.random_state)
         return CalibratedClassifierCV(base, method=hp.calibration, cv=folds, ensemble=False)
-    if problem_type == contract.REGRESSION:
+    if problem_type == names.REGRESSION:
         members = _regressors(hp)
         base = (VotingRegressor(list(members.items()))
                 if hp.estimator == "ensemble" else members[hp.estimator])

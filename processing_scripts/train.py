@@ -31,14 +31,17 @@ from typing import Sequence
 
 import numpy as np
 
-import contract
+import stscontracts
+from stscontracts import names
+
 import model_metrics
 import stsmodel
 from steputil import AtomicWriter, UserError, env_path, read_split, resolve_problem_type, run_main, \
     single_threaded_blas
 
-#: Files copied into ``code/`` of the model: the serving entry point and what it imports.
-CODE_FILES = contract.MODEL_CODE_FILES
+#: Files copied into ``code/`` of the model: the serving entry point and what it
+#: imports; the contracts package goes with them (``stscontracts.package_files``).
+CODE_FILES = names.MODEL_CODE_FILES
 DEFAULT_VALIDATION = "/opt/ml/input/data/validation"
 
 
@@ -70,7 +73,7 @@ def train(train_dir: Path, model_dir: Path, validation_dir: Path | None = None, 
     hp = hyperparameters or stsmodel.Hyperparameters()
     y, pairs = read_split(train_dir, "train")
     problem_type = resolve_problem_type(problem_type, y, str(train_dir))
-    if problem_type == contract.BINARY_CLASSIFICATION:
+    if problem_type == names.BINARY_CLASSIFICATION:
         counts = np.bincount(y.astype(np.int64), minlength=2)
         if counts.min() < 2:
             raise UserError(f"the train split {train_dir} needs at least 2 pairs of each label, "
@@ -99,7 +102,7 @@ def train(train_dir: Path, model_dir: Path, validation_dir: Path | None = None, 
 
     info = {
         "problem_type": problem_type,
-        "labels": [0, 1] if problem_type == contract.BINARY_CLASSIFICATION
+        "labels": [0, 1] if problem_type == names.BINARY_CLASSIFICATION
         else {"min": float(y.min()), "max": float(y.max())},
         "feature_names": [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()],
         "estimator": hp.estimator,
@@ -116,28 +119,30 @@ def train(train_dir: Path, model_dir: Path, validation_dir: Path | None = None, 
     joblib.dump(pipeline, buf, compress=3)
     code_dir = code_dir or Path(__file__).resolve().parent
     with AtomicWriter() as out:
-        out.write(model_dir / contract.MODEL_FILE, buf.getvalue())
-        out.write(model_dir / contract.MODEL_INFO_FILE, json.dumps(info, indent=2) + "\n")
+        out.write(model_dir / names.MODEL_FILE, buf.getvalue())
+        out.write(model_dir / names.MODEL_INFO_FILE, json.dumps(info, indent=2) + "\n")
         for name in CODE_FILES:
-            out.write(model_dir / contract.MODEL_CODE_DIR / name, (code_dir / name).read_bytes())
+            out.write(model_dir / names.MODEL_CODE_DIR / name, (code_dir / name).read_bytes())
+        for name, path in stscontracts.package_files():
+            out.write(model_dir / names.MODEL_CODE_DIR / name, path.read_bytes())
     print(f"train: {len(pairs)} pairs, {problem_type}, estimator {hp.estimator}, fit {fit_seconds:.1f}s")
     return info
 
 
 def score(pipeline, problem_type: str, y, pairs) -> dict:
     """Point metrics (no bootstrap) of ``pipeline`` on labelled pairs."""
-    if problem_type == contract.BINARY_CLASSIFICATION:
+    if problem_type == names.BINARY_CLASSIFICATION:
         with single_threaded_blas():
             prob = pipeline.predict_proba(pairs)[:, 1]
         block = model_metrics.binary_classification_metrics(
             y.astype(np.int64), (prob >= 0.5).astype(np.int64), prob, n_bootstrap=0)
-        names = ("accuracy", "precision", "recall", "f1", "auc")
+        reported = ("accuracy", "precision", "recall", "f1", "auc")
     else:
         with single_threaded_blas():
             pred = pipeline.predict(pairs)
         block = model_metrics.regression_metrics(y, pred, n_bootstrap=0)
-        names = ("mae", "rmse", "r2", "pearson")
-    return {name: block[name]["value"] for name in names}
+        reported = ("mae", "rmse", "r2", "pearson")
+    return {name: block[name]["value"] for name in reported}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -147,7 +152,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="validation folder (default: $SM_CHANNEL_VALIDATION, else "
                              f"{DEFAULT_VALIDATION} when it exists)")
     parser.add_argument("--model-dir", type=Path, default=Path(env_path("SM_MODEL_DIR", "/opt/ml/model")))
-    parser.add_argument("--problem-type", default="auto", choices=["auto", *contract.PROBLEM_TYPES])
+    parser.add_argument("--problem-type", default="auto", choices=["auto", *names.PROBLEM_TYPES])
     defaults = stsmodel.Hyperparameters()
     for name in stsmodel.Hyperparameters.names():
         default = getattr(defaults, name)

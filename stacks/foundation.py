@@ -15,11 +15,10 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pipeline_code.images import model_monitor_repository, sklearn_repository
-from pipeline_code.monitoring import ground_truth_prefix
+from stscontracts import names
 from stscontracts.config import Config
 
 from .constructs.execution_role import SageMakerExecutionRole
-from .constructs.quality_monitor import MODEL_MONITOR_NAMESPACE, PIPELINE_NAMESPACE
 from .constructs.storage import ArtifactStore, s3_uri
 
 
@@ -60,7 +59,7 @@ class FoundationStack(Stack):
             model_package_group_name=cfg.model_package_group_name,
             model_package_group_arn=self.package_group.attr_model_package_group_arn,
             image_repositories=repositories,
-            metric_namespaces=[PIPELINE_NAMESPACE, MODEL_MONITOR_NAMESPACE, "/aws/sagemaker/*"],
+            metric_namespaces=[names.METRICS_NAMESPACE, names.MODEL_MONITOR_NAMESPACE, "/aws/sagemaker/*"],
         ).role
 
         self.alarm_topic = sns.Topic(
@@ -73,7 +72,7 @@ class FoundationStack(Stack):
         )
         self.allow_alarms_to_notify(cfg.prefix)
 
-        self.ground_truth_uri = self.uri(ground_truth_prefix(cfg))
+        self.ground_truth_uri = self.uri(names.ground_truth_prefix(cfg.prefix))
         CfnOutput(self, "ArtifactBucketName", value=self.bucket_name, description="Artifact bucket")
         CfnOutput(self, "KmsKeyArn", value=self.key.key_arn, description="Key of the bucket, volumes, capture and logs")
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn, description="SageMaker execution role")

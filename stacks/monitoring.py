@@ -16,9 +16,9 @@ from constructs import Construct
 from pipeline_code import placeholders
 from pipeline_code.images import model_monitor_image
 from pipeline_code.build import DefinitionSource
-from pipeline_code.monitoring import monitoring_prefix
+from stscontracts import names
 from stscontracts.config import Config
-from stsmon.monitoring.schedule_expr import longest_gap
+from stscontracts.schedule import longest_gap
 
 from .common import log_retention, removal
 from .constructs.custom_resources import PipelineCleanup, ServedModelPackage
@@ -58,7 +58,7 @@ class MonitoringStack(Stack):
             refresh=cfg.model_package_refresh,
             endpoint_name=cfg.endpoint_name,
         )
-        output_uri = foundation.uri(monitoring_prefix(cfg), cfg.monitoring_schedule_name) + "/"
+        output_uri = foundation.uri(names.monitoring_prefix(cfg.prefix), cfg.monitoring_schedule_name) + "/"
         alarm_arns = []
         if cfg.monitor_backend == "pipeline":
             values = replacements(foundation)

@@ -11,7 +11,7 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from pipeline_code.monitoring import capture_prefix
+from stscontracts import names
 from stscontracts.config import Config
 
 from .common import log_retention, removal
@@ -41,7 +41,7 @@ class ServingStack(Stack):
             pinned_arn=cfg.model_package_arn,
             refresh=cfg.model_package_refresh,
         )
-        self.capture_uri = foundation.uri(capture_prefix(cfg))
+        self.capture_uri = foundation.uri(names.capture_prefix(cfg.prefix))
         self.endpoint = CaptureEndpoint(
             self,
             "Endpoint",

@@ -16,7 +16,7 @@ from constructs import Construct
 
 from pipeline_code import placeholders
 from pipeline_code.build import DefinitionSource
-from processing_scripts import contract
+from stscontracts import names
 from stscontracts.config import Config
 
 from .common import log_retention, removal
@@ -43,7 +43,7 @@ class TrainingStack(Stack):
             bucket=bucket,
             key=foundation.key,
             prefix=cfg.prefix,
-            archive_name=contract.SOURCEDIR_ARCHIVE,
+            archive_name=names.SOURCEDIR_ARCHIVE,
             log_group=code_logs,
         )
         if definitions.code_prefix != self.code.key_prefix:  # the scripts changed while synthesizing
@@ -72,7 +72,7 @@ class TrainingStack(Stack):
             cleanup.node.add_dependency(self.pipeline)
         CfnOutput(self, "TrainingPipelineName", value=cfg.pipeline_name, description="Start it with stsmon train --target aws")
         CfnOutput(self, "StepCodeUri", value=foundation.uri(self.code.key_prefix.rstrip("/")) + "/", description="The step scripts used by the pipelines")
-        CfnOutput(self, "TrainingInputUri", value=foundation.uri(cfg.prefix, "input") + "/", description="Default InputDataUri of the pipeline")
+        CfnOutput(self, "TrainingInputUri", value=foundation.uri(cfg.prefix, names.KEY_INPUT) + "/", description="Default InputDataUri of the pipeline")
 
 
 def replacements(foundation: FoundationStack) -> dict[str, str]:

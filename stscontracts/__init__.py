@@ -13,3 +13,23 @@ scikit-learn container: the step-code asset, the training job's
 ``sourcedir.tar.gz`` and the model's ``code/`` folder each ship this package
 next to the scripts.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: This package's folder (wherever it was imported from: the repository, a
+#: step-code folder, a model's ``code/``).
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: What ships, relative to :data:`PACKAGE_DIR`: the modules and the JSON Schemas.
+SHIPPED_PATTERNS = ("*.py", "schemas/*.json")
+
+
+def package_files() -> list[tuple[str, Path]]:
+    """``(path in a code folder, file)`` of every file that ships, sorted by that path.
+
+    The path starts with the package's own name (``stscontracts/names.py``),
+    so a code folder that holds these files can ``import stscontracts``.
+    """
+    found = {p for pattern in SHIPPED_PATTERNS for p in PACKAGE_DIR.glob(pattern) if p.is_file()}
+    return sorted((f"{PACKAGE_DIR.name}/{p.relative_to(PACKAGE_DIR).as_posix()}", p) for p in found)

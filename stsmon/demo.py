@@ -26,6 +26,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from stscontracts import names
+
 from .errors import StsmonError, UsageError
 from .state import StateDir
 
@@ -136,7 +138,7 @@ def latest_monitor_result(state: StateDir) -> dict[str, Any]:
         "counts": (last.result or {}).get("counts", {}),
         "metrics": {k: v for k, v in ((last.result or {}).get("metrics") or {}).items() if isinstance(v, (int, float))},
         "alarms": alarms,
-        "report": str(last.output_dir / runs.REPORT_FILE) if last.output_dir else None,
+        "report": str(last.output_dir / names.REPORT_FILE) if last.output_dir else None,
     }
 
 

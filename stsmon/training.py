@@ -33,6 +33,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from stscontracts import names
+
 from .clients.errors import error_code, error_message
 from .errors import NotDeployedError, StsmonError, UsageError
 from .inputs import local_input_files
@@ -196,7 +198,7 @@ def upload_input_data(s3: Any, source: str, bucket: str, prefix: str) -> str:
             raise UsageError(f"--input-data {source}: no objects there")
         return source
     files = local_input_files(source)
-    key_prefix = f"{prefix}/input/"
+    key_prefix = names.input_prefix(prefix)
     keys = {key_prefix + rel: f for rel, f in files}
     try:
         listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)

@@ -20,7 +20,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-VARIANT = "AllTraffic"
+from stscontracts import names
+
 CSV_TYPES = ["text/csv"]
 JSON_TYPES = ["application/json", "application/jsonlines"]
 
@@ -54,7 +55,7 @@ class CaptureEndpoint(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.endpoint_name = endpoint_name
-        self.variant_name = VARIANT
+        self.variant_name = names.VARIANT
         self.model = sagemaker.CfnModel(
             self,
             "Model",
@@ -72,7 +73,7 @@ class CaptureEndpoint(Construct):
             kms_key_id=key.key_arn,
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT,
+                    variant_name=names.VARIANT,
                     model_name=self.model.attr_model_name,
                     initial_instance_count=instance_count,
                     instance_type=instance_type,

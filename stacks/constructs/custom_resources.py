@@ -30,6 +30,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stscontracts import names
+
 from ..nag import AWS, acknowledge, acknowledge_custom_resource_lambda
 from .sagemaker_arns import endpoint_arn, model_packages_arn, pipeline_arn, pipeline_executions_arn
 
@@ -124,7 +126,7 @@ class ServedModelPackage(Construct):
         allow("ListPackages", ["sagemaker:ListModelPackages"], ["*"])
         packages = model_packages_arn(self, model_package_group_name)
         allow("DescribePackages", ["sagemaker:DescribeModelPackage"], [packages])
-        baselines = bucket.arn_for_objects(f"{prefix}/pipelines/*")
+        baselines = bucket.arn_for_objects(names.pipelines_prefix(prefix) + "/*")
         allow("ReadBaselines", ["s3:GetObject"], [baselines])
         allow("DecryptBaselines", ["kms:Decrypt"], [key.key_arn])
         policy = self.handler.policy

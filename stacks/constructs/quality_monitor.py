@@ -29,12 +29,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stscontracts import names
+
 from .capture_endpoint import CaptureEndpoint
 from .custom_resources import ServedModelPackage
 from .sagemaker_pipeline import SageMakerPipeline
 
-PIPELINE_NAMESPACE = "stsmodelmonitor"
-MODEL_MONITOR_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 QUALITY_PERIOD = Duration.hours(1)
 
 
@@ -49,7 +49,7 @@ def _quality_metric(namespace: str, metric: str, endpoint_name: str, schedule_na
     return cloudwatch.Metric(
         namespace=namespace,
         metric_name=metric,
-        dimensions_map={"Endpoint": endpoint_name, "MonitoringSchedule": schedule_name},
+        dimensions_map={names.DIMENSION_ENDPOINT: endpoint_name, names.DIMENSION_SCHEDULE: schedule_name},
         statistic="Average",
         period=QUALITY_PERIOD,
     )
@@ -138,14 +138,14 @@ class PipelineQualityMonitor(Construct):
 
     def metric_quality(self, metric: str) -> cloudwatch.Metric:
         """A quality metric as monitor.py publishes it (Model Monitor's names)."""
-        return _quality_metric(PIPELINE_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
+        return _quality_metric(names.METRICS_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
 
     def metric_monitoring_failed(self, period: Duration = QUALITY_PERIOD) -> cloudwatch.Metric:
         """monitor.py's ``monitoring_failed`` (1 for a Failed window, else 0; one data point per run), worst of the period."""
         return cloudwatch.Metric(
-            namespace=PIPELINE_NAMESPACE,
-            metric_name="monitoring_failed",
-            dimensions_map={"Endpoint": self.endpoint_name, "MonitoringSchedule": self.schedule_name},
+            namespace=names.METRICS_NAMESPACE,
+            metric_name=names.METRIC_MONITORING_FAILED,
+            dimensions_map={names.DIMENSION_ENDPOINT: self.endpoint_name, names.DIMENSION_SCHEDULE: self.schedule_name},
             statistic="Maximum",
             period=period,
         )
@@ -153,9 +153,9 @@ class PipelineQualityMonitor(Construct):
     def metric_failed_runs(self) -> cloudwatch.Metric:
         """Failed executions of the monitoring pipeline per hour."""
         return cloudwatch.Metric(
-            namespace="AWS/Sagemaker/ModelBuildingPipeline",
-            metric_name="ExecutionFailed",
-            dimensions_map={"PipelineName": self.pipeline.pipeline_name},
+            namespace=names.PIPELINE_METRICS_NAMESPACE,
+            metric_name=names.METRIC_EXECUTION_FAILED,
+            dimensions_map={names.DIMENSION_PIPELINE: self.pipeline.pipeline_name},
             statistic="Sum",
             period=QUALITY_PERIOD,
         )
@@ -256,7 +256,7 @@ class NativeQualityMonitor(Construct):
         self.schedule.add_dependency(self.job_definition)
 
     def metric_quality(self, metric: str) -> cloudwatch.Metric:
-        return _quality_metric(MODEL_MONITOR_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
+        return _quality_metric(names.MODEL_MONITOR_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
 
 
 class QualityAlarms(Construct):

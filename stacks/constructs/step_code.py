@@ -1,13 +1,15 @@
 """The step scripts, shipped into the artifact bucket as a content-hashed asset.
 
-``processing_scripts/*.py`` are staged into a folder together with a
-deterministic ``sourcedir.tar.gz`` (sorted members, fixed mtimes and owners,
-gzip mtime 0) for the Training step's ``sagemaker_submit_directory``. A
-``BucketDeployment`` copies that folder to ``s3://{bucket}/{p}/code/{hash}/``
-with the file names unchanged. ``{hash}`` is computed from the scripts' bytes
-at synth, so a script change moves the prefix, changes the pipeline
-definitions that point at it, and shows in ``cdk diff``; synth needs no AWS
-call and produces the same bytes every time.
+``processing_scripts/*.py`` and the contracts package (``stscontracts/``,
+which the scripts import) are staged into a folder together with a
+deterministic ``sourcedir.tar.gz`` of the same files (sorted members, fixed
+mtimes and owners, gzip mtime 0) for the Training step's
+``sagemaker_submit_directory``. A ``BucketDeployment`` copies that folder to
+``s3://{bucket}/{p}/code/{hash}/`` with the paths unchanged. ``{hash}`` is
+computed from the files' paths and bytes at synth, so a change to a script or
+to the contracts moves the prefix, changes the pipeline definitions that point
+at it, and shows in ``cdk diff``; synth needs no AWS call and produces the
+same bytes every time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+import stscontracts
+from stscontracts import names
+
 from ..nag import AWS, INLINE_POLICY_CDK, NIST, acknowledge, acknowledge_custom_resource_lambda, skip_checkov
 
 #: Files of processing_scripts/ that are not shipped.
@@ -38,30 +43,32 @@ FIXED_MTIME = 315532800
 HASH_LENGTH = 16
 
 
-def script_files(scripts_dir: Path) -> list[Path]:
-    """The shipped scripts: top-level ``*.py`` of ``scripts_dir``, sorted by name."""
-    files = sorted(p for p in Path(scripts_dir).glob("*.py") if p.name not in EXCLUDED and p.is_file())
-    if not files:
+def script_files(scripts_dir: Path, *, contracts: bool = True) -> list[tuple[str, Path]]:
+    """The shipped files as ``(path in the asset, file)``, sorted by path: the
+    top-level ``*.py`` of ``scripts_dir`` and (``contracts``) the files of the
+    contracts package under ``stscontracts/``."""
+    scripts = [(p.name, p) for p in Path(scripts_dir).glob("*.py") if p.name not in EXCLUDED and p.is_file()]
+    if not scripts:
         raise FileNotFoundError(f"no step scripts (*.py) in {scripts_dir}")
-    return files
+    return sorted(scripts + (stscontracts.package_files() if contracts else []))
 
 
-def content_hash(files: list[Path]) -> str:
-    """A hash of the scripts' names and bytes (first ``HASH_LENGTH`` hex digits of SHA-256)."""
+def content_hash(files: list[tuple[str, Path]]) -> str:
+    """A hash of the files' paths and bytes (first ``HASH_LENGTH`` hex digits of SHA-256)."""
     digest = hashlib.sha256()
-    for path in files:
+    for name, path in files:
         data = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
+        digest.update(name.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
     return digest.hexdigest()[:HASH_LENGTH]
 
 
-def sourcedir_archive(files: list[Path]) -> bytes:
-    """A byte-for-byte reproducible ``sourcedir.tar.gz`` of ``files`` (flat)."""
+def sourcedir_archive(files: list[tuple[str, Path]]) -> bytes:
+    """A byte-for-byte reproducible ``sourcedir.tar.gz`` of ``files`` (at their paths)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for path in files:
+        for name, path in files:
             data = path.read_bytes()
-            info = tarfile.TarInfo(name=path.name)
+            info = tarfile.TarInfo(name=name)
             info.size = len(data)
             info.mtime = FIXED_MTIME
             info.mode = 0o644
@@ -76,15 +83,16 @@ def sourcedir_archive(files: list[Path]) -> bytes:
 
 def step_code_prefix(prefix: str, scripts_dir: Path) -> str:
     """``{prefix}/code/{hash}/`` for the scripts in ``scripts_dir`` (no staging)."""
-    return f"{prefix}/code/{content_hash(script_files(scripts_dir))}/"
+    return names.code_prefix(prefix, content_hash(script_files(scripts_dir)))
 
 
-def stage(scripts_dir: Path, into: Path, archive_name: str) -> str:
-    """Copy the scripts and write the archive into ``into``; returns the content hash."""
-    files = script_files(scripts_dir)
+def stage(scripts_dir: Path, into: Path, archive_name: str, *, contracts: bool = True) -> str:
+    """Copy the shipped files and write the archive into ``into``; returns the content hash."""
+    files = script_files(scripts_dir, contracts=contracts)
     into.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        shutil.copyfile(path, into / path.name)
+    for name, path in files:
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, into / name)
     (into / archive_name).write_bytes(sourcedir_archive(files))
     return content_hash(files)
 
@@ -116,7 +124,7 @@ class StepCode(Construct):
         # staging folder is only needed until the process ends.
         atexit.register(shutil.rmtree, staging, ignore_errors=True)
         self.content_hash = stage(scripts_dir, staging, archive_name)
-        self.key_prefix = f"{prefix}/code/{self.content_hash}/"
+        self.key_prefix = names.code_prefix(prefix, self.content_hash)
         self.deployment = s3deploy.BucketDeployment(
             self,
             "Deployment",

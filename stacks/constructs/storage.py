@@ -18,10 +18,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stscontracts import names
+
 from ..nag import NIST, acknowledge, skip_checkov, skip_checkov_custom_resource_lambda
 
-#: Key prefixes under ``{prefix}/`` whose objects expire after ``data_retention_days``.
-EXPIRING_PREFIXES = ("datacapture", "ground-truth", "monitoring")
 
 
 class ArtifactStore(Construct):
@@ -100,7 +100,7 @@ class ArtifactStore(Construct):
                 prefix=f"{prefix}/{name}/",
                 expiration=Duration.days(data_retention_days),
             )
-            for name in EXPIRING_PREFIXES
+            for name in names.EXPIRING_KEYS
         ]
         rules += [
             s3.LifecycleRule(

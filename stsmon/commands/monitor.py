@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from stscontracts import names
+
 from ..errors import StsmonError
 from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
 
@@ -77,7 +79,7 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
         run_ = runs.run_monitoring(state, params, pipeline=where.pipeline, on_event=_progress, clock=clock)
         execution, result, alarms = run_.execution, run_.result, run_.alarms
         reason = run_.failure_reason
-        where_out = str(run_.output_dir / runs.REPORT_FILE) if run_.output_dir else None
+        where_out = str(run_.output_dir / names.REPORT_FILE) if run_.output_dir else None
         if run_.ingested:
             click.echo(f"{run_.ingested} metric data points published to the local CloudWatch ({state.metrics})")
     else:
@@ -95,9 +97,9 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
             pipeline=pipeline, parameters=params, alarm_prefix=monitoring_alarm_prefixes(cfg.prefix),
             on_step=lambda s: _progress("step", s), now=clock.now())
         execution, result, alarms = out["execution"], out["result"], out["alarms"]
-        reason = ((result or {}).get("failure_reason") or out.get("exit_message", "").removeprefix(runs.MONITOR_FAILED_PREFIX)
+        reason = ((result or {}).get("failure_reason") or out.get("exit_message", "").removeprefix(names.MONITOR_FAILED_PREFIX)
                   or execution.get("FailureReason", ""))
-        where_out = f"{out['output_uri']}/{runs.REPORT_FILE}" if out["output_uri"] else None
+        where_out = f"{out['output_uri']}/{names.REPORT_FILE}" if out["output_uri"] else None
     click.echo(f"Execution {execution.get('PipelineExecutionArn', execution.get('PipelineExecutionId'))}: "
                f"{execution['PipelineExecutionStatus']}")
     failure = reason

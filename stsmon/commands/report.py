@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from stscontracts import names
+
 from .common import context_option, resolve_state_dir, state_dir_option, target_option
 
 
@@ -35,7 +37,7 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], out_d
         for run in runs.list_results(state, where.pipeline)[-limit:]:
             results.append(rep.RunResult.from_result(
                 run.execution["PipelineExecutionId"], run.result, failure=run.failure_reason,
-                report_path=str(run.output_dir / runs.REPORT_FILE) if run.output_dir and run.result else None))
+                report_path=str(run.output_dir / names.REPORT_FILE) if run.output_dir and run.result else None))
         alarms = metrics.list_alarms(state)
         title = f"Model quality of {where.endpoint}"
     else:

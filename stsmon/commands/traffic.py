@@ -39,6 +39,8 @@ from typing import Any
 
 import click
 
+from stscontracts import names
+
 from ..clock import Clock
 from ..errors import NotDeployedError, StsmonError, UsageError
 from ..state import StateDir
@@ -46,9 +48,6 @@ from .common import cli_clock, context_option, resolve_state_dir, state_dir_opti
 
 RECORD_FILENAME = "testendpoint_out.json"
 MSRP_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
-#: The processing output and file of the test split (processing_scripts/contract.py).
-TEST_OUTPUT = "test"
-PREPROCESS_STEP = "Preprocess"
 
 
 @dataclass(frozen=True)
@@ -123,13 +122,13 @@ def latest_test_split(state: StateDir) -> Path:
         except (OSError, ValueError):
             continue
         for step in record.get("Steps") or []:
-            if step.get("StepName") != PREPROCESS_STEP or step.get("StepStatus") != "Succeeded":
+            if step.get("StepName") != names.STEP_PREPROCESS or step.get("StepStatus") != "Succeeded":
                 continue
             outputs = (((step.get("Properties") or {}).get("ProcessingOutputConfig") or {}).get("Outputs")) or []
             if isinstance(outputs, dict):
                 outputs = list(outputs.values())
             for out in outputs:
-                if out.get("OutputName") == TEST_OUTPUT:
+                if out.get("OutputName") == names.OUTPUT_TEST:
                     uri = (out.get("S3Output") or {}).get("S3Uri")
                     folder = state.s3_path(uri) if uri else None
                     files = sorted(folder.glob("*.csv")) if folder and folder.is_dir() else []
@@ -299,7 +298,7 @@ def run_traffic(
     labels = [p.label for p in pairs if p.label is not None]
     problem = None
     if labels:
-        problem = "BinaryClassification" if set(labels) <= {0, 1} else "Regression"
+        problem = names.BINARY_CLASSIFICATION if set(labels) <= {0, 1} else names.REGRESSION
     failed = sum(1 for r in results if r["error"])
     record = {
         "target": target,

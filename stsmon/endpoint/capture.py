@@ -37,12 +37,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from stscontracts import names
+
 from .capture_record import CaptureEvent, CaptureRecordError, RecordEncoder, parse_line
 
 log = logging.getLogger("stsmon.endpoint.capture")
 
-#: SageMaker's production variant name for a single-variant endpoint.
-DEFAULT_VARIANT = "AllTraffic"
 #: What the CONTRACTS say a capture uses when the endpoint config does not
 #: declare ``CaptureContentTypeHeader`` for the standalone server.
 DEFAULT_CSV_TYPES = ("text/csv",)
@@ -72,7 +72,7 @@ class CaptureSettings:
     csv_content_types: tuple[str, ...] = DEFAULT_CSV_TYPES
     json_content_types: tuple[str, ...] = DEFAULT_JSON_TYPES
     flush_interval: float = 1.0
-    variant: str = DEFAULT_VARIANT
+    variant: str = names.VARIANT
 
     def __post_init__(self) -> None:
         if not 0 <= float(self.sampling_percentage) <= 100:
@@ -109,7 +109,7 @@ class CaptureSettings:
             csv_content_types=tuple(data.get("csv_content_types", DEFAULT_CSV_TYPES)),
             json_content_types=tuple(data.get("json_content_types", DEFAULT_JSON_TYPES)),
             flush_interval=float(data.get("flush_interval", 1.0)),
-            variant=data.get("variant", DEFAULT_VARIANT),
+            variant=data.get("variant", names.VARIANT),
         )
 
     def with_changes(self, **changes: Any) -> CaptureSettings:
@@ -117,7 +117,7 @@ class CaptureSettings:
 
 
 def settings_from_data_capture_config(
-    config: Mapping[str, Any], folder_of_uri, *, variant: str = DEFAULT_VARIANT
+    config: Mapping[str, Any], folder_of_uri, *, variant: str = names.VARIANT
 ) -> CaptureSettings | None:
     """The settings of a SageMaker ``DataCaptureConfig`` (None when capture is off).
 

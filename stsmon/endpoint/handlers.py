@@ -36,6 +36,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stscontracts import names
+
 from ..errors import StsmonError
 from ..localcloud.handlers import DeployContext, DeployedResource, HandlerResult, ResourceHandler, is_resolved, register
 from ..state import StateDir
@@ -297,7 +299,7 @@ def serving_spec(ctx: DeployContext, endpoint_name: str, config_name: str) -> Se
     capture = None
     if ctx.serving.capture and config.get("DataCaptureConfig"):
         capture = settings_from_data_capture_config(config["DataCaptureConfig"], ctx.state.s3_path,
-                                                    variant=variant.get("VariantName", "AllTraffic"))
+                                                    variant=variant.get("VariantName", names.VARIANT))
     current = read_record(ctx.state, endpoint_name)
     port = ctx.serving.port
     fallback = False
@@ -318,7 +320,7 @@ def serving_spec(ctx: DeployContext, endpoint_name: str, config_name: str) -> Se
         port=port,
         port_fallback=fallback,
         capture=capture,
-        variant=variant.get("VariantName", "AllTraffic"),
+        variant=variant.get("VariantName", names.VARIANT),
         region=ctx.env.region,
         account=ctx.env.account,
         info={"EndpointConfigName": config_name, "ModelName": model["ModelName"],

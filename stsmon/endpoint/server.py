@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from stscontracts import names
+
 from .. import supervisor
 from ..clock import Clock, iso_seconds
 from ..fileio import write_json_atomic
@@ -79,7 +81,7 @@ class ServerSpec:
     workers: int = 0
     capture: CaptureSettings | None = None
     limits: WorkerLimits = field(default_factory=WorkerLimits)
-    variant: str = "AllTraffic"
+    variant: str = names.VARIANT
     record_path: str | None = None
     stats_dir: str | None = None
     region: str = "us-east-1"

@@ -42,6 +42,8 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from stscontracts import names
+
 from ..clock import Clock
 from .capture import CaptureWriter
 from .capture_record import CaptureEvent
@@ -123,7 +125,7 @@ class Worker:
         handler: InferenceHandler,
         *,
         endpoint_name: str,
-        variant: str = "AllTraffic",
+        variant: str = names.VARIANT,
         limits: WorkerLimits = WorkerLimits(),
         capture: CaptureWriter | None = None,
         sampling_percentage: float = 100.0,

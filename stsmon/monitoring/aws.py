@@ -14,8 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from stscontracts import names
+
 from ..errors import StsmonError
-from .runs import MONITOR_STEP, MONITORING_OUTPUT, RESULT_FILE
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 
@@ -89,7 +90,7 @@ def run_aws_monitoring(
         sleep(poll_seconds)
         waited += poll_seconds
     out: dict[str, Any] = {"execution": execution, "result": None, "output_uri": None, "alarms": [], "exit_message": ""}
-    step = next((s for s in steps if s["StepName"] == MONITOR_STEP), None)
+    step = next((s for s in steps if s["StepName"] == names.STEP_MONITOR), None)
     job_arn = (((step or {}).get("Metadata") or {}).get("ProcessingJob") or {}).get("Arn")
     try:
         if job_arn:
@@ -97,12 +98,12 @@ def run_aws_monitoring(
             # monitor.py's reason when it failed the job (a Failed window: exit 3): /opt/ml/output/message
             out["exit_message"] = job.get("ExitMessage", "")
             for output in job["ProcessingOutputConfig"]["Outputs"]:
-                if output["OutputName"] == MONITORING_OUTPUT:
+                if output["OutputName"] == names.OUTPUT_MONITORING:
                     out["output_uri"] = output["S3Output"]["S3Uri"]
             if out["output_uri"]:
                 bucket, _, prefix = out["output_uri"][len("s3://"):].partition("/")
                 try:
-                    body = s3.get_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/{RESULT_FILE}")["Body"].read()
+                    body = s3.get_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/{names.RESULT_FILE}")["Body"].read()
                     out["result"] = json.loads(body)
                 except ClientError as exc:
                     # A failed job's EndOfJob outputs are not to be relied on: the ExitMessage says why.

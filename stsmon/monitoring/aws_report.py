@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from stscontracts import names
+
 from ..errors import StsmonError
 from .aws import describe_alarms
 from .report import RunResult
-from .runs import REPORT_FILE, RESULT_FILE
 
 
 def aws_results(s3: Any, cloudwatch: Any, output_uri: str, alarm_prefix: str | tuple[str, ...], *, limit: int = 500
@@ -23,13 +24,13 @@ def aws_results(s3: Any, cloudwatch: Any, output_uri: str, alarm_prefix: str | t
     try:
         found = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            found.extend(o for o in page.get("Contents", []) if o["Key"].endswith("/" + RESULT_FILE))
+            found.extend(o for o in page.get("Contents", []) if o["Key"].endswith("/" + names.RESULT_FILE))
         found.sort(key=lambda o: o["LastModified"])
         runs = []
         for obj in found[-limit:]:
             result = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
             execution_id = obj["Key"][len(prefix):].split("/")[0]
-            report = f"s3://{bucket}/{obj['Key'].rsplit('/', 1)[0]}/{REPORT_FILE}"
+            report = f"s3://{bucket}/{obj['Key'].rsplit('/', 1)[0]}/{names.REPORT_FILE}"
             runs.append(RunResult.from_result(execution_id, result, report_path=report))
         alarms = [{"AlarmName": a["AlarmName"], "StateValue": a["StateValue"], "StateReason": a.get("StateReason", ""),
                    "Definition": {"MetricName": a.get("MetricName", "")}}

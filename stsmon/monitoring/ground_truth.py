@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from stscontracts import names
+
 from ..errors import StsmonError, UsageError
 from ..state import StateDir
-from .records import CapturedInference, ground_truth_record, hour_prefix, iter_capture_lines
+from .records import CapturedInference, ground_truth_record, iter_capture_lines
 
 MODES = ("true", "noise", "random")
-BINARY, REGRESSION = "BinaryClassification", "Regression"
 
 
 @dataclass
@@ -109,8 +110,8 @@ def read_truth(path: Path) -> Truth:
         raise StsmonError(f"{path}: no inference ids with true labels found (expected an 'inferences' list "
                           f"of {{inference_id, label}})")
     problem = body.get("problem_type") if isinstance(body, dict) else None
-    if problem not in (BINARY, REGRESSION):
-        problem = BINARY if set(labels.values()) <= {0.0, 1.0} else REGRESSION
+    if problem not in (names.BINARY_CLASSIFICATION, names.REGRESSION):
+        problem = names.BINARY_CLASSIFICATION if set(labels.values()) <= {0.0, 1.0} else names.REGRESSION
     return Truth(labels, problem, str(path))
 
 
@@ -155,10 +156,10 @@ def plan_labels(
     keys = list(dict.fromkeys(c.key for c in captured))  # unique, capture order
     plan = LabelPlan(labels=[], mode=mode, captured=len(keys))
     if mode == "random":
-        kind = problem_type or (truth.problem_type if truth else BINARY)
+        kind = problem_type or (truth.problem_type if truth else names.BINARY_CLASSIFICATION)
         for key in keys:
             rng = _seeded(seed, key)
-            if kind == BINARY:
+            if kind == names.BINARY_CLASSIFICATION:
                 plan.labels.append((key, 1 if rng.random() < positive_rate else 0))
             else:
                 plan.labels.append((key, round(rng.uniform(*label_range), 3)))
@@ -176,12 +177,12 @@ def plan_labels(
         if mode == "noise":
             rng = _seeded(seed, key)
             if rng.random() < error_rate:
-                if truth.problem_type == BINARY:
+                if truth.problem_type == names.BINARY_CLASSIFICATION:
                     label = 1.0 - label
                 else:
                     label = pool[rng.randrange(len(pool))] if len(pool) > 1 else label
                 plan.changed += int(label != values[i])
-        plan.labels.append((key, int(label) if truth.problem_type == BINARY else label))
+        plan.labels.append((key, int(label) if truth.problem_type == names.BINARY_CLASSIFICATION else label))
     return plan
 
 
@@ -216,7 +217,7 @@ def read_captures(s3: Any, capture_uri: str, endpoint: str, start: datetime, end
         keys: list[str] = []
         while hour < end:
             for variant in variants:
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{variant}{hour_prefix(hour)}/"):
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{variant}{names.hour_prefix(hour)}/"):
                     keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".jsonl"))
             hour += timedelta(hours=1)
         for key in sorted(keys):
@@ -233,7 +234,7 @@ def write_labels(s3: Any, ground_truth_uri: str, labels: list[tuple[str, Any]], 
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = _split(ground_truth_uri.rstrip("/") + "/")
-    key = f"{prefix}{hour_prefix(hour)}/{_file_name(now)}"
+    key = f"{prefix}{names.hour_prefix(hour)}/{_file_name(now)}"
     extra: dict[str, Any] = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=_records_text(labels).encode("utf-8"),

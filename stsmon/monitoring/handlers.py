@@ -20,6 +20,8 @@ import os
 import re
 from typing import Any
 
+from stscontracts import schedule
+
 from ..clock import iso_seconds
 from ..errors import StsmonError
 from ..fileio import write_json_atomic
@@ -32,7 +34,7 @@ from ..localcloud.handlers import (
     register,
 )
 from ..localcloud.pipelines import pipelines_dir
-from . import metrics, schedule_expr, scheduler
+from . import metrics, scheduler
 
 AUTOSTART_ENV = "STSMON_SCHEDULER_AUTOSTART"
 _PIPELINE_ARN = re.compile(r"^arn:[\w-]+:sagemaker:[\w-]*:\d*:pipeline/(.+)$")
@@ -68,7 +70,10 @@ class ScheduleHandler(ResourceHandler):
         if not expression:
             raise StsmonError("ScheduleExpression is required")
         if is_resolved(expression) and is_resolved(props.get("ScheduleExpressionTimezone", "UTC")):
-            schedule_expr.parse(str(expression), str(props.get("ScheduleExpressionTimezone") or "UTC"))
+            try:
+                schedule.parse(str(expression), str(props.get("ScheduleExpressionTimezone") or "UTC"))
+            except schedule.ScheduleError as exc:
+                raise StsmonError(exc.message) from None
         if props.get("State", "ENABLED") not in ("ENABLED", "DISABLED") and is_resolved(props.get("State")):
             raise StsmonError(f"State {props.get('State')!r} is not ENABLED or DISABLED")
         target = props.get("Target") or {}

@@ -17,13 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 
-HOUR_LAYOUT = "%Y/%m/%d/%H"
 _HOUR_DIR = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})$")
-
-
-def hour_prefix(moment: datetime) -> str:
-    """``yyyy/mm/dd/hh`` of an instant, in UTC."""
-    return moment.astimezone(timezone.utc).strftime(HOUR_LAYOUT)
 
 
 def iso_ms(moment: datetime) -> str:

@@ -26,20 +26,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from stscontracts import names
+
 from ..clock import Clock
 from ..fileio import write_json_atomic
 from ..errors import NotDeployedError, UsageError
 from ..state import StateDir
 from . import metrics
-
-#: Names shared with processing_scripts/contract.py (OUTPUT_MONITORING, STEP_MONITOR) and monitor.py.
-MONITORING_OUTPUT = "monitoring"
-MONITOR_STEP = "MonitorModelQuality"
-RESULT_FILE = "monitoring_result.json"
-CLOUDWATCH_FILE = "cloudwatch_metrics.json"
-#: monitor.py's exit message on a Failed window starts so (contract.MONITOR_FAILED_PREFIX).
-MONITOR_FAILED_PREFIX = "monitoring Failed: "
-REPORT_FILE = "report.html"
 
 #: Stack outputs (docs/CONTRACTS.md §3) the local monitor needs.
 OUTPUT_KEYS = {
@@ -147,13 +140,13 @@ class MonitorRun:
         step = _monitor_step(self.execution) or {}
         message = step.get("ExitMessage") or ""
         if message:
-            return message.removeprefix(MONITOR_FAILED_PREFIX)
+            return message.removeprefix(names.MONITOR_FAILED_PREFIX)
         return self.execution.get("FailureReason") or f"execution {self.execution.get('PipelineExecutionStatus')}"
 
 
 def _monitor_step(execution: dict[str, Any]) -> dict[str, Any] | None:
     for step in execution.get("Steps", []):
-        if step.get("StepName") == MONITOR_STEP:
+        if step.get("StepName") == names.STEP_MONITOR:
             return step
     return None
 
@@ -163,13 +156,9 @@ def output_uri_of(execution: dict[str, Any]) -> str | None:
     step = _monitor_step(execution) or {}
     outputs = ((step.get("Properties") or {}).get("ProcessingOutputConfig") or {}).get("Outputs") or []
     for out in outputs:
-        if out.get("OutputName") == MONITORING_OUTPUT:
+        if out.get("OutputName") == names.OUTPUT_MONITORING:
             return (out.get("S3Output") or {}).get("S3Uri")
     return None
-
-
-#: SageMaker's own per-pipeline metrics (what the "monitor failed" alarm watches).
-PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
 
 def _pipeline_metrics(state: StateDir, execution: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
@@ -178,12 +167,12 @@ def _pipeline_metrics(state: StateDir, execution: dict[str, Any], now: datetime)
     if status not in ("Succeeded", "Failed", "Stopped"):
         return []
     stamp = execution.get("EndTime") or execution.get("LastModifiedTime") or metrics.iso(now)
-    dims = [{"Name": "PipelineName", "Value": execution.get("PipelineName", "")}]
+    dims = [{"Name": names.DIMENSION_PIPELINE, "Value": execution.get("PipelineName", "")}]
     data = [{"MetricName": name, "Timestamp": stamp, "Dimensions": dims, "Value": value, "Unit": "Count"}
             for name, value in (("ExecutionStarted", 1.0), ("ExecutionSucceeded", float(status == "Succeeded")),
-                                ("ExecutionFailed", float(status == "Failed")), ("ExecutionStopped", float(status == "Stopped")))]
-    metrics.MetricStore(state).put(PIPELINE_NAMESPACE, data, source=f"{execution['PipelineExecutionId']}:pipeline")
-    return metrics.evaluate_alarms(state, metrics.parse_time(stamp), now=now, namespace=PIPELINE_NAMESPACE)
+                                (names.METRIC_EXECUTION_FAILED, float(status == "Failed")), ("ExecutionStopped", float(status == "Stopped")))]
+    metrics.MetricStore(state).put(names.PIPELINE_METRICS_NAMESPACE, data, source=f"{execution['PipelineExecutionId']}:pipeline")
+    return metrics.evaluate_alarms(state, metrics.parse_time(stamp), now=now, namespace=names.PIPELINE_METRICS_NAMESPACE)
 
 
 def collect(state: StateDir, execution: dict[str, Any], *, clock: Clock, trigger: str = "manual") -> MonitorRun:
@@ -195,7 +184,7 @@ def collect(state: StateDir, execution: dict[str, Any], *, clock: Clock, trigger
     if uri and execution.get("PipelineExecutionStatus") == "Succeeded":
         run.output_uri = uri
         run.output_dir = state.s3_path(uri)
-        result_path = run.output_dir / RESULT_FILE
+        result_path = run.output_dir / names.RESULT_FILE
         if result_path.is_file():
             run.result = json.loads(result_path.read_text(encoding="utf-8"))
     # What the execution published (also when it failed: monitor.py publishes before it exits 3).
@@ -259,7 +248,7 @@ def list_results(state: StateDir, pipeline: str) -> list[MonitorRun]:
         if uri:
             run.output_uri = uri
             run.output_dir = state.s3_path(uri)
-            path = run.output_dir / RESULT_FILE
+            path = run.output_dir / names.RESULT_FILE
             if path.is_file():
                 try:
                     run.result = json.loads(path.read_text(encoding="utf-8"))

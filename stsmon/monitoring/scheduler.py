@@ -32,12 +32,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from stscontracts import schedule
+
 from .. import supervisor
 from ..clock import Clock, SystemClock
 from ..errors import StsmonError
 from ..fileio import write_json_atomic
 from ..state import StateDir
-from . import schedule_expr
 
 POLL_SECONDS = 5.0
 LOG = logging.getLogger("stsmon.scheduler")
@@ -70,7 +71,7 @@ def schedules_dir(state: StateDir) -> Path:
 def save_schedule(state: StateDir, record: dict[str, Any]) -> None:
     """Record a schedule: Name, Arn, ScheduleExpression, ScheduleExpressionTimezone, State,
     PipelineName, Parameters (name -> value), CreatedAt."""
-    schedule_expr.parse(record["ScheduleExpression"], record.get("ScheduleExpressionTimezone", "UTC"))
+    schedule.parse(record["ScheduleExpression"], record.get("ScheduleExpressionTimezone", "UTC"))
     write_json_atomic(schedules_dir(state) / f"{record['Name']}.json", record)
 
 
@@ -145,7 +146,7 @@ def status(state: StateDir, now: datetime) -> dict[str, Any]:
     fired = _read_json(state.scheduler / "state.json") or {}
     rows = []
     for record in list_schedules(state):
-        parsed = schedule_expr.parse(record["ScheduleExpression"], record.get("ScheduleExpressionTimezone", "UTC"))
+        parsed = schedule.parse(record["ScheduleExpression"], record.get("ScheduleExpressionTimezone", "UTC"))
         mine = fired.get(record["Name"], {})
         upcoming = _parse(mine.get("next")) or parsed.next_after(now, anchor=_parse(record.get("CreatedAt")))
         rows.append({
@@ -188,8 +189,8 @@ class Scheduler:
                 book.pop(name, None)
                 continue
             try:
-                parsed = schedule_expr.parse(record["ScheduleExpression"], record.get("ScheduleExpressionTimezone", "UTC"))
-            except StsmonError as exc:
+                parsed = schedule.parse(record["ScheduleExpression"], record.get("ScheduleExpressionTimezone", "UTC"))
+            except (StsmonError, schedule.ScheduleError) as exc:
                 LOG.error("schedule %s: %s", name, exc.message)
                 continue
             mine = book.setdefault(name, {})

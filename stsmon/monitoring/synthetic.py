@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .records import hour_prefix
+from stscontracts import names
 
 PAIRS = (
     ('Amrozi accused his brother, whom he called "the witness", of deliberately distorting his evidence.',
@@ -76,7 +76,7 @@ def write_window(
     offsets = np.sort(rng.integers(0, 3_600_000, n))
     inputs = [json.dumps(_csv_field(a) + "," + _csv_field(b) + "\n")[1:-1] for a, b in PAIRS]
 
-    capture_dir = capture_root / endpoint / "AllTraffic" / hour_prefix(hour)
+    capture_dir = capture_root / endpoint / names.VARIANT / names.hour_prefix(hour)
     capture_dir.mkdir(parents=True, exist_ok=True)
     bounds = np.linspace(0, n, files + 1).astype(int)
     capture_files = []
@@ -103,7 +103,7 @@ def write_window(
         capture_files.append(path)
 
     labelled = np.flatnonzero(rng.random(n) < label_fraction) if label_fraction < 1 else np.arange(n)
-    label_dir = ground_truth_root / hour_prefix(label_hour or hour)
+    label_dir = ground_truth_root / names.hour_prefix(label_hour or hour)
     label_dir.mkdir(parents=True, exist_ok=True)
     label_path = label_dir / f"labels-{seed}.jsonl"
     label_path.write_text("".join(

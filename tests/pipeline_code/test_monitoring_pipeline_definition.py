@@ -10,7 +10,7 @@ import pytest
 from pipeline_code import placeholders
 from pipeline_code.monitoring import build_monitoring_definition
 from pipeline_graph import all_steps, edges
-from processing_scripts import contract
+from stscontracts import names
 from stscontracts.config import load_config
 
 CODE_PREFIX = "sts/code/0123456789abcdef/"
@@ -30,7 +30,7 @@ def step(definition):
 
 
 def test_one_processing_step_no_edges(definition, step):
-    assert step["Name"] == contract.STEP_MONITOR and step["Type"] == "Processing"
+    assert step["Name"] == names.STEP_MONITOR and step["Type"] == "Processing"
     assert len(all_steps(definition)) == 1 and edges(definition) == set()
 
 
@@ -61,7 +61,7 @@ def test_inputs_are_code_and_baseline_only_no_growing_prefix(step):
 
 def test_output_by_schedule_and_execution(step):
     (output,) = step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
-    assert output["OutputName"] == contract.OUTPUT_MONITORING
+    assert output["OutputName"] == names.OUTPUT_MONITORING
     assert output["S3Output"]["LocalPath"] == "/opt/ml/processing/output"
     assert output["S3Output"]["S3Uri"]["Std:Join"] == {
         "On": "/",

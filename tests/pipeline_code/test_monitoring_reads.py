@@ -24,7 +24,10 @@ from pipeline_code import placeholders
 from processing_scripts.monitor import PROGRAM_FILES
 from pipeline_code.monitoring import build_monitoring_definition
 from stscontracts.config import load_config
-from stsmon.monitoring.records import capture_record, ground_truth_record, hour_prefix
+import stscontracts
+from stscontracts import names
+from stscontracts.names import hour_prefix
+from stsmon.monitoring.records import capture_record, ground_truth_record
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -46,6 +49,8 @@ def _fill(s3, bucket: str, days: int) -> None:
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     for name in PROGRAM_FILES:
         _seed(bucket, CODE_PREFIX + name, (REPO / "processing_scripts" / name).read_bytes())
+    for name, path in stscontracts.package_files():
+        _seed(bucket, CODE_PREFIX + name, path.read_bytes())
     body = {"version": 0.0, "binary_classification_constraints": {
         "accuracy": {"threshold": 0.1, "comparison_operator": "LessThanThreshold"}}}
     _seed(bucket, "sts/baseline/constraints.json", json.dumps(body).encode())
@@ -54,7 +59,7 @@ def _fill(s3, bucket: str, days: int) -> None:
         tag = hour.strftime("%m%d%H")
         records = [capture_record(event_id=f"e{tag}{i}", inference_id=f"{tag}-{i}", inference_time=hour,
                                   output=f"{i % 2},0.7\n", output_type="text/csv", input_data="a,b\n") for i in range(3)]
-        _seed(bucket, f"sts/datacapture/sts-endpoint/AllTraffic/{hour_prefix(hour)}/f-{tag}.jsonl",
+        _seed(bucket, f"sts/datacapture/sts-endpoint/{names.VARIANT}/{hour_prefix(hour)}/f-{tag}.jsonl",
                       "".join(json.dumps(r) + "\n" for r in records).encode())
         _seed(bucket, f"sts/ground-truth/{hour_prefix(hour)}/l-{tag}.jsonl",
                       "".join(json.dumps(ground_truth_record(f"{tag}-{i}", i % 2)) + "\n" for i in range(3)).encode())

@@ -11,7 +11,7 @@ import pytest
 from pipeline_code import placeholders
 from pipeline_code.training import build_training_definition
 from pipeline_graph import all_references, all_steps, check_reference, edges
-from processing_scripts import contract
+from stscontracts import names
 from stscontracts.config import load_config
 
 CODE_PREFIX = "sts/code/0123456789abcdef/"
@@ -32,13 +32,13 @@ def steps(definition):
 def test_steps_and_types(steps, definition):
     assert [s["Name"] for s in definition["Steps"]] == ["Preprocess", "Train", "Evaluate", "CheckQuality"]
     assert {name: step["Type"] for name, step in steps.items()} == {
-        contract.STEP_PREPROCESS: "Processing",
-        contract.STEP_TRAIN: "Training",
-        contract.STEP_EVALUATE: "Processing",
-        contract.STEP_QUALITY_GATE: "Condition",
-        contract.STEP_BASELINE: "Processing",
-        contract.STEP_REGISTER: "RegisterModel",
-        contract.STEP_FAIL: "Fail",
+        names.STEP_PREPROCESS: "Processing",
+        names.STEP_TRAIN: "Training",
+        names.STEP_EVALUATE: "Processing",
+        names.STEP_QUALITY_GATE: "Condition",
+        names.STEP_BASELINE: "Processing",
+        names.STEP_REGISTER: "RegisterModel",
+        names.STEP_FAIL: "Fail",
     }
     gate = steps["CheckQuality"]["Arguments"]
     assert [s["Name"] for s in gate["IfSteps"]] == ["Baseline", "RegisterModel"]
@@ -128,7 +128,7 @@ def test_problem_type_is_one_synth_time_value_everywhere(overrides, problem_type
     assert steps["RegisterModel"]["Arguments"]["CustomerMetadataProperties"] == {"ProblemType": problem_type}
     paths = [c["LeftValue"]["Std:JsonGet"]["Path"] for c in steps["CheckQuality"]["Arguments"]["Conditions"]]
     assert paths and all(path.startswith(f"{metrics_key}.") for path in paths)
-    assert contract.METRICS_KEY[problem_type] == metrics_key
+    assert names.METRICS_KEY[problem_type] == metrics_key
 
 
 def test_a_run_time_problem_type_is_refused_before_anything_runs(definition):

@@ -21,7 +21,9 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from processing_scripts import model_metrics, monitor, monitor_outputs
-from stsmon.monitoring.records import capture_record, ground_truth_record, hour_prefix, write_jsonl
+import stscontracts
+from stscontracts.names import hour_prefix
+from stsmon.monitoring.records import capture_record, ground_truth_record, write_jsonl
 from stsmon.monitoring.synthetic import write_constraints, write_window
 
 H12 = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
@@ -521,11 +523,14 @@ def test_publish_requires_an_explicit_region(env, capsys):
 
 
 def test_runs_as_a_standalone_script(env, repo_root, subprocess_env, tmp_path):
-    """The container runs `python monitor.py` from a folder of the scripts alone."""
+    """The container runs `python monitor.py` from a folder of the scripts alone (and the contracts package)."""
     code_dir = tmp_path / "code"
     code_dir.mkdir()
     for name in monitor.PROGRAM_FILES:
         (code_dir / name).write_bytes((repo_root / "processing_scripts" / name).read_bytes())
+    for name, path in stscontracts.package_files():
+        (code_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (code_dir / name).write_bytes(path.read_bytes())
     env.captures(binary_rows([1, 0]))
     env.labels([("sts_0", 1), ("sts_1", 1)])
     proc = subprocess.run(

@@ -16,7 +16,8 @@ import boto3
 import pytest
 
 from processing_scripts import monitor, monitor_window
-from stsmon.monitoring.records import capture_record, ground_truth_record, hour_prefix
+from stscontracts.names import hour_prefix
+from stsmon.monitoring.records import capture_record, ground_truth_record
 from stsmon.monitoring.synthetic import write_constraints
 
 REGION = "eu-west-1"

@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-import contract
 import steputil
+import stscontracts
+from stscontracts import names
 
 WHEN = datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc)
 
@@ -26,19 +27,19 @@ def rows_of(path):
         return list(csv.reader(fh))
 
 
-def check_metric_block(block, names):
-    for name in names:
+def check_metric_block(block, metrics):
+    for name in metrics:
         assert set(block[name]) == {"value", "standard_deviation"}
         assert isinstance(block[name]["value"], float)
         assert block[name]["standard_deviation"] is None or block[name]["standard_deviation"] >= 0
 
 
 def test_binary_evaluation_json_is_in_model_metrics_form(binary_run):
-    report = json.loads((binary_run.evaluation / contract.EVALUATION_FILE).read_text())
-    test_rows = rows_of(binary_run.test / contract.TEST_FILE)
-    assert report["problem_type"] == contract.BINARY_CLASSIFICATION
+    report = json.loads((binary_run.evaluation / names.EVALUATION_FILE).read_text())
+    test_rows = rows_of(binary_run.test / names.TEST_FILE)
+    assert report["problem_type"] == names.BINARY_CLASSIFICATION
     assert report["item_count"] == len(test_rows) == 8
-    block = report[contract.METRICS_KEY[contract.BINARY_CLASSIFICATION]]
+    block = report[names.METRICS_KEY[names.BINARY_CLASSIFICATION]]
     check_metric_block(block, CLASSIFICATION_METRICS)
     assert all(0.0 <= block[m]["value"] <= 1.0 for m in CLASSIFICATION_METRICS)
     assert block["accuracy"]["value"] >= 0.75  # the fixture is learnable (seeded, deterministic)
@@ -46,29 +47,29 @@ def test_binary_evaluation_json_is_in_model_metrics_form(binary_run):
     assert sum(cm[a][p] for a in "01" for p in "01") == len(test_rows)
     # The quality gate's JsonGet path resolves to a number.
     node = report
-    for key in contract.gate_json_path(contract.BINARY_CLASSIFICATION, "accuracy").split("."):
+    for key in names.gate_json_path(names.BINARY_CLASSIFICATION, "accuracy").split("."):
         node = node[key]
     assert node == block["accuracy"]["value"]
 
 
 def test_binary_baseline_files_are_in_model_monitor_form(binary_run):
-    validation = rows_of(binary_run.validation / contract.VALIDATION_FILE)
-    baseline = rows_of(binary_run.baseline / contract.BASELINE_CSV)
+    validation = rows_of(binary_run.validation / names.VALIDATION_FILE)
+    baseline = rows_of(binary_run.baseline / names.BASELINE_CSV)
     assert baseline[0] == ["prediction", "probability", "label"]
     assert len(baseline) - 1 == len(validation)
     for (pred, prob, label), (true_label, _, _) in zip(baseline[1:], validation):
         assert label == true_label
         assert 0.0 <= float(prob) <= 1.0
         assert int(pred) == int(float(prob) >= 0.5)
-    stats = json.loads((binary_run.baseline / contract.STATISTICS_FILE).read_text())
+    stats = json.loads((binary_run.baseline / names.STATISTICS_FILE).read_text())
     assert stats["version"] == 0.0
     assert stats["dataset"]["item_count"] == len(validation)
     datetime.strptime(stats["dataset"]["evaluation_time"], "%Y-%m-%dT%H:%M:%S.%fZ")
     block = stats["binary_classification_metrics"]
     check_metric_block(block, CLASSIFICATION_METRICS)
-    constraints = json.loads((binary_run.baseline / contract.CONSTRAINTS_FILE).read_text())
+    constraints = json.loads((binary_run.baseline / names.CONSTRAINTS_FILE).read_text())
     assert constraints["version"] == 0.0
-    checks = constraints[contract.CONSTRAINTS_KEY[contract.BINARY_CLASSIFICATION]]
+    checks = constraints[names.CONSTRAINTS_KEY[names.BINARY_CLASSIFICATION]]
     assert set(checks) == set(CLASSIFICATION_METRICS)
     for name, check in checks.items():
         assert check["comparison_operator"] == "LessThanThreshold"
@@ -77,12 +78,13 @@ def test_binary_baseline_files_are_in_model_monitor_form(binary_run):
 
 
 def test_model_archive_is_a_self_contained_serving_package(binary_run):
-    with tarfile.open(binary_run.packed / contract.MODEL_ARCHIVE) as tar:
-        names = set(tar.getnames())
-    assert names >= {contract.MODEL_FILE, contract.MODEL_INFO_FILE,
-                     *(f"{contract.MODEL_CODE_DIR}/{f}" for f in contract.MODEL_CODE_FILES)}
-    info = json.loads((binary_run.model / contract.MODEL_INFO_FILE).read_text())
-    assert info["problem_type"] == contract.BINARY_CLASSIFICATION
+    with tarfile.open(binary_run.packed / names.MODEL_ARCHIVE) as tar:
+        members = set(tar.getnames())
+    assert members >= {names.MODEL_FILE, names.MODEL_INFO_FILE,
+                       *(f"{names.MODEL_CODE_DIR}/{f}" for f in names.MODEL_CODE_FILES),
+                       *(f"{names.MODEL_CODE_DIR}/{f}" for f, _ in stscontracts.package_files())}
+    info = json.loads((binary_run.model / names.MODEL_INFO_FILE).read_text())
+    assert info["problem_type"] == names.BINARY_CLASSIFICATION
     assert info["labels"] == [0, 1]
     assert info["row_counts"] == {"train": 32, "validation": 8}
     assert info["versions"]["scikit-learn"].startswith("1.9.")
@@ -104,21 +106,23 @@ assert response.status_code == 200, response.get_data()
 content_type, out = response.headers["Content-Type"], response.get_data()
 print(json.dumps({"content_type": content_type, "body": json.loads(out),
                   "modules": sorted(m.__file__ for n, m in sys.modules.items()
-                                    if n in ("featurizer", "stsmodel", "contract"))}))
+                                    if n in ("featurizer", "stsmodel", "stscontracts", "stscontracts.names"))}))
 """
 
 
 def test_archive_serves_the_same_predictions_outside_the_repo(binary_run, tmp_path, script_env):
-    pairs = [(s1, s2) for _, s1, s2 in rows_of(binary_run.test / contract.TEST_FILE)]
+    pairs = [(s1, s2) for _, s1, s2 in rows_of(binary_run.test / names.TEST_FILE)]
     body = "".join(f'"{a.replace(chr(34), 2 * chr(34))}","{b.replace(chr(34), 2 * chr(34))}"\n'
                    for a, b in pairs)
-    proc = subprocess.run([sys.executable, "-c", SERVE, str(binary_run.packed / contract.MODEL_ARCHIVE),
+    proc = subprocess.run([sys.executable, "-c", SERVE, str(binary_run.packed / names.MODEL_ARCHIVE),
                            str(tmp_path / "model")], input=body, env=script_env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["content_type"] == "application/json"
-    # The pickled model was resolved against the archive's own code/ folder.
+    # The pickled model was resolved against the archive's own code/ folder, and the contracts came with it.
+    loaded = {m.removeprefix(str(tmp_path / "model" / "code") + "/") for m in result["modules"]}
+    assert loaded >= {"featurizer.py", "stscontracts/__init__.py", "stscontracts/names.py"}
     assert all(m.startswith(str(tmp_path / "model" / "code")) for m in result["modules"])
     served = [p["probability"] for p in result["body"]["predictions"]]
     pipeline, _ = steputil.load_model(binary_run.packed)
@@ -128,21 +132,21 @@ def test_archive_serves_the_same_predictions_outside_the_repo(binary_run, tmp_pa
 
 
 def test_regression_pipeline_outputs(regression_run):
-    report = json.loads((regression_run.evaluation / contract.EVALUATION_FILE).read_text())
-    assert report["problem_type"] == contract.REGRESSION
+    report = json.loads((regression_run.evaluation / names.EVALUATION_FILE).read_text())
+    assert report["problem_type"] == names.REGRESSION
     check_metric_block(report["regression_metrics"], REGRESSION_METRICS)
-    assert report["item_count"] == len(rows_of(regression_run.test / contract.TEST_FILE))
-    baseline = rows_of(regression_run.baseline / contract.BASELINE_CSV)
+    assert report["item_count"] == len(rows_of(regression_run.test / names.TEST_FILE))
+    baseline = rows_of(regression_run.baseline / names.BASELINE_CSV)
     assert baseline[0] == ["prediction", "label"]
-    info = json.loads((regression_run.model / contract.MODEL_INFO_FILE).read_text())
+    info = json.loads((regression_run.model / names.MODEL_INFO_FILE).read_text())
     low, high = info["labels"]["min"], info["labels"]["max"]
     assert all(low <= float(p) <= high for p, _ in baseline[1:])  # clipped to the training range
-    checks = json.loads((regression_run.baseline / contract.CONSTRAINTS_FILE).read_text())
-    checks = checks[contract.CONSTRAINTS_KEY[contract.REGRESSION]]
+    checks = json.loads((regression_run.baseline / names.CONSTRAINTS_FILE).read_text())
+    checks = checks[names.CONSTRAINTS_KEY[names.REGRESSION]]
     assert {k: v["comparison_operator"] for k, v in checks.items()} == {
         "mae": "GreaterThanThreshold", "mse": "GreaterThanThreshold",
         "rmse": "GreaterThanThreshold", "r2": "LessThanThreshold"}
-    stats = json.loads((regression_run.baseline / contract.STATISTICS_FILE).read_text())
+    stats = json.loads((regression_run.baseline / names.STATISTICS_FILE).read_text())
     assert checks["mae"]["threshold"] >= stats["regression_metrics"]["mae"]["value"]
 
 
@@ -173,8 +177,8 @@ def test_training_is_deterministic_under_a_seed(binary_run, tmp_path):
 
 
 def test_no_test_pair_reaches_training(binary_run):
-    train_pairs = {(a, b) for _, a, b in rows_of(binary_run.train / contract.TRAIN_FILE)}
-    for folder, name in ((binary_run.validation, contract.VALIDATION_FILE), (binary_run.test, contract.TEST_FILE)):
+    train_pairs = {(a, b) for _, a, b in rows_of(binary_run.train / names.TRAIN_FILE)}
+    for folder, name in ((binary_run.validation, names.VALIDATION_FILE), (binary_run.test, names.TEST_FILE)):
         assert not train_pairs & {(a, b) for _, a, b in rows_of(folder / name)}
-    fz = __import__("joblib").load(binary_run.model / contract.MODEL_FILE).named_steps["features"]
+    fz = __import__("joblib").load(binary_run.model / names.MODEL_FILE).named_steps["features"]
     assert fz.n_documents_ == 2 * 32  # IDF learned from the 32 training pairs only

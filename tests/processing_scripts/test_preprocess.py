@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import contract
+from stscontracts import names
 import preprocess
 from conftest import run_script
 from pairs_fixture import HEADER, binary_rows, graded_rows, msrp_text, write_msrp
@@ -73,7 +73,7 @@ def test_identical_pairs_land_in_the_same_split(tmp_path):
         for _, s1, s2 in part:
             key = tuple(sorted(" ".join(s.lower().split()) for s in (s1, s2)))
             where.setdefault(key, set()).add(name)
-    assert all(len(names) == 1 for names in where.values())
+    assert all(len(found) == 1 for found in where.values())
 
 
 def test_raw_quotes_survive_byte_for_byte(tmp_path):
@@ -218,4 +218,4 @@ def test_script_exit_code_and_default_paths(tmp_path, script_env):
     assert str(defaults.train_dir) == "/opt/ml/processing/train"
     assert str(defaults.validation_dir) == "/opt/ml/processing/validation"
     assert str(defaults.test_dir) == "/opt/ml/processing/test"
-    assert contract.TRAIN_FILE == "train.csv"
+    assert names.TRAIN_FILE == "train.csv"

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 import baseline
-import contract
+from stscontracts import names
 import evaluate
 import stsmodel
 import train
@@ -24,13 +24,13 @@ def test_hyperparameters_arrive_as_arguments(binary_run, tmp_path):
         "--train", str(binary_run.train), "--model-dir", str(tmp_path / "m"),
         "--estimator", "logistic", "--calibration", "none", "--supervised-features", "False", "--c", "2"])
     assert code == 0
-    info = json.loads((tmp_path / "m" / contract.MODEL_INFO_FILE).read_text())
+    info = json.loads((tmp_path / "m" / names.MODEL_INFO_FILE).read_text())
     assert info["hyperparameters"]["estimator"] == "logistic"
     assert info["hyperparameters"]["supervised_features"] is False
     assert info["row_counts"]["validation"] == 0  # no validation channel: none scored
     import joblib
 
-    pipeline = joblib.load(tmp_path / "m" / contract.MODEL_FILE)
+    pipeline = joblib.load(tmp_path / "m" / names.MODEL_FILE)
     assert pipeline.named_steps["model"].named_steps["lr"].C == 2.0
     assert "nb_logodds" not in info["feature_names"]
 
@@ -97,11 +97,11 @@ def test_window_size_and_tolerance_widen_the_thresholds(binary_run, tmp_path):
                              window_size=n // 4, metrics=["f1"], n_bootstrap=200, evaluated_at=WHEN)
     narrow = baseline.baseline(binary_run.packed, binary_run.validation, tmp_path / "n", tolerance_sd=2,
                                metrics=["f1"], n_bootstrap=200, evaluated_at=WHEN)
-    statistics = json.loads((tmp_path / "n" / contract.STATISTICS_FILE).read_text())
+    statistics = json.loads((tmp_path / "n" / names.STATISTICS_FILE).read_text())
     assert statistics["dataset"]["evaluation_time"] == "2033-05-17T12:30:00.250Z"  # the time it was given
     stats = statistics["binary_classification_metrics"]
     value, sd = stats["f1"]["value"], stats["f1"]["standard_deviation"]
-    key = contract.CONSTRAINTS_KEY[contract.BINARY_CLASSIFICATION]
+    key = names.CONSTRAINTS_KEY[names.BINARY_CLASSIFICATION]
     assert list(narrow[key]) == ["f1"]
     assert narrow[key]["f1"]["threshold"] == pytest.approx(max(value - 2 * sd, 0), abs=1e-6)
     assert wide[key]["f1"]["threshold"] == pytest.approx(max(value - 2 * sd * math.sqrt(4), 0), abs=1e-6)

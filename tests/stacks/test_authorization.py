@@ -198,13 +198,13 @@ def monitor_window_reads(calls: Calls, who: str, info, path: Path, argv: list[st
     (listed, and an object under it read)."""
     settings = _script_settings(path, argv)
     module = sys.modules[path.stem]
-    from processing_scripts.contract import CAPTURE_VARIANT
+    from stscontracts.names import VARIANT
 
     reads = []
     if settings.capture_uri:
         bucket, base = module.parse_s3_uri(settings.capture_uri, "capture")
         reads.append((bucket, base))
-        reads += [(bucket, f"{base}{CAPTURE_VARIANT}/{module.hour_key(h)}")
+        reads += [(bucket, f"{base}{VARIANT}/{module.hour_key(h)}")
                   for h in module.hours_between(settings.window_start, settings.window_end)]
     if settings.ground_truth_uri:
         bucket, base = module.parse_s3_uri(settings.ground_truth_uri, "ground truth")

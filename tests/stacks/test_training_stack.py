@@ -10,20 +10,25 @@ from pipeline_code import placeholders
 from stacks.constructs.step_code import content_hash, script_files
 
 
-def test_code_is_deployed_under_a_content_hashed_prefix_with_kms(dev):
+def test_code_is_deployed_under_a_content_hashed_prefix_with_kms(dev, repo_root):
     deployment = dev.one("training", "Custom::CDKBucketDeployment")["Properties"]
-    # The staged asset in cdk.out holds the scripts (literal names) and
-    # sourcedir.tar.gz with the same files; the prefix is their content hash.
+    # The staged asset in cdk.out holds the scripts (literal names), the contracts
+    # package they import (stscontracts/) and sourcedir.tar.gz with the same files;
+    # the prefix is their content hash.
     (key,) = deployment["SourceObjectKeys"]
     asset = dev.outdir / f"asset.{key.removesuffix('.zip')}"
-    shipped = script_files(asset)
-    assert {p.name for p in shipped} >= {"contract.py"}
+    shipped = sorted((p.relative_to(asset).as_posix(), p) for p in asset.rglob("*")
+                     if p.is_file() and p.name != "sourcedir.tar.gz")
+    sources = script_files(repo_root / "processing_scripts")
+    assert [name for name, _ in shipped] == [name for name, _ in sources]
+    assert all(a.read_bytes() == b.read_bytes() for (_, a), (_, b) in zip(shipped, sources))
+    assert {name for name, _ in shipped} >= {"preprocess.py", "monitor.py", "stscontracts/__init__.py", "stscontracts/names.py"}
     assert "__init__.py" not in {p.name for p in asset.iterdir()}
     expected_hash = content_hash(shipped)
     with tarfile.open(asset / "sourcedir.tar.gz") as tar:
-        assert sorted(tar.getnames()) == sorted(p.name for p in shipped)
-        for path in shipped:
-            assert tar.extractfile(path.name).read() == path.read_bytes()
+        assert sorted(tar.getnames()) == [name for name, _ in shipped]
+        for name, path in shipped:
+            assert tar.extractfile(name).read() == path.read_bytes()
     assert deployment["DestinationBucketKeyPrefix"] == f"sts/code/{expected_hash}/"
     assert deployment["DestinationBucketName"] == "sts-artifacts-000000000000-us-east-1"
     assert deployment["SystemMetadata"]["sse"] == "aws:kms"

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "monitoring"))
 from monitoring_deploy import ENDPOINT, deploy_monitoring  # noqa: E402
 
 from stsmon import cli  # noqa: E402
-from stsmon.monitoring.records import hour_prefix  # noqa: E402
+from stscontracts.names import hour_prefix  # noqa: E402
 from stsmon.monitoring.synthetic import write_window  # noqa: E402
 
 

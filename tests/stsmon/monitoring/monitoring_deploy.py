@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import stscontracts
 from processing_scripts.monitor import PROGRAM_FILES
 from stsmon.localcloud import LocalEnvironment
 from stsmon.localcloud.deployer import StackRecord, record_path
@@ -98,6 +99,9 @@ def deploy_monitoring(root: Path) -> MonitoringDeployment:
     code.mkdir(parents=True)
     for name in PROGRAM_FILES:
         (code / name).write_bytes((REPO / "processing_scripts" / name).read_bytes())
+    for name, path in stscontracts.package_files():  # shipped next to the scripts, as the step-code asset has it
+        (code / name).parent.mkdir(parents=True, exist_ok=True)
+        (code / name).write_bytes(path.read_bytes())
     write_pipeline(state, {"PipelineName": PIPELINE, "PipelineArn": pipeline_arn(env, PIPELINE),
                            "PipelineDefinition": monitoring_definition(), "Region": env.region, "Account": env.account})
     outputs = {"MonitoringPipelineName": PIPELINE, "MonitoringScheduleName": SCHEDULE, "EndpointName": ENDPOINT,

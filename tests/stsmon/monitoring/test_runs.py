@@ -11,7 +11,8 @@ import pytest
 from stsmon.errors import NotDeployedError, UsageError
 from stsmon.localcloud.executions import list_executions
 from stsmon.monitoring import metrics, runs
-from stsmon.monitoring.records import ground_truth_record, hour_prefix, write_jsonl
+from stscontracts.names import hour_prefix
+from stsmon.monitoring.records import ground_truth_record, write_jsonl
 from stsmon.monitoring.synthetic import write_window
 from stsmon.state import StateDir
 

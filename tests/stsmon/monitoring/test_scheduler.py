@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from monitoring_deploy import CAPTURE_URI, ENDPOINT, GROUND_TRUTH_URI, PIPELINE, SCHEDULE
 
+from stscontracts import names
 from stsmon.clock import FixedClock
 from stsmon.errors import StsmonError
 from stsmon.localcloud import LocalEnvironment
@@ -184,7 +185,7 @@ def test_an_hour_years_from_today_runs_end_to_end_on_the_injected_clock(deployme
                           accuracy=0.95, endpoint=ENDPOINT)
     s3 = local_clients(deployment.state, clock=clock).s3
     captured = gt.read_captures(s3, CAPTURE_URI, ENDPOINT, hour, hour + timedelta(hours=1))
-    truth = gt.Truth(labels=dict(zip(window.ids, window.y_true.tolist())), problem_type=gt.BINARY, source="test")
+    truth = gt.Truth(labels=dict(zip(window.ids, window.y_true.tolist())), problem_type=names.BINARY_CLASSIFICATION, source="test")
     plan = gt.plan_labels(captured, "noise", truth=truth, error_rate=0.3, seed=7)
     uri = gt.write_labels(s3, GROUND_TRUTH_URI, plan.labels, clock.now(), clock.now())
     assert "/2033/05/17/12/" in uri

@@ -6,8 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from stsmon.errors import UsageError
-from stsmon.monitoring.schedule_expr import parse
+from stscontracts.schedule import ScheduleError, parse
 
 UTC = timezone.utc
 
@@ -54,10 +53,10 @@ def test_at_in_the_past_never_fires_again():
     ],
 )
 def test_bad_expressions_say_what_is_wrong(expression, message):
-    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ScheduleError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse(expression)
 
 
 def test_unknown_time_zone():
-    with pytest.raises(UsageError, match="unknown schedule time zone 'Mars/Olympus'"):
+    with pytest.raises(ScheduleError, match="unknown schedule time zone 'Mars/Olympus'"):
         parse("rate(1 hour)", "Mars/Olympus")

@@ -9,6 +9,10 @@ day-of-week is 1-7 = SUN-SAT. Supported: ``*``, ``?``, numbers, names
 ``a/n``, ``a-b/n``. ``L``, ``W`` and ``#`` are refused (not used by this
 project). Times are evaluated in the schedule's time zone
 (``ScheduleExpressionTimezone``, default UTC).
+
+A contract because two wings read the same ``MONITOR_SCHEDULE``: the
+monitoring stack sizes its "no result" alarm with :func:`longest_gap`, the
+local scheduler fires by :meth:`Schedule.next_after`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import UsageError
+from .errors import ContractError
+
+class ScheduleError(ContractError):
+    """A schedule expression (or its time zone) that EventBridge Scheduler would refuse, and why."""
+
 
 _MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
 _DAYS = {d: i + 1 for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
@@ -35,7 +43,7 @@ def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"unknown schedule time zone {name!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+        raise ScheduleError(f"unknown schedule time zone {name!r} (use an IANA name such as UTC or Europe/Berlin)") from None
 
 
 def _field(text: str, lo: int, hi: int, names: dict[str, int] | None, what: str, expr: str) -> frozenset[int] | None:
@@ -49,21 +57,21 @@ def _field(text: str, lo: int, hi: int, names: dict[str, int] | None, what: str,
         if names and token in names:
             return names[token]
         if not token.isdigit():
-            raise UsageError(f"schedule {expr!r}: {what} {text!r}: {token!r} is not a number"
+            raise ScheduleError(f"schedule {expr!r}: {what} {text!r}: {token!r} is not a number"
                              + (f" or a name ({', '.join(names)})" if names else ""))
         value = int(token)
         if not lo <= value <= hi:
-            raise UsageError(f"schedule {expr!r}: {what} {value} is outside {lo}-{hi}")
+            raise ScheduleError(f"schedule {expr!r}: {what} {value} is outside {lo}-{hi}")
         return value
 
     for part in text.split(","):
         if any(c in part.upper() for c in "LW#") and not (names and part.upper() in names):
-            raise UsageError(f"schedule {expr!r}: {what} {part!r}: L, W and # are not supported locally")
+            raise ScheduleError(f"schedule {expr!r}: {what} {part!r}: L, W and # are not supported locally")
         base, _, step_text = part.partition("/")
         step = 1
         if step_text:
             if not step_text.isdigit() or int(step_text) == 0:
-                raise UsageError(f"schedule {expr!r}: {what} step {step_text!r} must be a positive number")
+                raise ScheduleError(f"schedule {expr!r}: {what} step {step_text!r} must be a positive number")
             step = int(step_text)
         if base in ("*", "?"):
             first, last = lo, hi
@@ -71,7 +79,7 @@ def _field(text: str, lo: int, hi: int, names: dict[str, int] | None, what: str,
             a, b = base.split("-", 1)
             first, last = number(a), number(b)
             if first > last:
-                raise UsageError(f"schedule {expr!r}: {what} range {base!r} goes backwards")
+                raise ScheduleError(f"schedule {expr!r}: {what} range {base!r} goes backwards")
         else:
             first = number(base)
             last = hi if step_text else first
@@ -140,13 +148,13 @@ class Schedule:
 
 
 def parse(expression: str, timezone_name: str = "UTC") -> Schedule:
-    """Parse an EventBridge Scheduler expression (raises UsageError with the reason)."""
+    """Parse an EventBridge Scheduler expression (raises :class:`ScheduleError` with the reason)."""
     expr = (expression or "").strip()
     zone = _zone(timezone_name)
     if match := _RATE.match(expr):
         value, unit = int(match.group(1)), match.group(2).rstrip("s")
         if value < 1:
-            raise UsageError(f"schedule {expr!r}: the rate must be at least 1")
+            raise ScheduleError(f"schedule {expr!r}: the rate must be at least 1")
         return Schedule(expr, zone, "rate", every=timedelta(**{f"{unit}s": value}))
     if match := _AT.match(expr):
         local = datetime.fromisoformat(match.group(1)).replace(tzinfo=zone)
@@ -154,11 +162,11 @@ def parse(expression: str, timezone_name: str = "UTC") -> Schedule:
     if match := _CRON.match(expr):
         fields = match.group(1).split()
         if len(fields) != 6:
-            raise UsageError(f"schedule {expr!r}: cron needs 6 fields (minutes hours day-of-month month "
+            raise ScheduleError(f"schedule {expr!r}: cron needs 6 fields (minutes hours day-of-month month "
                              f"day-of-week year), got {len(fields)}")
         minute, hour, dom, month, dow, year = fields
         if (dom == "?") == (dow == "?"):
-            raise UsageError(f"schedule {expr!r}: exactly one of day-of-month and day-of-week must be '?'")
+            raise ScheduleError(f"schedule {expr!r}: exactly one of day-of-month and day-of-week must be '?'")
         return Schedule(
             expr, zone, "cron",
             minutes=_field(minute, 0, 59, None, "minutes", expr),
@@ -168,7 +176,7 @@ def parse(expression: str, timezone_name: str = "UTC") -> Schedule:
             weekdays=_field(dow, 1, 7, _DAYS, "day-of-week", expr),
             years=_field(year, 1970, 2199, None, "year", expr),
         )
-    raise UsageError(f"schedule expression {expr!r} is not cron(...), rate(N unit) or at(yyyy-mm-ddThh:mm:ss)")
+    raise ScheduleError(f"schedule expression {expr!r} is not cron(...), rate(N unit) or at(yyyy-mm-ddThh:mm:ss)")
 
 
 #: Where :func:`longest_gap` starts looking (a fixed instant: synth must not depend on the day it runs).
