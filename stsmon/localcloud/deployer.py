@@ -2,11 +2,13 @@
 
 Per stack, in two phases (see :mod:`stsmon.localcloud.handlers`):
 
-1. **check** — parameters, rules and conditions are evaluated; every
-   resource's properties are resolved as far as they can be before anything is
+1. **check** — the plan (:func:`stsmon.localcloud.plan.plan_stack`, pure):
+   parameters, rules and conditions are evaluated; every resource's
+   properties are resolved as far as they can be before anything is
    created, each resource is classified (create / update / replace / keep /
-   delete) against the stack's record, and each handler's ``check`` runs. Any
-   problem stops the stack with nothing changed.
+   delete) against the stack's record, and each handler's ``check`` runs.
+   The plan's difference is printed. Any problem stops the stack with
+   nothing changed.
 2. **apply** — the stack's file assets are published to the local asset
    bucket; resources are created/updated in dependency order with their
    properties resolved for real (an update whose real properties turn out
@@ -44,88 +46,10 @@ from .handlers import (
     DeployError,
     HandlerResult,
     ServingOptions,
-    Unresolved,
     handler_for,
-    is_resolved,
 )
-from .intrinsics import (
-    IntrinsicError,
-    ResourceValues,
-    Scope,
-    check_functions,
-    condition_value,
-    evaluate_rules,
-    find_references,
-    resolve,
-)
-
-#: What ``BootstrapVersion`` (the CDK's SSM parameter) reads locally: a modern bootstrap.
-LOCAL_BOOTSTRAP_VERSION = "30"
-RECORD_VERSION = 1
-
-
-@dataclass
-class StackRecord:
-    """``deployments/{stack}.json``."""
-
-    stack_name: str
-    artifact_id: str
-    region: str
-    account: str
-    deployed_at: str
-    assembly: str
-    parameters: dict[str, Any]
-    resources: dict[str, DeployedResource]
-    order: list[str]
-    outputs: dict[str, Any]
-    exports: dict[str, Any]
-    imports: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "RecordVersion": RECORD_VERSION,
-            "StackName": self.stack_name,
-            "ArtifactId": self.artifact_id,
-            "Region": self.region,
-            "Account": self.account,
-            "DeployedAt": self.deployed_at,
-            "Assembly": self.assembly,
-            "Parameters": self.parameters,
-            "Resources": {lid: self.resources[lid].to_json() for lid in self.order},
-            "Outputs": self.outputs,
-            "Exports": self.exports,
-            "Imports": self.imports,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StackRecord:
-        resources = {lid: DeployedResource.from_json(lid, r) for lid, r in data["Resources"].items()}
-        return cls(
-            stack_name=data["StackName"],
-            artifact_id=data.get("ArtifactId", data["StackName"]),
-            region=data["Region"],
-            account=data["Account"],
-            deployed_at=data["DeployedAt"],
-            assembly=data.get("Assembly", ""),
-            parameters=data.get("Parameters", {}),
-            resources=resources,
-            order=list(data["Resources"]),
-            outputs=data.get("Outputs", {}),
-            exports=data.get("Exports", {}),
-            imports=data.get("Imports", []),
-        )
-
-    @property
-    def env(self) -> LocalEnvironment:
-        return LocalEnvironment(account=self.account, region=self.region)
-
-
-@dataclass
-class Change:
-    action: str  # create | update | replace | keep | delete
-    logical_id: str
-    type: str
-    detail: str = ""
+from .intrinsics import IntrinsicError, ResourceValues, check_functions, condition_value, resolve
+from .plan import Change, StackRecord, imports_of, plan_stack
 
 
 @dataclass
@@ -236,51 +160,6 @@ def _static_check(stack: StackArtifact, template: dict[str, Any]) -> None:
         )
 
 
-def _topo_order(resources: dict[str, Any]) -> list[str]:
-    deps: dict[str, set[str]] = {}
-    for lid, res in resources.items():
-        refs = find_references({k: v for k, v in res.items() if k in ("Properties", "Condition")})
-        depends_on = res.get("DependsOn") or []
-        if isinstance(depends_on, str):
-            depends_on = [depends_on]
-        deps[lid] = {r for r in refs | set(depends_on) if r in resources and r != lid}
-    order: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(lid: str, path: list[str]) -> None:
-        if state.get(lid) == 2:
-            return
-        if state.get(lid) == 1:
-            raise DeployError(f"circular dependency between resources: {' -> '.join(path + [lid])}")
-        state[lid] = 1
-        for dep in sorted(deps[lid]):
-            visit(dep, path + [lid])
-        state[lid] = 2
-        order.append(lid)
-
-    for lid in resources:
-        visit(lid, [])
-    return order
-
-
-def _imports_of(template: dict[str, Any]) -> list[str]:
-    found: set[str] = set()
-
-    def walk(v: Any) -> None:
-        if isinstance(v, dict):
-            if len(v) == 1 and "Fn::ImportValue" in v and isinstance(v["Fn::ImportValue"], str):
-                found.add(v["Fn::ImportValue"])
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, list):
-            for item in v:
-                walk(item)
-
-    walk(template.get("Resources") or {})
-    walk(template.get("Outputs") or {})
-    return sorted(found)
-
-
 class LocalDeployer:
     """Deploys cloud assembly stacks into one state folder.
 
@@ -381,26 +260,6 @@ class LocalDeployer:
             return json.loads(path.read_text(encoding="utf-8"))
         return {}
 
-    def _parameters(self, stack: StackArtifact, template: dict[str, Any]) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        for name, spec in (template.get("Parameters") or {}).items():
-            ptype = spec.get("Type", "String")
-            if ptype.startswith("AWS::SSM::Parameter::Value"):
-                if str(spec.get("Default", "")).startswith("/cdk-bootstrap/"):
-                    params[name] = LOCAL_BOOTSTRAP_VERSION
-                    continue
-                raise DeployError(
-                    f"stack {stack.stack_name}: parameter {name} reads SSM parameter {spec.get('Default')!r}, "
-                    "which has no local value"
-                )
-            if "Default" not in spec:
-                raise DeployError(f"stack {stack.stack_name}: parameter {name} has no default (local deploys take none)")
-            value = spec["Default"]
-            if ptype == "CommaDelimitedList" or ptype.startswith("List<"):
-                value = [v.strip() for v in str(value).split(",")]
-            params[name] = value
-        return params
-
     def _check_exports_unused(self, record: StackRecord, new_exports: dict[str, Any]) -> None:
         for other in load_records(self.state).values():
             if other.stack_name == record.stack_name:
@@ -419,98 +278,37 @@ class LocalDeployer:
         name = stack.stack_name
         prior = load_record(self.state, name)
         prior_template = self._recorded_template(name) if prior else {}
-        if prior and prior.region != env.region:
-            raise DeployError(f"stack {name} is deployed in {prior.region}; it cannot move to {env.region} (destroy it first)")
         ctx = self._context(name, env, assembly)
 
-        resources_t: dict[str, Any] = template.get("Resources") or {}
-        params = self._parameters(stack, template)
-        base_scope = Scope(
-            env=env,
-            stack_name=name,
-            parameters=params,
-            exports=ctx.exports,
-            mappings=template.get("Mappings") or {},
-            condition_defs=template.get("Conditions") or {},
+        # ---- check phase: the plan, with each handler's check
+        plan = plan_stack(
+            name, template, env=env, prior=prior, prior_template=prior_template, exports=ctx.exports,
             export_hint=lambda export: _export_hint(export, assembly),
+            check=lambda lid, rtype, props: handler_for(rtype).check(ctx, lid, props),
         )
-        try:
-            evaluate_rules(template.get("Rules") or {}, base_scope)
-        except IntrinsicError as exc:
-            raise DeployError(f"stack {name}: {exc.message}") from None
-
-        # Resources whose Condition is false do not exist.
-        active: dict[str, Any] = {}
-        for lid, res in resources_t.items():
-            cond = res.get("Condition")
-            if cond is not None:
-                try:
-                    enabled = condition_value(cond, base_scope, f"Resources.{lid}.Condition")
-                except IntrinsicError as exc:
-                    raise DeployError(f"stack {name}: {exc.message}") from None
-                if not enabled:
-                    continue
-            active[lid] = res
-        order = _topo_order(active)
-
-        # ---- check phase
-        prior_res = prior.resources if prior else {}
-        known: dict[str, ResourceValues] = {}
-        plan: dict[str, Change] = {}
-        check_scope = copy.copy(base_scope)
-        check_scope.allow_unresolved = True
-        check_scope.resources = known
-        check_scope.pending = frozenset(active)
-        checked_props: dict[str, Any] = {}
-        for lid in order:
-            res = active[lid]
-            rtype = res["Type"]
-            where = f"Resources.{lid}.Properties"
-            try:
-                props = resolve(res.get("Properties") or {}, check_scope, where)
-            except IntrinsicError as exc:
-                raise DeployError(f"stack {name}: resource {lid} ({rtype}): {exc.message}") from None
-            checked_props[lid] = props
-            old = prior_res.get(lid)
-            if old is None:
-                plan[lid] = Change("create", lid, rtype)
-            elif old.type != rtype:
-                plan[lid] = Change("replace", lid, rtype, f"type {old.type} -> {rtype}")
-            elif is_resolved(props) and props == old.properties:
-                plan[lid] = Change("keep", lid, rtype)
-                known[lid] = ResourceValues(old.physical_id, old.attributes)
-            else:
-                plan[lid] = Change("update", lid, rtype, _describe_change(old.properties, props))
-            check_scope.pending = frozenset(active) - set(known)
-            try:
-                handler_for(rtype).check(ctx, lid, props)
-            except StsmonError as exc:
-                raise DeployError(f"stack {name}: resource {lid} ({rtype}): {exc.message}") from None
-        try:
-            resolve(template.get("Outputs") or {}, check_scope, "Outputs")
-        except IntrinsicError as exc:
-            raise DeployError(f"stack {name}: {exc.message}") from None
-        removed = [lid for lid in (prior.order if prior else []) if lid not in active]
-        changes = [plan[lid] for lid in order] + [Change("delete", lid, prior_res[lid].type) for lid in removed]
-        self._show_diff(name, prior is not None, changes, prior_template, template)
+        for line in plan.lines():
+            self.echo(line)
+        changes = plan.changes
         if dry_run:
             return StackResult(name, "checked", changes)
 
         # ---- apply phase
         for uri in publish_assets(stack, self.state, env):
             self.echo(f"{name}: published asset {uri}")
-        scope = copy.copy(base_scope)
+        prior_res = prior.resources if prior else {}
+        active = plan.resources
+        scope = copy.copy(plan.scope)
         done: dict[str, ResourceValues] = {}
         scope.resources = done
         scope.pending = frozenset(active)
         new_resources: dict[str, DeployedResource] = {}
         journal: list[tuple[str, DeployedResource | None, DeployedResource]] = []  # (action, old, new)
-        for lid in order:
+        for lid in plan.order:
             res = active[lid]
             rtype = res["Type"]
             handler = handler_for(rtype)
             old = prior_res.get(lid)
-            change = plan[lid]
+            change = plan.change(lid)
             try:
                 props = resolve(res.get("Properties") or {}, scope, f"Resources.{lid}.Properties")
                 if change.action == "create":
@@ -562,16 +360,16 @@ class LocalDeployer:
             account=env.account,
             deployed_at=self.clock.now().astimezone(UTC).isoformat(timespec="seconds"),
             assembly=str(assembly.root.resolve()),
-            parameters=params,
+            parameters=plan.parameters,
             resources=new_resources,
-            order=order,
+            order=plan.order,
             outputs=outputs,
             exports=exports,
-            imports=_imports_of(template),
+            imports=imports_of(template),
         )
         if prior:
             self._check_exports_unused(prior, exports)
-            self._delete_resources(ctx, prior, removed, prior_template)
+            self._delete_resources(ctx, prior, plan.removed, prior_template)
         write_json_atomic(template_path(self.state, name), template, fsync=True)
         write_json_atomic(record_path(self.state, name), record.to_json(), fsync=True)
         changed = any(c.action != "keep" for c in changes) or (prior is not None and prior.outputs != outputs)
@@ -614,42 +412,10 @@ class LocalDeployer:
             changes.append(Change("delete", lid, res.type))
         return changes
 
-    def _show_diff(
-        self, name: str, deployed: bool, changes: list[Change], old_t: dict[str, Any], new_t: dict[str, Any]
-    ) -> None:
-        marks = {"create": "[+]", "update": "[~]", "replace": "[-/+]", "delete": "[-]"}
-        shown = [c for c in changes if c.action != "keep"]
-        old_out, new_out = old_t.get("Outputs") or {}, new_t.get("Outputs") or {}
-        out_changes = sorted(k for k in set(old_out) | set(new_out) if old_out.get(k) != new_out.get(k))
-        if not deployed:
-            self.echo(f"{name}: new stack, {len(shown)} resource(s) to create")
-        elif not shown and not out_changes:
-            self.echo(f"{name}: no differences against the local deployment")
-            return
-        else:
-            self.echo(f"{name}: differences against the local deployment:")
-        for c in shown:
-            detail = f" ({c.detail})" if c.detail else ""
-            self.echo(f"  {marks[c.action]} {c.type} {c.logical_id}{detail}")
-        if deployed:
-            for key in out_changes:
-                mark = "[+]" if key not in old_out else "[-]" if key not in new_out else "[~]"
-                self.echo(f"  {mark} Output {key}")
-
 
 def _deployed(lid: str, rtype: str, result: HandlerResult, props: dict[str, Any], res: dict[str, Any]) -> DeployedResource:
     metadata = {k: v for k, v in (res.get("Metadata") or {}).items() if k == "aws:cdk:path"}
     return DeployedResource(lid, rtype, result.physical_id, props, dict(result.attributes), metadata)
-
-
-def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    pending = sorted(k for k in keys if not is_resolved(new.get(k)))
-    parts = [k for k in keys if k not in pending]
-    text = ", ".join(parts)
-    if pending:
-        text += (", " if text else "") + "may change: " + ", ".join(pending)
-    return text
 
 
 def _export_hint(export: str, assembly: Assembly) -> str:
@@ -658,16 +424,3 @@ def _export_hint(export: str, assembly: Assembly) -> str:
         if s.stack_name == stack:
             return f" (stack {stack} exports it: deploy {stack} first)"
     return ""
-
-
-def _unresolved_names(value: Any) -> list[str]:
-    out: list[str] = []
-    if isinstance(value, Unresolved):
-        out.append(value.what)
-    elif isinstance(value, dict):
-        for v in value.values():
-            out.extend(_unresolved_names(v))
-    elif isinstance(value, list):
-        for v in value:
-            out.extend(_unresolved_names(v))
-    return out

@@ -11,7 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from stsmon.localcloud.deployer import StackRecord, record_path
+from stsmon.localcloud.deployer import record_path
+from stsmon.localcloud.plan import StackRecord
 from stsmon.monitoring import metrics, scheduler
 from stsmon.state import StateDir
 

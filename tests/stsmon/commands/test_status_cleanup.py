@@ -20,7 +20,8 @@ from stsmon.clock import FixedClock
 from stscontracts.config import load_config
 from stsmon.endpoint.process import read_record
 from stsmon.fileio import write_json_atomic
-from stsmon.localcloud.deployer import StackRecord, record_path
+from stsmon.localcloud.deployer import record_path
+from stsmon.localcloud.plan import StackRecord
 from stsmon.localcloud.registry import Registry, RegistryError
 from stsmon.overview import aws_status, local_status
 from stsmon.state import StateDir

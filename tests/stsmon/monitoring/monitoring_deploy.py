@@ -13,7 +13,8 @@ from pathlib import Path
 import stscontracts
 from processing_scripts.monitor import PROGRAM_FILES
 from stsmon.localcloud import LocalEnvironment
-from stsmon.localcloud.deployer import StackRecord, record_path
+from stsmon.localcloud.deployer import record_path
+from stsmon.localcloud.plan import StackRecord
 from stsmon.localcloud.pipelines import pipeline_arn, write_pipeline
 from stsmon.state import StateDir
 
