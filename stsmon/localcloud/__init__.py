@@ -2,9 +2,12 @@
 
 - :mod:`.assembly` reads ``cdk.out`` (manifest, templates, asset manifests);
 - :mod:`.intrinsics` resolves CloudFormation intrinsic functions;
-- :mod:`.deployer` deploys stacks (check everything, then apply, roll back on failure);
+- :mod:`.plan` works out what deploying a stack would do (pure: template against record);
+- :mod:`.deployer` deploys stacks (plan and check everything, then apply, roll back on failure);
 - :mod:`.handlers` holds the resource-type handlers and their registry;
-- :mod:`.executor` runs SageMaker pipeline definitions;
+- :mod:`.executor` runs SageMaker pipeline definitions, with :mod:`.expressions`
+  (pipeline expressions, pure), :mod:`.container` (the job-container contract)
+  and :mod:`.executions` (the execution records);
 - :mod:`.registry` is the model registry (SQLite).
 
 The local environment: account ``000000000000``, the configured region, every
