@@ -37,29 +37,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from stscontracts import metrics as registry
 from stscontracts import names
+from stscontracts.metrics import Metric
 
-import model_metrics
 from steputil import AtomicWriter, UserError, format_label, load_model, metrics_block, predict, \
     read_split, resolve_problem_type, run_main
 
-DEFAULT_METRICS = {
-    names.BINARY_CLASSIFICATION: ("accuracy", "precision", "recall", "f1", "auc"),
-    names.REGRESSION: ("mae", "mse", "rmse", "r2"),
-}
-UNBOUNDED = frozenset({"mae", "mse", "rmse", "r2"})
-
-
-def constraint(metric: str, value: float, sd: float | None, *, tolerance_sd: float,
+def constraint(metric: Metric, value: float, sd: float | None, *, tolerance_sd: float,
                scale: float) -> dict:
     """``{"threshold", "comparison_operator"}`` of one metric (see the module docstring)."""
     margin = tolerance_sd * (sd or 0.0) * scale
-    if metric in model_metrics.LOWER_IS_BETTER:
-        return {"threshold": round(value + margin, 6), "comparison_operator": "GreaterThanThreshold"}
+    if not metric.higher_is_better:
+        return {"threshold": round(value + margin, 6), "comparison_operator": metric.comparison_operator}
     threshold = value - margin
-    if metric not in UNBOUNDED:
+    if metric.unit_interval:
         threshold = min(max(threshold, 0.0), 1.0)
-    return {"threshold": round(threshold, 6), "comparison_operator": "LessThanThreshold"}
+    return {"threshold": round(threshold, 6), "comparison_operator": metric.comparison_operator}
 
 
 def baseline(model_dir: Path, validation_dir: Path, output_dir: Path, *, tolerance_sd: float = 3.0,
@@ -79,9 +73,9 @@ def baseline(model_dir: Path, validation_dir: Path, output_dir: Path, *, toleran
     problem_type = info.get("problem_type")
     if problem_type not in names.PROBLEM_TYPES:
         raise UserError(f"{model_dir}: model_info.json has an unknown problem_type {problem_type!r}")
-    metrics = tuple(metrics or DEFAULT_METRICS[problem_type])
-    known = (model_metrics.BINARY_METRICS if problem_type == names.BINARY_CLASSIFICATION
-             else model_metrics.REGRESSION_METRICS)
+    metrics = tuple(metrics or registry.constrained_metrics(problem_type))
+    # Only a metric whose direction the registry knows can get a threshold on the right side.
+    known = [m.name for m in registry.METRICS if m.problem_type == problem_type]
     unknown = [m for m in metrics if m not in known]
     if unknown:
         raise UserError(f"--metrics: {', '.join(unknown)} not among the {problem_type} metrics "
@@ -100,7 +94,7 @@ def baseline(model_dir: Path, validation_dir: Path, output_dir: Path, *, toleran
         if value is None:
             print(f"baseline: {m} is undefined on the validation split; not monitored", file=sys.stderr)
             continue
-        constraints[m] = constraint(m, value, block[m]["standard_deviation"],
+        constraints[m] = constraint(registry.metric(m, problem_type), value, block[m]["standard_deviation"],
                                     tolerance_sd=tolerance_sd, scale=scale)
     statistics = {
         "version": 0.0,

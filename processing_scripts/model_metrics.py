@@ -73,9 +73,6 @@ SUBSAMPLE_FRACTION = 0.8
 #: Points kept of the ROC and precision-recall curves.
 CURVE_POINTS = 101
 
-#: Metrics where a larger value is worse (a constraint fires when the value is above the threshold).
-LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse"})
-
 _CHUNK = 256  # bootstrap rows computed at once (memory: _CHUNK x n floats)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stscontracts import metrics as registry
 from stscontracts import names
 
 try:  # imported as processing_scripts.<module> (tests, local runtime)
@@ -23,12 +24,7 @@ except ImportError:  # run next to its sibling modules (SageMaker)
 MonitorError = monitor_window.MonitorError
 
 #: Model Monitor's comparison operators; a violation is when the comparison holds.
-COMPARISONS = {
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
-}
+COMPARISONS = registry.COMPARISONS
 
 #: Scalar metrics of each problem type (Model Monitor's names), in its statistics.json order.
 SCALAR_METRICS = {

@@ -113,8 +113,7 @@ class MonitoringStack(Stack):
             )
         alarms = QualityAlarms(
             self, "QualityAlarms", monitor=monitor, package=self.package,
-            metrics=cfg.monitored_metrics,
-            higher_is_better={m: cfg.metric_higher_is_better(m) for m in cfg.monitored_metrics},
+            metrics=[cfg.metric(m) for m in cfg.monitored_metrics],
             topic=foundation.alarm_topic, prefix=cfg.prefix,
         )
         alarm_arns += [alarm.attr_arn for alarm in alarms.alarms.values()]

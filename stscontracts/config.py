@@ -27,29 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import metrics
 from .errors import ContractError
-
-# SageMaker's names, repeated here so this module needs nothing but the stdlib.
-BINARY_CLASSIFICATION = "BinaryClassification"
-REGRESSION = "Regression"
-
-#: Quality metrics per problem type, and whether higher is better.
-QUALITY_METRICS: dict[str, dict[str, bool]] = {
-    BINARY_CLASSIFICATION: {
-        "accuracy": True,
-        "precision": True,
-        "recall": True,
-        "f1": True,
-        "auc": True,
-    },
-    REGRESSION: {"mae": False, "mse": False, "rmse": False, "r2": True},
-}
-
-#: Metrics shown on the dashboard and alarmed on, per problem type.
-MONITORED_METRICS: dict[str, tuple[str, ...]] = {
-    BINARY_CLASSIFICATION: ("accuracy", "precision", "recall", "f1", "auc"),
-    REGRESSION: ("mae", "rmse", "r2"),
-}
+from .names import BINARY_CLASSIFICATION, PROBLEM_TYPES
 
 PROFILES = ("dev", "prod")
 MONITOR_BACKENDS = ("pipeline", "model-monitor")
@@ -143,14 +123,19 @@ class Config:
 
     @property
     def gate_higher_is_better(self) -> bool:
-        return QUALITY_METRICS[self.problem_type][self.quality_metric]
+        return metrics.higher_is_better(self.quality_metric, self.problem_type)
 
     @property
     def monitored_metrics(self) -> tuple[str, ...]:
-        return MONITORED_METRICS[self.problem_type]
+        """What the dashboard shows and the alarms watch (the metric registry's ``monitored``)."""
+        return metrics.monitored_metrics(self.problem_type)
+
+    def metric(self, name: str) -> metrics.Metric:
+        """The registry row of one of this problem type's metrics."""
+        return metrics.metric(name, self.problem_type)
 
     def metric_higher_is_better(self, metric: str) -> bool:
-        return QUALITY_METRICS[self.problem_type][metric]
+        return metrics.higher_is_better(metric, self.problem_type)
 
 
 # --------------------------------------------------------------------------
@@ -275,10 +260,10 @@ def _validate(cfg: Config) -> list[tuple[str, str]]:
         bad("endpoint_instance_count", "must be between 1 and 10")
     if cfg.model_approval_status not in APPROVAL_STATUSES:
         bad("model_approval_status", f"must be one of {', '.join(APPROVAL_STATUSES)}")
-    if cfg.problem_type not in QUALITY_METRICS:
-        bad("problem_type", f"must be one of {', '.join(QUALITY_METRICS)}")
-    elif cfg.quality_metric not in QUALITY_METRICS[cfg.problem_type]:
-        bad("quality_metric", f"must be one of {', '.join(QUALITY_METRICS[cfg.problem_type])} for {cfg.problem_type}")
+    if cfg.problem_type not in PROBLEM_TYPES:
+        bad("problem_type", f"must be one of {', '.join(PROBLEM_TYPES)}")
+    elif cfg.quality_metric not in metrics.gate_metrics(cfg.problem_type):
+        bad("quality_metric", f"must be one of {', '.join(metrics.gate_metrics(cfg.problem_type))} for {cfg.problem_type}")
     if cfg.problem_type == BINARY_CLASSIFICATION and not 0.0 <= cfg.quality_threshold <= 1.0:
         bad("quality_threshold", "must be between 0 and 1 for a classification metric")
     if cfg.monitor_backend not in MONITOR_BACKENDS:

@@ -30,6 +30,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stscontracts import names
+from stscontracts.metrics import Metric
 
 from .capture_endpoint import CaptureEndpoint
 from .custom_resources import ServedModelPackage
@@ -274,17 +275,17 @@ class QualityAlarms(Construct):
         *,
         monitor: QualityMonitor,
         package: ServedModelPackage,
-        metrics: Sequence[str],
-        higher_is_better: Mapping[str, bool],
+        metrics: Sequence[Metric],
         topic: sns.ITopic,
         prefix: str,
     ) -> None:
         super().__init__(scope, id)
         self.alarms: dict[str, cloudwatch.CfnAlarm] = {}
-        for metric in metrics:
+        for row in metrics:
+            metric = row.name
             # The worst value of the hour, not the average: a rerun of a window (or a
             # backfill) in the same hour must not dilute a violating run into an OK one.
-            statistic = "Minimum" if higher_is_better[metric] else "Maximum"
+            statistic = row.alarm_statistic
             quality = monitor.metric_quality(metric)
             alarm = cloudwatch.CfnAlarm(
                 self,

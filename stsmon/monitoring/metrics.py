@@ -32,18 +32,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from stscontracts import metrics as registry
+
 from ..fileio import write_json_atomic
 from ..errors import StsmonError
 from ..state import StateDir
 
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
-ALARM_COMPARISONS = {
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
-}
+#: CloudWatch's static-threshold operators (the same four Model Monitor's constraints use).
+ALARM_COMPARISONS = registry.COMPARISONS
 MISSING_DATA = ("missing", "notBreaching", "breaching", "ignore")
 HISTORY_KEEP = 200
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")

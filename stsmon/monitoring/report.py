@@ -24,6 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from stscontracts import metrics as registry
+from stscontracts.names import PROBLEM_TYPES
+
 STATUS_COLOURS = {"Completed": "#1a7f37", "CompletedWithViolations": "#b35900", "Failed": "#c62828"}
 CHARTS = ("metrics_over_time.png", "records_over_time.png", "confusion_matrix.png")
 
@@ -75,7 +78,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def monitored_metrics(runs: Sequence[RunResult]) -> list[str]:
-    """The constrained metrics (in the order the baseline lists them); else the usual four."""
+    """The constrained metrics (in the order the baseline lists them); else the registry's monitored ones."""
     names: list[str] = []
     for run in runs:
         for name in run.constraints:
@@ -84,7 +87,7 @@ def monitored_metrics(runs: Sequence[RunResult]) -> list[str]:
     if names:
         return names
     seen = {name for run in runs for name in run.metrics}
-    for group in (("accuracy", "precision", "recall", "f1", "auc"), ("mae", "rmse", "r2")):
+    for group in (registry.monitored_metrics(problem_type) for problem_type in PROBLEM_TYPES):
         if seen & set(group):
             return [n for n in group if n in seen]
     return []

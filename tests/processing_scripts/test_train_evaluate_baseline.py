@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 import baseline
+from stscontracts import metrics as registry
 from stscontracts import names
 import evaluate
 import stsmodel
@@ -80,15 +81,16 @@ def test_train_split_problems(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("metric, value, sd, expected", [
-    ("accuracy", 0.8, 0.01, {"threshold": 0.77, "comparison_operator": "LessThanThreshold"}),
-    ("auc", 0.02, 0.01, {"threshold": 0.0, "comparison_operator": "LessThanThreshold"}),
-    ("mae", 0.5, 0.02, {"threshold": 0.56, "comparison_operator": "GreaterThanThreshold"}),
-    ("r2", 0.01, 0.01, {"threshold": -0.02, "comparison_operator": "LessThanThreshold"}),
-    ("f1", 0.8, None, {"threshold": 0.8, "comparison_operator": "LessThanThreshold"}),
+@pytest.mark.parametrize("metric, problem_type, value, sd, expected", [
+    ("accuracy", names.BINARY_CLASSIFICATION, 0.8, 0.01, {"threshold": 0.77, "comparison_operator": "LessThanThreshold"}),
+    ("auc", names.BINARY_CLASSIFICATION, 0.02, 0.01, {"threshold": 0.0, "comparison_operator": "LessThanThreshold"}),
+    ("mae", names.REGRESSION, 0.5, 0.02, {"threshold": 0.56, "comparison_operator": "GreaterThanThreshold"}),
+    ("r2", names.REGRESSION, 0.01, 0.01, {"threshold": -0.02, "comparison_operator": "LessThanThreshold"}),
+    ("f1", names.BINARY_CLASSIFICATION, 0.8, None, {"threshold": 0.8, "comparison_operator": "LessThanThreshold"}),
 ])
-def test_threshold_rule(metric, value, sd, expected):
-    assert baseline.constraint(metric, value, sd, tolerance_sd=3, scale=1.0) == expected
+def test_threshold_rule(metric, problem_type, value, sd, expected):
+    row = registry.metric(metric, problem_type)
+    assert baseline.constraint(row, value, sd, tolerance_sd=3, scale=1.0) == expected
 
 
 def test_window_size_and_tolerance_widen_the_thresholds(binary_run, tmp_path):
@@ -109,6 +111,9 @@ def test_window_size_and_tolerance_widen_the_thresholds(binary_run, tmp_path):
 
 @pytest.mark.parametrize("script, extra, message", [
     ("baseline", ["--metrics", "accuracy,bogus"], "bogus not among the BinaryClassification metrics"),
+    # A rate the metric registry has no direction for: a threshold could land on the wrong side
+    # (false_positive_rate got LessThanThreshold, an alarm when it *improves*).
+    ("baseline", ["--metrics", "false_positive_rate"], "false_positive_rate not among the BinaryClassification metrics"),
     ("baseline", ["--tolerance-sd", "-1"], "--tolerance-sd must be >= 0"),
     ("evaluate", ["--bootstrap-samples", "-5"], "--bootstrap-samples must be >= 0"),
 ])
