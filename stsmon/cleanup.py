@@ -1,10 +1,11 @@
 """Tear down what the flow left behind (the original ``cleanup.py``).
 
-Locally: stop the endpoint servers, the scheduler and running pipeline
-executions, then remove the state folder. On AWS: what ``cdk destroy``
-cannot remove by itself in a prod profile — model packages that pipeline runs
-registered, and running executions (in the dev profile the stacks' cleanup
-custom resource does both during ``cdk destroy``).
+On either target, through the clients: stop running executions and, if
+asked, delete the registered model packages — what ``cdk destroy`` cannot
+remove by itself in a prod profile (in the dev profile the stacks' cleanup
+custom resource does both during ``cdk destroy``). Locally the runtime then
+stops the endpoint servers and the scheduler and removes the state folder
+(:func:`stop_local`, :func:`remove_local_state`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stscontracts.config import Config
 
 from .errors import StsmonError, UsageError
 from .state import StateDir
@@ -23,7 +23,7 @@ from .state import StateDir
 STATE_ENTRIES = {
     "s3", "deployments", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", "registry.sqlite-journal",
     "executions", "endpoints", "scheduler", "metrics", "runs", "pipelines", "alarms", "dashboards", "reports",
-    "schedules", "assets", "locks", "deploy.lock", "demo",
+    "schedules", "assets", "locks", "deploy.lock", "demo", "inputs",
 }
 
 
@@ -76,20 +76,18 @@ def remove_local_state(state: StateDir, echo: Callable[[str], None]) -> bool:
     return True
 
 
-def aws_cleanup(cfg: Config, *, cfn: Any, sagemaker: Any, echo: Callable[[str], None],
-                delete_packages: bool) -> dict[str, list[str]]:
-    """Stop running executions of the deployed pipelines and, if asked, delete
-    the model packages in the group (what a prod ``cdk destroy`` retains)."""
+def stop_executions_and_delete_packages(clients: Any, echo: Callable[[str], None], *,
+                                        delete_packages: bool) -> dict[str, list[str]]:
+    """Stop running executions of the deployed pipelines and, if asked, delete the model packages in
+    the group (what a prod ``cdk destroy`` retains) — through the clients, on either target."""
     from botocore.exceptions import ClientError
 
-    from .aws import stack_outputs
+    from .clients.errors import error_message, is_not_found
+    from .clients.stacks import deployed_outputs
 
-    outputs: dict[str, str] = {}
-    for kind in ("foundation", "training", "monitoring"):
-        try:
-            outputs.update(stack_outputs(cfn, cfg.stack_name(kind)))
-        except StsmonError:
-            continue
+    cfg = clients.config
+    sagemaker = clients.sagemaker
+    outputs = deployed_outputs(clients, ("foundation", "training", "monitoring"))
     pipelines = [outputs.get("TrainingPipelineName") or cfg.pipeline_name]
     if outputs.get("MonitoringPipelineName"):
         pipelines.append(outputs["MonitoringPipelineName"])
@@ -104,9 +102,9 @@ def aws_cleanup(cfg: Config, *, cfn: Any, sagemaker: Any, echo: Callable[[str], 
                         echo(f"stopping {summary['PipelineExecutionArn']}")
                         done["executions"].append(summary["PipelineExecutionArn"])
         except ClientError as exc:
-            if "does not exist" in str(exc) or "ResourceNotFound" in str(exc):
+            if is_not_found(exc):
                 continue
-            raise StsmonError(f"cannot list executions of pipeline {name}: {exc}") from None
+            raise StsmonError(f"cannot list executions of pipeline {name}: {error_message(exc)}") from None
     if delete_packages:
         group = outputs.get("ModelPackageGroupName") or cfg.model_package_group_name
         # Every page first, then the deletions: deleting while paging shifts the
@@ -116,15 +114,15 @@ def aws_cleanup(cfg: Config, *, cfn: Any, sagemaker: Any, echo: Callable[[str], 
                     for page in sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
                     for summary in page.get("ModelPackageSummaryList", [])]
         except ClientError as exc:
-            if "does not exist" not in str(exc):
-                raise StsmonError(f"cannot list the model packages of {group}: {exc}") from None
+            if not is_not_found(exc):
+                raise StsmonError(f"cannot list the model packages of {group}: {error_message(exc)}") from None
             arns = []
         for arn in arns:
             try:
                 sagemaker.delete_model_package(ModelPackageName=arn)
             except ClientError as exc:
-                if "does not exist" not in str(exc) and "ResourceNotFound" not in str(exc):
-                    raise StsmonError(f"cannot delete model package {arn}: {exc} "
+                if not is_not_found(exc):
+                    raise StsmonError(f"cannot delete model package {arn}: {error_message(exc)} "
                                       f"({len(done['packages'])} of {len(arns)} deleted; run the cleanup again)") from None
                 continue  # deleted meanwhile
             echo(f"deleted {arn}")

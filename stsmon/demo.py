@@ -120,62 +120,6 @@ class Step:
             self.echo(f"    done in {seconds:.1f} s" + (f" — {self.note}" if self.note else ""))
 
 
-def latest_monitor_result(state: StateDir) -> dict[str, Any]:
-    """The newest monitoring run's status, violations, alarms and report path."""
-    from .monitoring import metrics, runs
-
-    target = runs.monitoring_target(state)
-    results = runs.list_results(state, target.pipeline)
-    if not results:
-        raise DemoFailed("the monitoring pipeline recorded no run")
-    last = results[-1]
-    alarms = {a.get("AlarmName"): a.get("StateValue") for a in metrics.list_alarms(state)}
-    return {
-        "execution_id": last.execution.get("PipelineExecutionId"),
-        "status": last.status,
-        "failure_reason": last.failure_reason,
-        "violations": sorted(v.get("metric_name") for v in (last.result or {}).get("violations", [])),
-        "counts": (last.result or {}).get("counts", {}),
-        "metrics": {k: v for k, v in ((last.result or {}).get("metrics") or {}).items() if isinstance(v, (int, float))},
-        "alarms": alarms,
-        "report": str(last.output_dir / names.REPORT_FILE) if last.output_dir else None,
-    }
-
-
-def wait_for_capture(state: StateDir, endpoint: str, *, settle: float = 1.5, timeout: float = 20.0) -> dict[str, int]:
-    """Wait until the endpoint's capture writers have written what they were given.
-
-    The writers flush at least every second, off the request path (as on
-    SageMaker, where capture files land in S3 minutes later); labelling and
-    monitoring right after the traffic would otherwise miss the last second.
-    Returns the capture counters once they have not changed for ``settle``
-    seconds with nothing pending.
-    """
-    from .endpoint.process import capture_stats
-
-    deadline = time.monotonic() + timeout
-    last, since = None, time.monotonic()
-    while True:
-        stats = capture_stats(state, endpoint)
-        if stats != last:
-            last, since = stats, time.monotonic()
-        elif stats["written"] + stats["dropped"] >= stats["submitted"] and time.monotonic() - since >= settle:
-            return stats
-        if time.monotonic() > deadline:
-            raise DemoFailed(f"the capture of endpoint {endpoint} did not settle within {timeout:g} s ({stats})")
-        time.sleep(0.1)
-
-
-def aws_outputs(cfn: Any, cfg: Any) -> dict[str, str]:
-    """The deployed AWS stacks' outputs, merged."""
-    from .aws import stack_outputs
-
-    merged: dict[str, str] = {}
-    for kind in ("foundation", "training", "serving", "monitoring"):
-        merged.update(stack_outputs(cfn, cfg.stack_name(kind)))
-    return merged
-
-
 def wait_for_s3_capture(s3: Any, capture_uri: str, endpoint: str, start: datetime, end: datetime,
                         expected: set[str], *, timeout: float = 900.0, poll: float = 20.0,
                         sleep: Callable[[float], None] = time.sleep,
@@ -199,36 +143,40 @@ def wait_for_s3_capture(s3: Any, capture_uri: str, endpoint: str, start: datetim
         waited += poll
 
 
-def latest_aws_monitor_result(s3: Any, cloudwatch: Any, output_uri: str, alarm_prefix: str | tuple[str, ...]) -> dict[str, Any]:
-    """The newest AWS monitoring run's status, violations and the alarm states (same keys as the local one)."""
-    from .monitoring.aws_report import aws_results
+def latest_monitor_result(clients: Any, pipeline: str, output_uri: str | None,
+                          alarm_prefixes: tuple[str, ...]) -> dict[str, Any]:
+    """The newest monitoring run's status, violations, metrics, the alarm states and where its report is."""
+    from .monitoring import runs
 
-    results, alarms = aws_results(s3, cloudwatch, output_uri, alarm_prefix, limit=50)
-    if not results:
-        raise DemoFailed(f"no monitoring result under {output_uri}")
-    last = results[-1]
+    found = runs.list_runs(clients, pipeline, output_uri=output_uri, limit=1)
+    if not found:
+        raise DemoFailed(f"the monitoring pipeline {pipeline} recorded no run")
+    last = found[-1]
+    result = last.result or {}
+    report = f"{last.output_uri}/{names.REPORT_FILE}" if last.output_uri and last.result else None
     return {
         "execution_id": last.execution_id,
         "status": last.status,
         "failure_reason": last.failure_reason,
-        "violations": sorted(v.get("metric_name") for v in last.violations),
-        "counts": last.counts,
-        "metrics": {k: v for k, v in last.metrics.items() if isinstance(v, (int, float))},
-        "alarms": {a.get("AlarmName"): a.get("StateValue") for a in alarms},
-        "report": last.report_path,
+        "violations": sorted(v.get("metric_name") for v in result.get("violations", [])),
+        "counts": result.get("counts", {}),
+        "metrics": {k: v for k, v in (result.get("metrics") or {}).items() if isinstance(v, (int, float))},
+        "alarms": {a["name"]: a["state"] for a in runs.alarm_states(clients, alarm_prefixes)},
+        "report": clients.runtime.show_uri(report) if report else None,
     }
 
 
 TRAIN_KEY_FILE = "train_key.json"
 
 
-def training_key(state: StateDir, pipeline_name: str, data: Path) -> str:
-    """What a training run depends on: the deployed pipeline definition (with its
+def training_key(clients: Any, pipeline_name: str, data: Path) -> str:
+    """What a training run depends on: the deployed pipeline definition (``describe_pipeline``, with its
     code prefix, so any script change) and the input data's bytes."""
-    from .localcloud.pipelines import load_pipeline
+    from . import executions
 
     digest = hashlib.sha256()
-    definition = load_pipeline(state, pipeline_name).get("PipelineDefinition")
+    definition = executions.describe_pipeline(clients.sagemaker, pipeline_name, where=clients.runtime.where(),
+                                              hint=clients.deploy_hint())["Definition"]
     digest.update(json.dumps(definition, sort_keys=True).encode())
     files = sorted(p for p in data.rglob("*") if p.is_file()) if data.is_dir() else [data]
     for path in files:
@@ -236,24 +184,38 @@ def training_key(state: StateDir, pipeline_name: str, data: Path) -> str:
     return digest.hexdigest()
 
 
-def reusable_training(state: StateDir, key: str) -> dict[str, Any] | None:
-    """The run record of an earlier demo training with the same key whose
-    package is still Approved in the local registry, else None."""
-    from .localcloud.registry import Registry
+def reusable_training(clients: Any, key: str) -> dict[str, Any] | None:
+    """The run record of an earlier demo training with the same key whose package is still
+    Approved (``describe_model_package``), else None."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    saved = state.root / "demo" / TRAIN_KEY_FILE
+    saved = clients.state.root / "demo" / TRAIN_KEY_FILE
     try:
         known = json.loads(saved.read_text())
     except (OSError, ValueError):
         return None
     record = known.get("record") or {}
-    if known.get("key") != key or not record.get("model_package_arn") or not state.registry_db.exists():
+    if known.get("key") != key or not record.get("model_package_arn") or record.get("target") != clients.target:
         return None
     try:
-        package = Registry(state.registry_db).describe_model_package(ModelPackageName=record["model_package_arn"])
-    except StsmonError:
+        package = clients.sagemaker.describe_model_package(ModelPackageName=record["model_package_arn"])
+    except (ClientError, BotoCoreError):
         return None
     return record if package.get("ModelApprovalStatus") == "Approved" else None
+
+
+def endpoint_in_service(clients: Any, name: str) -> str:
+    """The endpoint's URL once ``describe_endpoint`` says it is InService; DemoFailed otherwise."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        status = clients.sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
+    except (ClientError, BotoCoreError) as exc:
+        raise DemoFailed(f"the serving stack deployed but endpoint {name} cannot be described ({exc}); "
+                         "see `stsmon status`") from None
+    if status != "InService":
+        raise DemoFailed(f"the serving stack deployed but endpoint {name} is {status}; see `stsmon status`")
+    return clients.runtime.endpoint_url(name)
 
 
 def remember_training(state: StateDir, key: str, record: dict[str, Any]) -> None:

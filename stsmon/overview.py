@@ -1,11 +1,14 @@
-"""What is deployed and how it is doing: the data behind ``stsmon status``.
+"""What is deployed and how it is doing: the data behind ``stsmon status`` — one implementation for both targets.
 
-:func:`local_status` reads only the local state folder (no process is
-started, nothing is written except the executor's reconciliation of dead
-executions). :func:`aws_status` asks CloudFormation, SageMaker and
-EventBridge Scheduler with the clients it is given (tests pass stubbed ones).
-Both return plain JSON-able dicts of the same shape, so ``--json`` prints
-them as they are and the terminal view formats either one.
+:func:`status` asks CloudFormation (the stacks and their outputs), SageMaker
+(latest executions, model packages, the endpoint), S3 (the packages' metrics,
+the last monitoring result) and EventBridge Scheduler through the
+boto3-shaped clients (:mod:`stsmon.clients`); what only the local runtime
+knows (the endpoint's URL and capture counters, the scheduler process and its
+next fire time) comes from the target's runtime. It returns a plain
+JSON-able dict, so ``--json`` prints it as it is and :func:`format_status`
+formats it. Nothing is started or written (but the executor's
+reconciliation of dead local executions).
 """
 
 from __future__ import annotations
@@ -14,42 +17,24 @@ import json
 from datetime import datetime
 from typing import Any
 
-from stscontracts.config import Config
+from stscontracts import names
 
-from .errors import NotDeployedError, StsmonError
-from .state import StateDir
-
-STACK_KINDS = ("foundation", "training", "serving", "monitoring")
+from .clients.stacks import STACK_KINDS, describe_stack, outputs_of
+from .errors import StsmonError
 
 
-def _latest_execution(executions: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not executions:
-        return None
-    newest = executions[0]
+def _describe(execution: dict[str, Any]) -> dict[str, Any]:
     return {
-        "execution_id": newest.get("PipelineExecutionId") or str(newest.get("PipelineExecutionArn", "")).rsplit("/", 1)[-1],
-        "status": newest.get("PipelineExecutionStatus"),
-        "started": newest.get("CreationTime") or newest.get("StartTime"),
-        "ended": newest.get("EndTime") or newest.get("LastModifiedTime"),
-        "failure_reason": newest.get("FailureReason"),
+        "execution_id": str(execution.get("PipelineExecutionArn", "")).rsplit("/", 1)[-1],
+        "status": execution.get("PipelineExecutionStatus"),
+        "started": _text(execution.get("CreationTime")),
+        "ended": _text(execution.get("LastModifiedTime")),
+        "failure_reason": execution.get("FailureReason"),
     }
 
 
-def _read_json(path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _package_row(package: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
-    return {
-        "arn": package.get("ModelPackageArn"),
-        "version": package.get("ModelPackageVersion"),
-        "approval": package.get("ModelApprovalStatus"),
-        "created": str(package.get("CreationTime")),
-        "metrics": metrics,
-    }
+def _text(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else (str(value) if value is not None else None)
 
 
 def _metrics_of_evaluation(report: Any) -> dict[str, float]:
@@ -64,209 +49,162 @@ def _metrics_of_evaluation(report: Any) -> dict[str, float]:
     return out
 
 
-def local_status(state: StateDir, now: datetime) -> dict[str, Any]:
-    """Everything deployed in one local state folder, with its latest results."""
-    from .endpoint.process import capture_stats, list_records
-    from .localcloud.deployer import load_records
-    from .localcloud.executions import list_executions
-    from .monitoring import scheduler
-    from .monitoring.runs import list_results
+def _read_json(clients: Any, uri: str) -> Any:
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    records = load_records(state)
-    outputs: dict[str, Any] = {}
-    stacks = []
-    order = {kind: i for i, kind in enumerate(STACK_KINDS)}
-    for name, record in sorted(records.items(), key=lambda kv: (order.get(kv[0].rsplit("-", 1)[-1], len(order)), kv[0])):
-        outputs.update(record.outputs)
-        stacks.append({
-            "name": name,
-            "status": "DEPLOYED",
-            "resources": len(record.resources),
-            "outputs": {k: v for k, v in record.outputs.items() if not k.startswith("ExportsOutput")},
-        })
-
-    pipelines = []
-    for key in ("TrainingPipelineName", "MonitoringPipelineName"):
-        name = outputs.get(key)
-        if name:
-            pipelines.append({"name": name, "latest": _latest_execution(list_executions(state, str(name)))})
-
-    packages: list[dict[str, Any]] = []
-    group = outputs.get("ModelPackageGroupName")
-    if group and state.registry_db.exists():
-        from .localcloud.registry import Registry
-
-        registry = Registry(state.registry_db)
-        listed = registry.list_model_packages(ModelPackageGroupName=str(group), SortBy="CreationTime", SortOrder="Descending")
-        for summary in listed.get("ModelPackageSummaryList", []):
-            package = registry.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-            uri = (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri")
-            metrics = _metrics_of_evaluation(_read_json(state.s3_path(uri))) if uri else {}
-            packages.append(_package_row(package, metrics))
-
-    endpoints = []
-    for record in list_records(state):
-        name = str(record.get("endpoint_name"))
-        endpoints.append({
-            "name": name,
-            "running": bool(record.get("running")),
-            "status": record.get("status"),
-            "url": record.get("url"),
-            "package": (record.get("info") or {}).get("ModelPackageArn"),
-            "capture": capture_stats(state, name) if record.get("capture") else {},
-            "log": record.get("log"),
-        })
-
-    sched = scheduler.status(state, now)
-    monitoring = None
-    if outputs.get("MonitoringPipelineName"):
-        results = list_results(state, str(outputs["MonitoringPipelineName"]))
-        if results:
-            last = results[-1]
-            result = last.result or {}
-            monitoring = {
-                "execution_id": last.execution.get("PipelineExecutionId"),
-                "status": last.status,
-                "failure_reason": last.failure_reason or None,
-                "window": result.get("window"),
-                "counts": result.get("counts"),
-                "violations": [v.get("metric_name") for v in result.get("violations") or []],
-                "report": str(last.output_dir / "report.html") if last.output_dir else None,
-            }
-
-    return {
-        "target": "local",
-        "state_dir": str(state.root),
-        "stacks": stacks,
-        "pipelines": pipelines,
-        "model_package_group": group,
-        "packages": packages,
-        "endpoints": endpoints,
-        "schedules": {"scheduler_running": sched["running"], "schedules": sched["schedules"]},
-        "last_monitoring": monitoring,
-    }
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    try:
+        return json.loads(clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except (ClientError, BotoCoreError, ValueError):
+        return None
 
 
-def aws_status(cfg: Config, *, cfn: Any, sagemaker: Any, scheduler: Any) -> dict[str, Any]:
-    """The deployed AWS stacks, pipelines, packages, endpoint and schedule."""
+def _calls(what: str):
+    """Turn a failed AWS call into a message naming it."""
+    from contextlib import contextmanager
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .clients.errors import error_message
+
+    @contextmanager
+    def guard():
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise StsmonError(f"{what} failed: {error_message(exc)}") from None
+
+    return guard()
+
+
+def status(clients: Any, now: datetime) -> dict[str, Any]:
+    """Everything deployed on the clients' target, with its latest results."""
     from botocore.exceptions import ClientError
 
-    stacks = []
-    outputs: dict[str, str] = {}
+    from .clients.errors import is_not_found
+    from .monitoring import runs
+
+    cfg = clients.config
+    stacks, outputs = [], {}
     for kind in STACK_KINDS:
         name = cfg.stack_name(kind)
-        try:
-            described = cfn.describe_stacks(StackName=name)["Stacks"][0]
-        except ClientError as exc:
-            if "does not exist" in str(exc):
-                stacks.append({"name": name, "status": "NOT_DEPLOYED", "resources": None, "outputs": {}})
-                continue
-            raise StsmonError(f"describe_stacks({name}) failed: {exc}") from None
-        stack_outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        described = describe_stack(clients, name)
+        if described is None:
+            stacks.append({"name": name, "status": "NOT_DEPLOYED", "outputs": {}})
+            continue
+        stack_outputs = outputs_of(described)
         outputs.update(stack_outputs)
-        stacks.append({
-            "name": name,
-            "status": described.get("StackStatus"),
-            "resources": None,
-            "outputs": {k: v for k, v in stack_outputs.items() if not k.startswith("ExportsOutput")},
-        })
-    if not any(s["status"] != "NOT_DEPLOYED" for s in stacks):
-        raise NotDeployedError(
-            f"none of the stacks {', '.join(cfg.stack_name(k) for k in STACK_KINDS)} is deployed in {cfg.region}: "
-            "run `npx cdk deploy --all` (see README, 'On AWS')")
+        stacks.append({"name": name, "status": described.get("StackStatus"),
+                       "outputs": {k: v for k, v in stack_outputs.items() if not k.startswith("ExportsOutput")}})
 
+    sm = clients.sagemaker
     pipelines = []
     for key in ("TrainingPipelineName", "MonitoringPipelineName"):
         name = outputs.get(key)
         if not name:
             continue
-        summaries = sagemaker.list_pipeline_executions(
-            PipelineName=name, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
-        ).get("PipelineExecutionSummaries", [])
-        latest = None
-        if summaries:
-            described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=summaries[0]["PipelineExecutionArn"])
-            latest = _latest_execution([described])
+        try:
+            summaries = sm.list_pipeline_executions(PipelineName=name, SortBy="CreationTime", SortOrder="Descending",
+                                                    MaxResults=1).get("PipelineExecutionSummaries", [])
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise StsmonError(f"reading the executions of {name} failed: {exc}") from None
+            summaries = []  # named by a stack output, not (or no longer) there
+        with _calls(f"describe_pipeline_execution of {name}"):
+            latest = _describe(sm.describe_pipeline_execution(PipelineExecutionArn=summaries[0]["PipelineExecutionArn"])) \
+                if summaries else None
         pipelines.append({"name": name, "latest": latest})
 
     group = outputs.get("ModelPackageGroupName") or cfg.model_package_group_name
     packages = []
     try:
-        listed = sagemaker.list_model_packages(
-            ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", MaxResults=10
-        ).get("ModelPackageSummaryList", [])
+        listed = sm.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending",
+                                        MaxResults=10).get("ModelPackageSummaryList", [])
     except ClientError as exc:
-        listed = []
-        if "does not exist" not in str(exc):
+        if not is_not_found(exc):
             raise StsmonError(f"list_model_packages({group}) failed: {exc}") from None
+        listed = []
     for summary in listed:
-        packages.append(_package_row(summary, {}))
+        with _calls(f"describe_model_package({summary['ModelPackageArn']})"):
+            package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        uri = (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri")
+        packages.append({"arn": package.get("ModelPackageArn"), "version": package.get("ModelPackageVersion"),
+                         "approval": package.get("ModelApprovalStatus"), "created": _text(package.get("CreationTime")),
+                         "metrics": _metrics_of_evaluation(_read_json(clients, uri)) if uri else {}})
 
     endpoints = []
     endpoint_name = outputs.get("EndpointName")
     if endpoint_name:
+        row: dict[str, Any] = {"name": endpoint_name, "running": False, "status": None, "url": None,
+                               "package": outputs.get("ServedModelPackageArn"), "capture": {}, "log": None}
         try:
-            described = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+            described = sm.describe_endpoint(EndpointName=endpoint_name)
             capture = described.get("DataCaptureConfig") or {}
-            endpoints.append({
-                "name": endpoint_name,
-                "running": described.get("EndpointStatus") == "InService",
-                "status": described.get("EndpointStatus"),
-                "url": None,
-                "package": None,
-                "capture": {"enabled": capture.get("EnableCapture"), "sampling": capture.get("CurrentSamplingPercentage"),
-                            "destination": capture.get("DestinationS3Uri")},
-                "log": None,
-            })
+            row.update(running=described.get("EndpointStatus") == "InService", status=described.get("EndpointStatus"),
+                       url=clients.runtime.endpoint_url(endpoint_name),
+                       capture={"enabled": capture.get("EnableCapture"), "sampling": capture.get("CurrentSamplingPercentage"),
+                                "destination": capture.get("DestinationS3Uri")} if capture else {})
         except ClientError as exc:
-            endpoints.append({"name": endpoint_name, "running": False, "status": f"unavailable: {exc}",
-                              "url": None, "package": None, "capture": {}, "log": None})
+            row["status"] = f"unavailable: {exc}"
+        row.update(clients.runtime.endpoint_details(endpoint_name))
+        endpoints.append(row)
 
     schedules = []
     schedule_name = outputs.get("MonitoringScheduleName")
     if schedule_name:
+        row = {"name": schedule_name, "expression": None, "state": None, "pipeline": outputs.get("MonitoringPipelineName"),
+               "next": None, "last": None, "last_execution": None, "last_status": None}
         try:
-            described = scheduler.get_schedule(Name=schedule_name)
-            schedules.append({"name": schedule_name, "expression": described.get("ScheduleExpression"),
-                              "state": described.get("State"), "pipeline": outputs.get("MonitoringPipelineName"),
-                              "next": None, "last": None, "last_execution": None, "last_status": None})
+            described = clients.scheduler.get_schedule(Name=schedule_name)
+            row.update(expression=described.get("ScheduleExpression"), state=described.get("State"))
         except ClientError as exc:
-            schedules.append({"name": schedule_name, "expression": None, "state": f"unavailable: {exc}",
-                              "pipeline": None, "next": None, "last": None, "last_execution": None, "last_status": None})
+            row["state"] = f"unavailable: {exc}"
+        row.update(clients.runtime.schedule_details(schedule_name, now))
+        schedules.append(row)
 
     monitoring = None
-    monitor_pipeline = next((p for p in pipelines if p["name"] == outputs.get("MonitoringPipelineName")), None)
-    if monitor_pipeline and monitor_pipeline["latest"]:
-        latest = monitor_pipeline["latest"]
-        monitoring = {"execution_id": latest["execution_id"], "status": latest["status"],
-                      "failure_reason": latest["failure_reason"], "window": None, "counts": None,
-                      "violations": None, "report": outputs.get("MonitoringOutputUri")}
+    if outputs.get("MonitoringPipelineName"):
+        found = runs.list_runs(clients, outputs["MonitoringPipelineName"], output_uri=outputs.get("MonitoringOutputUri"), limit=1)
+        if found:
+            last = found[-1]
+            result = last.result or {}
+            report = f"{last.output_uri}/{names.REPORT_FILE}" if last.output_uri and last.result else None
+            monitoring = {
+                "execution_id": last.execution_id,
+                "status": last.status,
+                "failure_reason": last.failure_reason or None,
+                "window": result.get("window"),
+                "counts": result.get("counts"),
+                "violations": [v.get("metric_name") for v in result.get("violations") or []],
+                "report": clients.runtime.show_uri(report) if report else None,
+            }
 
     return {
-        "target": "aws",
-        "region": cfg.region,
+        "target": clients.target,
+        "where": clients.runtime.where(),
+        "region": clients.region,
+        "state_dir": str(clients.state.root),
         "stacks": stacks,
+        "deployed": any(s["status"] != "NOT_DEPLOYED" for s in stacks),
         "pipelines": pipelines,
-        "model_package_group": group,
+        "model_package_group": group if any(s["status"] != "NOT_DEPLOYED" for s in stacks) else None,
         "packages": packages,
         "endpoints": endpoints,
-        "schedules": {"scheduler_running": None, "schedules": schedules},
+        "schedules": {"scheduler_running": clients.runtime.scheduler_running(), "schedules": schedules},
         "last_monitoring": monitoring,
     }
 
 
 def format_status(status: dict[str, Any]) -> list[str]:
-    """The terminal view of :func:`local_status` / :func:`aws_status`."""
+    """The terminal view of :func:`status`."""
     lines: list[str] = []
-    where = status.get("state_dir") or status.get("region")
-    lines.append(f"Target: {status['target']} ({where})")
+    lines.append(f"Target: {status['target']} ({status['where']})")
     lines.append("")
     lines.append("Stacks:")
-    if not status["stacks"]:
-        lines.append("  (none deployed: run `stsmon deploy`)")
+    if not status["deployed"]:
+        lines.append("  (none deployed)")
     for stack in status["stacks"]:
-        extra = f", {stack['resources']} resources" if stack.get("resources") is not None else ""
-        lines.append(f"  {stack['name']:<22} {stack['status']}{extra}")
+        lines.append(f"  {stack['name']:<22} {stack['status']}")
     lines.append("")
     lines.append("Pipelines:")
     if not status["pipelines"]:

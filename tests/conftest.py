@@ -98,3 +98,34 @@ def local_clients(clock):
     yield make
     for clients in made:
         clients.close()
+
+
+@pytest.fixture
+def boto_client():
+    """``make(service, region="us-east-1")``: a real botocore client with dummy credentials, for botocore's
+    Stubber (no network is used)."""
+    import botocore.session
+
+    def make(service: str, region: str = "us-east-1"):
+        return botocore.session.get_session().create_client(service, region_name=region, aws_access_key_id="x",
+                                                            aws_secret_access_key="y")
+
+    return make
+
+
+@pytest.fixture
+def aws_clients(clock, tmp_path):
+    """``make({"sagemaker": client, ...}, state=None, config=None)``: the aws target's Clients over the
+    given boto3 clients (Stubber-wrapped, or moto's), as stsmon.clients.make_clients builds them."""
+    from stscontracts.config import Config
+    from stsmon.aws.runtime import AwsRuntime
+    from stsmon.clients.factory import AWS_TIMING, Clients
+    from stsmon.state import StateDir
+
+    def make(services, *, state=None, config=None):
+        cfg = config or Config()
+        folder = state or StateDir(tmp_path / "state")
+        return Clients("aws", cfg, folder, clock, AWS_TIMING, cfg.region,
+                       AwsRuntime(config=cfg, state=folder, clock=clock), services.__getitem__)
+
+    return make

@@ -42,6 +42,7 @@ def demo_run(tmp_path_factory, repo_root, msrp):
     env["STSMON_MSRP_DIR"] = str(msrp)
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     env["PATH"] = f"{repo_root / 'node_modules' / '.bin'}:{env['PATH']}"
+    env["STSMON_CLIENT_LOG"] = str(work / "client-calls.jsonl")  # every local client call, checked against botocore
     args = ["demo", "--state-dir", str(work / "state"), "--assembly", str(work / "cdk.out")]
     first = stsmon(args, cwd=repo_root, env=env)
     state = StateDir(work / "state")
@@ -57,6 +58,26 @@ def test_demo_succeeds_and_prints_its_summary(demo_run):
     summary = json.loads((demo_run["state"].root / "demo" / "demo_summary.json").read_text())
     assert [t["step"].split(":")[0] for t in summary["timings"]][:2] == ["Data", "Synth"]
     assert len(summary["timings"]) == 10
+
+
+def test_the_local_run_made_only_well_formed_aws_calls(demo_run):
+    """The demo's commands are the --target aws code: they reached the local runtime only through the
+    boto3-shaped clients, and every call was checked against botocore's service models (the request as boto3
+    and the service would take it, the response as AWS returns it: stsmon/clients/validation.py)."""
+    calls = jsonl(demo_run["work"] / "client-calls.jsonl")
+    operations = {f"{c['service']}.{c['method']}" for c in calls}
+    assert {
+        "cloudformation.describe_stacks",                       # every command: the stacks' outputs
+        "sagemaker.describe_pipeline", "s3.list_objects_v2", "s3.put_object",  # train: its data
+        "sagemaker.start_pipeline_execution", "sagemaker.describe_pipeline_execution",  # train, monitor
+        "sagemaker.list_pipeline_execution_steps", "sagemaker.list_pipeline_parameters_for_execution",
+        "sagemaker.describe_processing_job", "s3.get_object", "sagemaker.describe_model_package",
+        "sagemaker.describe_endpoint", "sagemaker-runtime.invoke_endpoint",  # traffic
+        "sagemaker.list_pipeline_executions", "cloudwatch.describe_alarms", "cloudwatch.describe_alarm_history",
+    } <= operations, sorted(operations)
+    assert [c for c in calls if not c.get("response_valid") and not c.get("error")] == []
+    # The only refusals: stacks not deployed yet when the first commands looked (CloudFormation's answer).
+    assert {(c["method"], c["error"]) for c in calls if c.get("error")} <= {("describe_stacks", "ValidationError")}
 
 
 def test_assembly_has_the_four_stacks(demo_run):

@@ -1,11 +1,12 @@
 """``stsmon demo --target aws``: the same commands against AWS, composed in order.
 
-Each command's AWS path has its own botocore-Stubber/moto tests; here the
-demo's own AWS pieces are tested against moto (waiting for SageMaker's
-capture files in S3, reading the monitoring result from S3 and the alarms
-from CloudWatch), and the composition with the commands replaced by
-recorders: every step runs with --target aws, in the flow's order, and the
-demo checks the outcomes it is given.
+The demo has one implementation for both targets (tests/test_demo.py runs it
+locally); each command's AWS path has its own botocore-Stubber/moto tests.
+Here the demo's own pieces are tested against AWS (waiting for SageMaker's
+capture files in S3 with moto, the newest monitoring result with Stubber),
+and the composition with the commands replaced by recorders: every step runs
+with --target aws, in the flow's order, and the demo checks the outcomes it
+is given.
 """
 
 from __future__ import annotations
@@ -71,20 +72,28 @@ def test_capture_that_never_arrives_is_a_clear_failure(aws):
                               timeout=40, poll=20, sleep=lambda s: None)
 
 
-def test_latest_monitoring_result_and_alarms_are_read_from_aws(aws):
+def test_latest_monitoring_result_and_alarms_are_read_from_aws(aws_clients, boto_client):
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    sm, s3, cw = boto_client("sagemaker"), boto_client("s3"), boto_client("cloudwatch")
     output = f"s3://{BUCKET}/sts/monitoring/sts-model-quality"
-    for execution, status, minute in (("exec1", "Completed", 1), ("exec2", "CompletedWithViolations", 2)):
-        result = {"status": status, "window": {"start": "2026-11-27T12:00:00Z", "end": f"2026-11-27T13:0{minute}:00Z"},
-                  "counts": {"matched": 870}, "metrics": {"accuracy": 0.62},
-                  "violations": [{"metric_name": "accuracy"}] if status != "Completed" else []}
-        aws.put_object(Bucket=BUCKET, Key=f"sts/monitoring/sts-model-quality/{execution}/monitoring_result.json",
-                       Body=json.dumps(result).encode())
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    cloudwatch.put_metric_alarm(AlarmName="sts-quality-accuracy", MetricName="accuracy", Namespace="stsmodelmonitor",
-                                Statistic="Average", Period=3600, EvaluationPeriods=1, Threshold=0.76,
-                                ComparisonOperator="LessThanThreshold")
-    cloudwatch.set_alarm_state(AlarmName="sts-quality-accuracy", StateValue="ALARM", StateReason="drill")
-    outcome = d.latest_aws_monitor_result(aws, cloudwatch, output, "sts-quality-")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipelinemonitoring/execution/exec2"
+    result = {"status": "CompletedWithViolations", "window": {"start": "2026-11-27T12:00:00Z", "end": "2026-11-27T13:00:00Z"},
+              "counts": {"matched": 870}, "metrics": {"accuracy": 0.62}, "violations": [{"metric_name": "accuracy"}]}
+    raw = json.dumps(result).encode()
+    with Stubber(sm) as sms, Stubber(s3) as s3s, Stubber(cw) as cws:
+        sms.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [
+            {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Succeeded"}]})
+        s3s.add_response("get_object", {"Body": StreamingBody(io.BytesIO(raw), len(raw))},
+                         {"Bucket": BUCKET, "Key": "sts/monitoring/sts-model-quality/exec2/monitoring_result.json"})
+        cws.add_response("describe_alarms", {"MetricAlarms": [
+            {"AlarmName": "sts-quality-accuracy", "StateValue": "ALARM", "MetricName": "accuracy"}]},
+            {"AlarmNamePrefix": "sts-", "AlarmTypes": ["MetricAlarm"]})
+        outcome = d.latest_monitor_result(aws_clients({"sagemaker": sm, "s3": s3, "cloudwatch": cw}),
+                                          "stsPipelineMonitoring", output, ("sts-quality-", "sts-monitor-"))
     assert outcome["execution_id"] == "exec2"
     assert outcome["status"] == "CompletedWithViolations" and outcome["violations"] == ["accuracy"]
     assert outcome["alarms"] == {"sts-quality-accuracy": "ALARM"}
@@ -138,9 +147,12 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
     monkeypatch.setattr(monitor, "run", recorder("monitor run", calls))
     monkeypatch.setattr(report, "command", recorder("report", calls))
     monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: f"<{service} client>")
-    monkeypatch.setattr(d, "aws_outputs", lambda cfn, cfg: {
-        "EndpointName": "sts-endpoint", "DataCaptureUri": CAPTURE_URI,
+    monkeypatch.setattr("stsmon.clients.stacks.deployed_outputs", lambda clients, kinds=(): {
+        "TrainingPipelineName": "stsPipeline", "EndpointName": "sts-endpoint", "DataCaptureUri": CAPTURE_URI,
+        "MonitoringPipelineName": "stsPipelineMonitoring",
         "MonitoringOutputUri": f"s3://{BUCKET}/sts/monitoring/sts-model-quality"})
+    monkeypatch.setattr(d, "training_key", lambda clients, pipeline, data: "key")
+    monkeypatch.setattr(d, "endpoint_in_service", lambda clients, name: f"https://runtime.sagemaker/{name}")
     waited = []
     monkeypatch.setattr(d, "wait_for_s3_capture", lambda s3, uri, endpoint, start, end, ids, **kw: waited.append(
         (s3, uri, endpoint, ids)) or len(ids))
@@ -150,7 +162,7 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
         {"status": "CompletedWithViolations", "failure_reason": "", "violations": ["accuracy"], "metrics": {},
          "alarms": {"sts-quality-accuracy": "ALARM"}, "report": "s3://x/2/report.html"},
     ])
-    monkeypatch.setattr(d, "latest_aws_monitor_result", lambda s3, cw, uri, prefix: next(outcomes))
+    monkeypatch.setattr(d, "latest_monitor_result", lambda clients, pipeline, uri, prefixes: next(outcomes))
 
     result = CliRunner().invoke(cli_module.cli, ["demo", "--target", "aws", "--state-dir", str(tmp_path / "state"),
                                                  "--assembly", str(tmp_path / "cdk.out"), "--input-data", str(data)])
@@ -182,11 +194,15 @@ def test_a_drill_without_violations_fails_the_aws_demo(tmp_path, repo_root, monk
     monkeypatch.setattr(ground_truth, "command", recorder("ground-truth", calls))
     monkeypatch.setattr(monitor, "run", recorder("monitor run", calls))
     monkeypatch.setattr(report, "command", recorder("report", calls))
-    monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: None)
-    monkeypatch.setattr(d, "aws_outputs", lambda cfn, cfg: {"EndpointName": "e", "DataCaptureUri": CAPTURE_URI,
-                                                             "MonitoringOutputUri": "s3://b/m"})
+    monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: f"<{service} client>")
+    monkeypatch.setattr("stsmon.clients.stacks.deployed_outputs", lambda clients, kinds=(): {
+        "TrainingPipelineName": "stsPipeline", "EndpointName": "sts-endpoint", "DataCaptureUri": CAPTURE_URI,
+        "MonitoringPipelineName": "stsPipelineMonitoring",
+        "MonitoringOutputUri": f"s3://{BUCKET}/sts/monitoring/sts-model-quality"})
+    monkeypatch.setattr(d, "training_key", lambda clients, pipeline, data: "key")
+    monkeypatch.setattr(d, "endpoint_in_service", lambda clients, name: f"https://runtime.sagemaker/{name}")
     monkeypatch.setattr(d, "wait_for_s3_capture", lambda *a, **k: 1)
-    monkeypatch.setattr(d, "latest_aws_monitor_result", lambda *a: {
+    monkeypatch.setattr(d, "latest_monitor_result", lambda *a: {
         "status": "Completed", "failure_reason": "", "violations": [], "metrics": {}, "alarms": {}, "report": "r"})
     code = cli_module.main(["demo", "--target", "aws", "--state-dir", str(tmp_path / "state"),
                             "--assembly", str(tmp_path / "cdk.out"), "--input-data", str(data)])

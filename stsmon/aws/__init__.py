@@ -1,5 +1,7 @@
-"""boto3 helpers for ``--target aws``: the same operations as the local runtime,
-against the deployed AWS resources (your AWS credentials and region).
+"""``--target aws``: boto3 clients in the resolved region and profile (:func:`client`, what
+:func:`stsmon.clients.make_clients` gives the commands), the region's resolution
+(:mod:`.environment`), the account's preflight checks (:mod:`.preflight`) and what is not a
+boto3 call (:mod:`.runtime`: ``cdk deploy``).
 
 Clients are created only when a command runs with ``--target aws``; tests use
 botocore's Stubber. Nothing here runs at import time.
@@ -10,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from ..errors import NotDeployedError, StsmonError
+from ..errors import StsmonError
 
 
 @lru_cache(maxsize=8)
@@ -31,16 +33,3 @@ def client(service: str, region: str | None = None, *, profile: str | None = Non
         return factory(service, region_name=region)
     except Exception as exc:  # botocore raises several unrelated types here
         raise StsmonError(f"cannot create an AWS {service} client: {exc}") from None
-
-
-def stack_outputs(cfn: Any, stack_name: str) -> dict[str, str]:
-    """The outputs of a deployed CloudFormation stack (OutputKey -> OutputValue)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            raise NotDeployedError(f"stack {stack_name} is not deployed on AWS: run `cdk deploy {stack_name}`") from None
-        raise StsmonError(f"describe_stacks({stack_name}) failed: {exc}") from None
-    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}

@@ -7,7 +7,9 @@ the way boto3 and the service would:
 - **parameters**: botocore's own :class:`~botocore.validate.ParamValidator`
   on the operation's input shape (unknown, missing, mistyped members: boto3
   raises :class:`~botocore.exceptions.ParamValidationError` before sending,
-  and so does the wrapper), plus enum values, which the service checks;
+  and so does the wrapper), plus what the service checks and botocore does
+  not: enum values, maximum lengths and the model's ``pattern`` (names,
+  ARNs, display names);
 - **responses**: the output shape, stricter than botocore's own checks
   (which the Stubber applies to canned responses): timestamps must be
   timezone-aware ``datetime`` objects (what boto3's parser returns, never
@@ -81,6 +83,20 @@ def _enum_problem(value: Any, shape: Any) -> str | None:
     return None
 
 
+@lru_cache(maxsize=None)
+def _pattern(text: str | None) -> Any:
+    """A model's ``pattern`` (the service checks it; botocore does not), when Python's ``re`` reads it
+    (a few use Java-only classes such as ``\\p{...}``: those are left to the service)."""
+    import re
+
+    if not text:
+        return None
+    try:
+        return re.compile(text, re.DOTALL)
+    except re.error:
+        return None
+
+
 def _validator_classes() -> tuple[type, type]:
     from botocore.validate import ParamValidator
 
@@ -89,9 +105,18 @@ def _validator_classes() -> tuple[type, type]:
 
         def _validate_string(self, param: Any, shape: Any, errors: Any, name: str) -> None:
             super()._validate_string(param, shape, errors, name)
+            if not isinstance(param, str):
+                return
             problem = _enum_problem(param, shape)
             if problem:
                 errors.report(name, "invalid type", param=param, valid_types=[f"one of {', '.join(shape.enum)}"])
+            limit = shape.metadata.get("max")
+            if isinstance(limit, int) and len(param) > limit:
+                errors.report(name, "invalid type", param=param, valid_types=[f"a string of at most {limit} characters"])
+            pattern = _pattern(shape.metadata.get("pattern"))
+            if pattern is not None and not pattern.fullmatch(param):
+                errors.report(name, "invalid type", param=param,
+                              valid_types=[f"a string matching {shape.metadata['pattern']}"])
 
         def _validate_list(self, param: Any, shape: Any, errors: Any, name: str) -> None:
             # botocore checks unconstrained scalar members by type only; enums are checked member by member.
@@ -109,12 +134,7 @@ def _validator_classes() -> tuple[type, type]:
                               valid_types=["timezone-aware datetime (boto3 parses every timestamp into one)"])
 
         def _validate_blob(self, param: Any, shape: Any, errors: Any, name: str) -> None:
-            from botocore.response import StreamingBody
-
-            if getattr(shape, "serialization", {}).get("streaming") or shape.metadata.get("streaming"):
-                if not isinstance(param, StreamingBody):
-                    errors.report(name, "invalid type", param=param, valid_types=["botocore.response.StreamingBody"])
-                return
+            # A streaming payload is checked by response_problems; any other blob arrives as bytes.
             if not isinstance(param, (bytes, bytearray)):
                 errors.report(name, "invalid type", param=param, valid_types=[str(bytes)])
 
@@ -161,12 +181,24 @@ def check_request(service: str, method: str, params: dict[str, Any]) -> None:
 
 def response_problems(service: str, method: str, response: Any) -> list[str]:
     """Why ``response`` is not what AWS returns for ``method`` (empty: it is)."""
-    shape = operation_model(service, method).output_shape
+    from botocore.response import StreamingBody
+
+    model = operation_model(service, method)
+    shape = model.output_shape
     body = {k: v for k, v in response.items() if k != "ResponseMetadata"} if isinstance(response, dict) else response
     if shape is None:
         return [] if not body else [f"the operation has no output, got {sorted(body)}"]
+    problems = []
+    if model.has_streaming_output and isinstance(body, dict):
+        # botocore hands a streaming payload (GetObject's, InvokeEndpoint's Body) over unread, as a StreamingBody.
+        payload = shape.serialization.get("payload")
+        if payload in body:
+            if not isinstance(body[payload], StreamingBody):
+                problems.append(f"Invalid type for parameter {payload}, value: {body[payload]!r}, type: "
+                                f"{type(body[payload])}, valid types: botocore.response.StreamingBody")
+            body = {**body, payload: b""}  # checked above; the rest is checked against the shape
     report = _validators()[1].validate(body, shape)
-    return report.generate_report().splitlines() if report.has_errors() else []
+    return problems + (report.generate_report().splitlines() if report.has_errors() else [])
 
 
 def check_response(service: str, method: str, response: Any) -> None:

@@ -3,7 +3,6 @@ and the one place the CLI resolves its configuration and AWS environment."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,29 +120,6 @@ def load_cli_config(context: tuple[str, ...] | list[str] = ()) -> Config:
         dotenv_path=Path(".env"),
         cdk_json_context=read_cdk_json_context(Path("cdk.json")),
     )
-
-
-@dataclass(frozen=True)
-class AwsSession:
-    """What a ``--target aws`` command needs: the configuration, and clients in
-    its region with the resolved profile (nothing below reads the environment)."""
-
-    config: Config
-    environment: AwsEnvironment
-
-    @property
-    def region(self) -> str:
-        return self.config.region
-
-    def client(self, service: str) -> Any:
-        from .. import aws
-
-        return aws.client(service, self.config.region, profile=self.environment.boto3_profile)
-
-
-def aws_session(context: tuple[str, ...] | list[str] = ()) -> AwsSession:
-    """The configuration and AWS environment of a ``--target aws`` command."""
-    return AwsSession(load_cli_config(context), aws_environment())
 
 
 #: A JSON-lines file that gets one line per call a local client makes (service, method, parameter

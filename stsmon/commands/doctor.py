@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import click
 
 from ..errors import StsmonError
-from .common import assembly_option, context_option, resolve_state_dir, state_dir_option, target_option
+from .common import assembly_option, command_clients, context_option, state_dir_option, target_option
 
 
 class ChecksFailed(StsmonError):
@@ -39,40 +36,10 @@ def command(target: str, state_dir: Path | None, assembly: Path, context: tuple[
     """
     from ..preflight import failed, render
 
-    if target == "local":
-        checks = _local_checks(state_dir, assembly)
-    else:
-        from ..aws.preflight import run_aws_checks
-        from .common import aws_session
-
-        aws = aws_session(context)
-        click.echo(f"Checking AWS account and region {aws.region} (profile: {aws.environment.profile or 'default chain'})")
-        checks = run_aws_checks(aws.client, aws.config, aws.environment, assembly)
+    with command_clients(target, state_dir, context) as clients:
+        checks = clients.runtime.preflight(assembly, click.echo)
     for line in render(checks):
         click.echo(line)
     bad = failed(checks)
     if bad:
         raise ChecksFailed(f"{len(bad)} check(s) failed: {', '.join(c.name for c in bad)}")
-
-
-def _local_checks(state_dir: Path | None, assembly: Path) -> list:
-    from importlib.metadata import PackageNotFoundError, version
-
-    from .. import preflight as p
-    from ..data import MSRP_DIR_ENV, cache_dir
-
-    try:
-        sklearn = version("scikit-learn")
-    except PackageNotFoundError:
-        sklearn = None
-    state = resolve_state_dir(state_dir).root
-    where = next((d for d in (state, *state.parents) if d.exists()), Path.cwd())
-    return [
-        p.check_python(tuple(sys.version_info[:3])),
-        p.check_sklearn(sklearn),
-        p.check_node(p.node_version()),
-        p.check_cdk_cli(Path.cwd()),
-        p.check_disk(where, shutil.disk_usage(where).free),
-        p.check_corpus(os.environ.get(MSRP_DIR_ENV), cache_dir()),
-        p.check_assembly_local(assembly),
-    ]

@@ -10,7 +10,7 @@ import click
 from stscontracts import names
 
 from ..errors import StsmonError
-from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
+from .common import cli_clock, cli_sleep, command_clients, context_option, resolve_state_dir, state_dir_option, target_option
 
 WINDOW_HELP = ("Window to monitor: previous (default: the previous full hour, minus the deployed label delay), "
                "current (the hour in progress), END (the hour before END) or START/END (whole hours), ISO-8601.")
@@ -56,11 +56,12 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
         parameters: tuple[str, ...], fail_on_violations: bool) -> None:
     """Start the monitoring pipeline now for one window and print its result.
 
-    Locally: the execution is recorded like any other (executions/), its
-    CloudWatch metrics go to the local metrics store and the deployed alarms
-    are evaluated. --target aws: the AWS monitoring pipeline (it publishes to
-    CloudWatch itself); the alarm states are read back.
+    The execution is recorded like any other; the monitor publishes its
+    CloudWatch metrics itself (locally to the local CloudWatch, whose alarms
+    are evaluated when the execution ends). The alarm states, and their
+    changes during the run, are read back.
     """
+    from ..clients.stacks import require_outputs
     from ..monitoring import report, runs
 
     clock = cli_clock()
@@ -72,34 +73,17 @@ def run(target: str, state_dir: Path | None, context: tuple[str, ...], window: s
         params[key] = value
     if min_label_coverage is not None:
         params["MinLabelCoverage"] = str(min_label_coverage)
-    state = resolve_state_dir(state_dir)
-    if target == "local":
-        where = runs.monitoring_target(state)
-        click.echo(f"Monitoring {where.endpoint} with pipeline {where.pipeline} ({window} window)")
-        run_ = runs.run_monitoring(state, params, pipeline=where.pipeline, on_event=_progress, clock=clock)
-        execution, result, alarms = run_.execution, run_.result, run_.alarms
-        reason = run_.failure_reason
-        where_out = str(run_.output_dir / names.REPORT_FILE) if run_.output_dir else None
-        if run_.ingested:
-            click.echo(f"{run_.ingested} metric data points published to the local CloudWatch ({state.metrics})")
-    else:
-        from ..aws import stack_outputs
-        from ..monitoring.aws import monitoring_alarm_prefixes, run_aws_monitoring
-        from .common import aws_session
-
-        aws = aws_session(context)
-        cfg = aws.config
-        outputs = stack_outputs(aws.client("cloudformation"), cfg.stack_name("monitoring"))
-        pipeline = outputs.get("MonitoringPipelineName") or cfg.monitoring_pipeline_name
-        click.echo(f"Starting AWS pipeline {pipeline} ({window} window)")
-        out = run_aws_monitoring(
-            aws.client("sagemaker"), aws.client("s3"), aws.client("cloudwatch"),
-            pipeline=pipeline, parameters=params, alarm_prefix=monitoring_alarm_prefixes(cfg.prefix),
-            on_step=lambda s: _progress("step", s), now=clock.now())
-        execution, result, alarms = out["execution"], out["result"], out["alarms"]
-        reason = ((result or {}).get("failure_reason") or out.get("exit_message", "").removeprefix(names.MONITOR_FAILED_PREFIX)
-                  or execution.get("FailureReason", ""))
-        where_out = f"{out['output_uri']}/{names.REPORT_FILE}" if out["output_uri"] else None
+    with command_clients(target, state_dir, context) as clients:
+        outputs = require_outputs(clients, "MonitoringPipelineName", "EndpointName")
+        pipeline = outputs["MonitoringPipelineName"]
+        click.echo(f"Monitoring {outputs['EndpointName']} with pipeline {pipeline} ({window} window, "
+                   f"{clients.runtime.where()})")
+        run_ = runs.run_now(clients, pipeline, params, alarm_prefixes=runs.monitoring_alarm_prefixes(clients.config.prefix),
+                            sleep=cli_sleep, on_step=lambda step: _progress("step", step))
+        runs.write_run_record(clients.state, run_, target=clients.target)
+        where_out = clients.runtime.show_uri(f"{run_.output_uri}/{names.REPORT_FILE}") if run_.output_uri and run_.result else None
+    execution, result, alarms = run_.execution, run_.result, run_.alarms
+    reason = run_.failure_reason if result is None else (result.get("failure_reason") or "")
     click.echo(f"Execution {execution.get('PipelineExecutionArn', execution.get('PipelineExecutionId'))}: "
                f"{execution['PipelineExecutionStatus']}")
     failure = reason

@@ -8,7 +8,7 @@ import click
 
 from stscontracts import names
 
-from .common import context_option, resolve_state_dir, state_dir_option, target_option
+from .common import command_clients, context_option, state_dir_option, target_option
 
 
 @click.command(name="report")
@@ -19,39 +19,34 @@ from .common import context_option, resolve_state_dir, state_dir_option, target_
               help="Folder of the report (replaced). Default: {state}/reports/monitoring/.")
 @click.option("--last", type=click.IntRange(min=1), default=12, show_default=True, help="Windows shown in the terminal.")
 @click.option("--limit", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Newest monitoring runs read (--target aws reads them from S3).")
+              help="Newest monitoring runs read.")
 def command(target: str, state_dir: Path | None, context: tuple[str, ...], out_dir: Path | None, last: int, limit: int) -> None:
     """Metrics over time against their thresholds, violations, confusion matrix and record counts.
 
     Writes index.html with PNG charts (open it in a browser) and prints a
     summary of the recent windows and the alarm states.
     """
+    from ..clients.stacks import deployed_outputs
     from ..monitoring import report as rep
+    from ..monitoring import runs
 
-    state = resolve_state_dir(state_dir)
-    if target == "local":
-        from ..monitoring import metrics, runs
+    with command_clients(target, state_dir, context) as clients:
+        state = clients.state
+        outputs = deployed_outputs(clients)
+        pipeline = outputs.get("MonitoringPipelineName")
+        if not pipeline:
+            from ..errors import NotDeployedError
 
-        where = runs.monitoring_target(state)
+            raise NotDeployedError(f"the monitoring stack is not deployed {clients.runtime.where()} (no "
+                                   f"MonitoringPipelineName output): {clients.deploy_hint()}")
         results = []
-        for run in runs.list_results(state, where.pipeline)[-limit:]:
+        for run in runs.list_runs(clients, pipeline, output_uri=outputs.get("MonitoringOutputUri"), limit=limit):
+            report_uri = f"{run.output_uri}/{names.REPORT_FILE}" if run.output_uri and run.result else None
             results.append(rep.RunResult.from_result(
-                run.execution["PipelineExecutionId"], run.result, failure=run.failure_reason,
-                report_path=str(run.output_dir / names.REPORT_FILE) if run.output_dir and run.result else None))
-        alarms = metrics.list_alarms(state)
-        title = f"Model quality of {where.endpoint}"
-    else:
-        from ..aws import stack_outputs
-        from ..monitoring.aws import monitoring_alarm_prefixes
-        from ..monitoring.aws_report import aws_results
-        from .common import aws_session
-
-        aws = aws_session(context)
-        cfg = aws.config
-        outputs = stack_outputs(aws.client("cloudformation"), cfg.stack_name("monitoring"))
-        results, alarms = aws_results(aws.client("s3"), aws.client("cloudwatch"),
-                                      outputs["MonitoringOutputUri"], monitoring_alarm_prefixes(cfg.prefix), limit=limit)
-        title = f"Model quality of {outputs.get('EndpointName', cfg.endpoint_name)} (AWS)"
+                run.execution_id, run.result, failure=run.failure_reason,
+                report_path=clients.runtime.show_uri(report_uri) if report_uri else None))
+        alarms = runs.alarm_states(clients, runs.monitoring_alarm_prefixes(clients.config.prefix))
+        title = f"Model quality of {outputs.get('EndpointName', clients.config.endpoint_name)}"
     target_dir = out_dir or state.root / "reports" / "monitoring"
     index = rep.build_report(results, alarms, target_dir, title=title)
     for line in rep.summary_lines(results, alarms, last=last):

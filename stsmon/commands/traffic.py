@@ -44,7 +44,7 @@ from stscontracts import names
 from ..clock import Clock
 from ..errors import NotDeployedError, StsmonError, UsageError
 from ..state import StateDir
-from .common import cli_clock, context_option, resolve_state_dir, state_dir_option, target_option
+from .common import command_clients, context_option, state_dir_option, target_option
 
 RECORD_FILENAME = "testendpoint_out.json"
 MSRP_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
@@ -113,31 +113,50 @@ def _label(raw: str, path: Path, line: int) -> float | None:
     return int(value) if value.is_integer() else value
 
 
-def latest_test_split(state: StateDir) -> Path:
-    """``test/test.csv`` of the newest training execution whose Preprocess step succeeded."""
-    best: tuple[str, Path] | None = None
-    for path in state.executions.glob("*/*/execution.json") if state.executions.is_dir() else ():
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        for step in record.get("Steps") or []:
-            if step.get("StepName") != names.STEP_PREPROCESS or step.get("StepStatus") != "Succeeded":
-                continue
-            outputs = (((step.get("Properties") or {}).get("ProcessingOutputConfig") or {}).get("Outputs")) or []
-            if isinstance(outputs, dict):
-                outputs = list(outputs.values())
-            for out in outputs:
-                if out.get("OutputName") == names.OUTPUT_TEST:
-                    uri = (out.get("S3Output") or {}).get("S3Uri")
-                    folder = state.s3_path(uri) if uri else None
-                    files = sorted(folder.glob("*.csv")) if folder and folder.is_dir() else []
-                    if files and (best is None or record.get("CreationTime", "") > best[0]):
-                        best = (record.get("CreationTime", ""), files[0])
-    if best is None:
-        raise NotDeployedError(f"no test split in {state.root}: run `stsmon train` first, or pass --input FILE "
-                               "(a split CSV or an MSRP-layout file)")
-    return best[1]
+def latest_test_split(clients: Any, pipeline: str) -> Path:
+    """``test.csv`` of the newest succeeded training execution (its Preprocess step's ``test``
+    output), read from S3 into the state folder (``inputs/{execution id}/test.csv``)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .. import executions
+    from ..clients.errors import error_message, is_not_found
+
+    hint = (f"no test split of a training run {clients.runtime.where()}: run `stsmon train` first, or pass "
+            "--input FILE (a split CSV or an MSRP-layout file)")
+    sm = clients.sagemaker
+    try:
+        for page in sm.get_paginator("list_pipeline_executions").paginate(
+                PipelineName=pipeline, SortBy="CreationTime", SortOrder="Descending"):
+            for summary in page.get("PipelineExecutionSummaries", []):
+                if summary.get("PipelineExecutionStatus") != "Succeeded":
+                    continue
+                arn = summary["PipelineExecutionArn"]
+                step = next((s for s in executions.steps(sm, arn) if s["StepName"] == names.STEP_PREPROCESS
+                             and s.get("StepStatus") == "Succeeded"), None)
+                job_arn = (((step or {}).get("Metadata") or {}).get("ProcessingJob") or {}).get("Arn")
+                if not job_arn:
+                    continue
+                job = sm.describe_processing_job(ProcessingJobName=job_arn.rsplit("/", 1)[-1])
+                uri = next((o["S3Output"]["S3Uri"] for o in job.get("ProcessingOutputConfig", {}).get("Outputs", [])
+                            if o["OutputName"] == names.OUTPUT_TEST), None)
+                if not uri:
+                    continue
+                bucket, _, prefix = uri[len("s3://"):].partition("/")
+                listed = clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/").get("Contents", [])
+                keys = sorted(o["Key"] for o in listed if o["Key"].endswith(".csv"))
+                if not keys:
+                    continue
+                path = clients.state.root / "inputs" / executions.execution_id(arn) / keys[0].rsplit("/", 1)[-1]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(clients.s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read())
+                return path
+    except ClientError as exc:
+        if is_not_found(exc):
+            raise NotDeployedError(hint) from None
+        raise StsmonError(f"finding the latest test split failed: {error_message(exc)}") from None
+    except BotoCoreError as exc:
+        raise StsmonError(f"finding the latest test split failed: {exc}") from None
+    raise NotDeployedError(hint)
 
 
 # -- sending --------------------------------------------------------------------------
@@ -220,45 +239,24 @@ def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def runtime_client(*, url: str | None, region: str, concurrency: int, profile: str | None = None):
-    """A boto3 ``sagemaker-runtime`` client: for the local endpoint (``url``, dummy
-    credentials) or AWS (your credentials: ``profile``, else botocore's default chain)."""
-    import boto3
-    from botocore.config import Config
+def check_in_service(clients: Any, name: str) -> None:
+    """The endpoint exists and is InService (``describe_endpoint``), else NotDeployedError with what to do."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max(10, concurrency),
-                    read_timeout=70, connect_timeout=10)
-    if url is not None:
-        return boto3.client("sagemaker-runtime", region_name=region, endpoint_url=url, config=config,
-                            aws_access_key_id="local", aws_secret_access_key="local")
-    session = boto3.Session(profile_name=profile) if profile else boto3
-    return session.client("sagemaker-runtime", region_name=region, config=config)
+    from ..clients.errors import error_code, error_message
 
-
-def local_endpoint(state: StateDir, name: str | None) -> dict[str, Any]:
-    """The running local endpoint's record (by name, or the only one)."""
-    from ..endpoint.process import list_records, read_record
-
-    if name:
-        record = read_record(state, name)
-        if record is None:
-            raise NotDeployedError(f"no local endpoint {name!r} in {state.root}: run `stsmon deploy` first")
-    else:
-        records = list_records(state)
-        running = [r for r in records if r.get("running")]
-        if len(running) == 1:
-            record = running[0]
-        elif not records:
-            raise NotDeployedError(f"no local endpoint in {state.root}: run `stsmon deploy` first")
-        elif not running:
-            record = records[0]
-        else:
-            names = ", ".join(r["endpoint_name"] for r in running)
-            raise UsageError(f"several local endpoints run ({names}); choose one with --endpoint")
-    if not record.get("running"):
-        raise NotDeployedError(f"local endpoint {record['endpoint_name']} is not running (status "
-                               f"{record.get('status')}); start it with `stsmon deploy`")
-    return record
+    try:
+        status = clients.sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
+    except ClientError as exc:
+        if error_code(exc) == "ValidationException":
+            raise NotDeployedError(f"endpoint {name} is not deployed {clients.runtime.where()}: "
+                                   f"{clients.deploy_hint()}") from None
+        raise StsmonError(f"describe_endpoint({name}) failed: {error_message(exc)}") from None
+    except BotoCoreError as exc:
+        raise StsmonError(f"describe_endpoint({name}) failed: {exc}") from None
+    if status != "InService":
+        raise NotDeployedError(f"endpoint {name} is {status}, not InService {clients.runtime.where()}: "
+                               f"{clients.deploy_hint()} (it starts the endpoint again)")
 
 
 def write_record(record: dict[str, Any], state: StateDir, out_file: Path, *, now: datetime) -> list[Path]:
@@ -342,27 +340,30 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], endpo
     """Send the test split to the endpoint, one pair per request, with inference ids."""
     if not prefix or len(prefix) > 40 or not prefix.isprintable() or prefix[0].isspace():
         raise UsageError(f"--prefix must be 1-40 printable characters, got {prefix!r}")
-    state = resolve_state_dir(state_dir)
-    from .common import aws_environment, load_cli_config
+    from ..clients.stacks import deployed_outputs
 
-    cfg = load_cli_config(context)
-    path = input_path or latest_test_split(state)
-    pairs = read_pairs(path)[:limit]
-    if target == "local":
-        record = local_endpoint(state, endpoint)
-        name, url = record["endpoint_name"], record["url"]
-    else:
-        name, url = endpoint or cfg.endpoint_name, None
-    client = runtime_client(url=url, region=cfg.region, concurrency=concurrency,
-                            profile=None if url else aws_environment().boto3_profile)
-    where = url or f"AWS ({cfg.region})"
-    click.echo(f"Sending {len(pairs)} pairs from {path} to {name} at {where} "
-               f"(ids {prefix}{start}..{prefix}{start + len(pairs) - 1})", err=True)
-    with click.progressbar(length=len(pairs), label="traffic", file=sys.stderr) as bar:
-        record, written = run_traffic(state=state, target=target, endpoint_name=name, url=url, pairs=pairs,
-                                      input_desc=str(path), client=client, prefix=prefix, start=start,
-                                      concurrency=concurrency, rate=rate, out_file=out_file, progress=bar.update,
-                                      clock=cli_clock())
+    with command_clients(target, state_dir, context) as clients:
+        state = clients.state
+        outputs = deployed_outputs(clients)
+        if input_path is None:
+            path = latest_test_split(clients, outputs.get("TrainingPipelineName") or clients.config.pipeline_name)
+        else:
+            path = input_path
+        pairs = read_pairs(path)[:limit]
+        name = endpoint or outputs.get("EndpointName")
+        if not name:
+            raise NotDeployedError(f"no endpoint is deployed {clients.runtime.where()} (no EndpointName output; "
+                                   f"--endpoint names one): {clients.deploy_hint()}")
+        check_in_service(clients, name)
+        url = clients.runtime.endpoint_url(name)
+        client = clients.sagemaker_runtime(concurrency=concurrency)
+        click.echo(f"Sending {len(pairs)} pairs from {path} to {name} at {url} "
+                   f"(ids {prefix}{start}..{prefix}{start + len(pairs) - 1})", err=True)
+        with click.progressbar(length=len(pairs), label="traffic", file=sys.stderr) as bar:
+            record, written = run_traffic(state=state, target=clients.target, endpoint_name=name, url=url, pairs=pairs,
+                                          input_desc=str(path), client=client, prefix=prefix, start=start,
+                                          concurrency=concurrency, rate=rate, out_file=out_file, progress=bar.update,
+                                          clock=clients.clock)
     click.echo(f"{record['succeeded']} of {record['requests']} succeeded in {record['duration_seconds']:.1f} s; "
                f"record: {written[0]} and {written[1]}")
     if record["failed"]:

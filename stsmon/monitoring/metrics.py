@@ -374,7 +374,8 @@ def evaluate_alarms(state: StateDir, at: datetime, *, now: datetime, namespace: 
             stamp = iso(now)
             if changed:
                 record["History"] = (record.get("History", []) + [{
-                    "Timestamp": stamp, "EvaluatedAt": iso(at), "From": previous, "To": state_value, "Reason": reason,
+                    # to the millisecond, as CloudWatch's alarm history: changes within one second stay ordered
+                    "Timestamp": now.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"), "EvaluatedAt": iso(at), "From": previous, "To": state_value, "Reason": reason,
                     "Actions": (definition.get("AlarmActions") if state_value == "ALARM" else
                                 definition.get("OKActions") if state_value == "OK" else
                                 definition.get("InsufficientDataActions")) or [],

@@ -1,7 +1,8 @@
 """``stsmon report``: model quality over time as an HTML page with PNG charts, and a terminal summary.
 
 Input: the monitoring results (``monitoring_result.json`` of each monitoring
-execution, oldest first) and the alarm states. Output folder (default
+execution, oldest first) and the alarm states (``{name, metric, state, reason}``,
+:func:`stsmon.monitoring.runs.alarm_states`). Output folder (default
 ``{state}/reports/monitoring/``): ``index.html``, ``metrics_over_time.png``
 (each constrained metric per window against its threshold, violations in
 red, failed runs marked), ``records_over_time.png`` (matched / unmatched /
@@ -268,7 +269,7 @@ def render_page(runs: Sequence[RunResult], alarms: list[dict[str, Any]], charts:
         parts.append(f"<div class='card'>runs<b>{len(runs)}</b></div>")
         for status, n in counts.items():
             parts.append(f"<div class='card'>{_e(status)}<b style='color:{STATUS_COLOURS[status]}'>{n}</b></div>")
-        in_alarm = [a for a in alarms if a.get("StateValue") == "ALARM"]
+        in_alarm = [a for a in alarms if a.get("state") == "ALARM"]
         parts.append(f"<div class='card'>alarms in ALARM<b style='color:{'#c62828' if in_alarm else '#1a7f37'}'>"
                      f"{len(in_alarm)} / {len(alarms)}</b></div></div>")
     if "metrics_over_time.png" in charts:
@@ -289,10 +290,9 @@ def render_page(runs: Sequence[RunResult], alarms: list[dict[str, Any]], charts:
         parts.append("<h2>Alarms</h2><table><tr><th class='l'>alarm</th><th class='l'>metric</th><th class='l'>state</th>"
                      "<th class='l'>reason</th></tr>")
         for alarm in alarms:
-            definition = alarm.get("Definition", {})
-            css = "viol" if alarm.get("StateValue") == "ALARM" else ""
-            parts.append(f"<tr><td class='l'>{_e(alarm['AlarmName'])}</td><td class='l'>{_e(definition.get('MetricName', ''))}</td>"
-                         f"<td class='l {css}'>{_e(alarm.get('StateValue', ''))}</td><td class='l'>{_e(alarm.get('StateReason', ''))}</td></tr>")
+            css = "viol" if alarm.get("state") == "ALARM" else ""
+            parts.append(f"<tr><td class='l'>{_e(alarm['name'])}</td><td class='l'>{_e(alarm.get('metric') or '')}</td>"
+                         f"<td class='l {css}'>{_e(alarm.get('state', ''))}</td><td class='l'>{_e(alarm.get('reason', ''))}</td></tr>")
         parts.append("</table>")
     if "confusion_matrix.png" in charts or "records_over_time.png" in charts:
         parts.append("<h2>Latest confusion matrix and record counts</h2>")
@@ -344,7 +344,7 @@ def build_report(runs: Sequence[RunResult], alarms: list[dict[str, Any]], out_di
                           "window_start": r.window_start.isoformat() if r.window_start else None,
                           "window_end": r.window_end.isoformat() if r.window_end else None,
                           "counts": r.counts, "metrics": r.metrics, "violations": r.violations} for r in runs],
-                "alarms": [{"name": a["AlarmName"], "state": a.get("StateValue")} for a in alarms], "charts": charts}
+                "alarms": [{"name": a["name"], "state": a.get("state")} for a in alarms], "charts": charts}
         (staging / "report.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -404,6 +404,6 @@ def summary_lines(runs: Sequence[RunResult], alarms: list[dict[str, Any]], last:
     counts = {s: sum(1 for r in runs if r.status == s) for s in STATUS_COLOURS}
     lines.append(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "  (! = violation)")
     for alarm in alarms:
-        lines.append(f"alarm {alarm['AlarmName']}: {alarm.get('StateValue')}"
-                     + (f" — {alarm.get('StateReason')}" if alarm.get("StateValue") == "ALARM" else ""))
+        lines.append(f"alarm {alarm['name']}: {alarm.get('state')}"
+                     + (f" — {alarm.get('reason')}" if alarm.get("state") == "ALARM" else ""))
     return lines

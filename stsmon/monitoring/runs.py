@@ -1,25 +1,28 @@
-"""Run the deployed monitoring pipeline locally and take in its result.
+"""Run the deployed monitoring pipeline now and read what came of it — one implementation for both targets.
 
-One path for ``stsmon monitor run`` and the scheduler process:
-:func:`run_monitoring` starts the monitoring pipeline through the local
-executor (recorded like any execution, ``executions/{pipeline}/{id}/``),
-then :func:`collect` reads the ``monitoring`` output of its
-``MonitorModelQuality`` step, evaluates the deployed alarms on the metric
-data points the execution published, and writes a run record
-``runs/monitor-{execution id}.json``.
+Through the boto3-shaped clients (:mod:`stsmon.clients`): ``stsmon monitor
+run`` starts the monitoring pipeline (:func:`run_now`), follows it, reads the
+``monitoring`` output of its ``MonitorModelQuality`` step (the job's
+``ProcessingOutputConfig`` and ``ExitMessage`` from ``describe_processing_job``,
+``monitoring_result.json`` from S3) and the alarm states and their changes
+since the run started (``describe_alarms``, ``describe_alarm_history``);
+``stsmon report`` and ``stsmon status`` list the runs (:func:`list_runs`).
+The local scheduler starts the pipeline through the same client, as
+EventBridge Scheduler does on AWS.
 
-The monitor publishes its metrics itself, as on AWS: its ``PutMetricData``
-calls reach the executor's job endpoint, which stores them in the local
-CloudWatch (:mod:`stsmon.monitoring.metrics`) tagged with the execution id.
-A Failed window fails the step (monitor.py exits 3 after writing its
-outputs and publishing ``monitoring_failed`` = 1): the execution is Failed,
-its outputs are not uploaded (EndOfJob outputs of a failed job), the reason
-is the job's ExitMessage, and SageMaker's ``ExecutionFailed`` is recorded too.
+The monitor publishes its metrics itself, as on AWS (locally its
+``PutMetricData`` calls reach the executor's job endpoint and the local
+CloudWatch). A Failed window fails the step (monitor.py exits 3 after
+writing its outputs and publishing ``monitoring_failed`` = 1): the execution
+is Failed, its outputs are not relied on (EndOfJob outputs of a failed job),
+the reason is the job's ExitMessage.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,52 +31,17 @@ from typing import Any
 
 from stscontracts import names
 
-from ..clock import Clock
+from ..errors import StsmonError, UsageError
 from ..fileio import write_json_atomic
-from ..errors import NotDeployedError, UsageError
 from ..state import StateDir
 from . import metrics
 
-#: Stack outputs (docs/CONTRACTS.md §3) the local monitor needs.
-OUTPUT_KEYS = {
-    "pipeline": "MonitoringPipelineName",
-    "schedule": "MonitoringScheduleName",
-    "endpoint": "EndpointName",
-    "capture_uri": "DataCaptureUri",
-    "ground_truth_uri": "GroundTruthUri",
-    "output_uri": "MonitoringOutputUri",
-}
 
 
-@dataclass(frozen=True)
-class MonitoringTarget:
-    pipeline: str
-    schedule: str
-    endpoint: str
-    capture_uri: str
-    ground_truth_uri: str
-
-
-def deployed_outputs(state: StateDir) -> dict[str, Any]:
-    """Every locally deployed stack's outputs, merged (later stacks win on a clash)."""
-    from ..localcloud.deployer import stack_outputs
-
-    merged: dict[str, Any] = {}
-    for outputs in stack_outputs(state).values():
-        merged.update(outputs)
-    return merged
-
-
-def monitoring_target(state: StateDir) -> MonitoringTarget:
-    """The deployed monitoring pipeline and what it watches; NotDeployedError naming what is missing."""
-    outputs = deployed_outputs(state)
-    keys = ("pipeline", "schedule", "endpoint", "capture_uri", "ground_truth_uri")
-    missing = [OUTPUT_KEYS[k] for k in keys if not outputs.get(OUTPUT_KEYS[k])]
-    if missing:
-        raise NotDeployedError(
-            f"the monitoring stack is not deployed locally in {state.root} (missing stack outputs: "
-            f"{', '.join(missing)}): run `stsmon deploy` first")
-    return MonitoringTarget(*(str(outputs[OUTPUT_KEYS[k]]) for k in keys))
+def monitoring_alarm_prefixes(prefix: str) -> tuple[str, ...]:
+    """Name prefixes of the monitoring stack's alarms: quality ({p}-quality-*) and the monitor's own
+    ({p}-monitor-failed, {p}-monitor-no-result)."""
+    return (f"{prefix}-quality-", f"{prefix}-monitor-")
 
 
 def _hour(moment: datetime) -> datetime:
@@ -114,95 +82,176 @@ def window_parameters(window: str, now: datetime) -> dict[str, str]:
 
 @dataclass
 class MonitorRun:
-    """One monitoring execution and what came of it."""
+    """One monitoring execution and what came of it.
+
+    ``execution``: ``describe_pipeline_execution`` (plus ``PipelineExecutionId``
+    and ``PipelineName``); ``steps``: its steps; ``result``: its
+    ``monitoring_result.json`` (None when the execution did not succeed);
+    ``alarms``: the monitoring alarms, with ``changed``/``previous`` when their
+    state changed since the run started.
+    """
 
     execution: dict[str, Any]
+    steps: list[dict[str, Any]] = field(default_factory=list)
     result: dict[str, Any] | None = None
     output_uri: str | None = None
-    output_dir: Path | None = None
-    ingested: int = 0
+    exit_message: str = ""
     alarms: list[dict[str, Any]] = field(default_factory=list)
     record_path: Path | None = None
 
     @property
+    def execution_id(self) -> str:
+        return self.execution["PipelineExecutionId"]
+
+    @property
     def status(self) -> str:
-        """The monitor's status, or the execution's failure when there is no result."""
-        if self.result is not None:
-            return self.result["status"]
-        return "Failed"
+        """The monitor's status, or Failed when there is no result."""
+        return self.result["status"] if self.result is not None else "Failed"
 
     @property
     def failure_reason(self) -> str:
-        """The result's reason; for a failed execution the monitor step's ExitMessage (the reason
+        """The result's reason; for a failed execution the monitor job's ExitMessage (the reason
         monitor.py gave), else the execution's FailureReason."""
         if self.result is not None:
             return self.result.get("failure_reason", "")
-        step = _monitor_step(self.execution) or {}
-        message = step.get("ExitMessage") or ""
-        if message:
-            return message.removeprefix(names.MONITOR_FAILED_PREFIX)
+        if self.exit_message:
+            return self.exit_message.removeprefix(names.MONITOR_FAILED_PREFIX)
         return self.execution.get("FailureReason") or f"execution {self.execution.get('PipelineExecutionStatus')}"
 
 
-def _monitor_step(execution: dict[str, Any]) -> dict[str, Any] | None:
-    for step in execution.get("Steps", []):
-        if step.get("StepName") == names.STEP_MONITOR:
-            return step
-    return None
+def _client_error(what: str) -> Callable[[Exception], StsmonError]:
+    from ..clients.errors import error_message
+
+    return lambda exc: StsmonError(f"{what} failed: {error_message(exc)}")
 
 
-def output_uri_of(execution: dict[str, Any]) -> str | None:
-    """The S3 URI of the monitor step's ``monitoring`` output, if the step ran."""
-    step = _monitor_step(execution) or {}
-    outputs = ((step.get("Properties") or {}).get("ProcessingOutputConfig") or {}).get("Outputs") or []
-    for out in outputs:
-        if out.get("OutputName") == names.OUTPUT_MONITORING:
-            return (out.get("S3Output") or {}).get("S3Uri")
-    return None
+def _s3_parts(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key.rstrip("/")
 
 
-def _pipeline_metrics(state: StateDir, execution: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
-    """Record ExecutionStarted/Succeeded/Failed for the execution, as SageMaker does; evaluate their alarms."""
-    status = execution.get("PipelineExecutionStatus")
-    if status not in ("Succeeded", "Failed", "Stopped"):
-        return []
-    stamp = execution.get("EndTime") or execution.get("LastModifiedTime") or metrics.iso(now)
-    dims = [{"Name": names.DIMENSION_PIPELINE, "Value": execution.get("PipelineName", "")}]
-    data = [{"MetricName": name, "Timestamp": stamp, "Dimensions": dims, "Value": value, "Unit": "Count"}
-            for name, value in (("ExecutionStarted", 1.0), ("ExecutionSucceeded", float(status == "Succeeded")),
-                                (names.METRIC_EXECUTION_FAILED, float(status == "Failed")), ("ExecutionStopped", float(status == "Stopped")))]
-    metrics.MetricStore(state).put(names.PIPELINE_METRICS_NAMESPACE, data, source=f"{execution['PipelineExecutionId']}:pipeline")
-    return metrics.evaluate_alarms(state, metrics.parse_time(stamp), now=now, namespace=names.PIPELINE_METRICS_NAMESPACE)
+def read_result(clients: Any, output_uri: str) -> dict[str, Any] | None:
+    """``{output}/monitoring_result.json``, or None when there is none."""
+    from botocore.exceptions import ClientError
+
+    from ..clients.errors import is_not_found
+
+    bucket, key = _s3_parts(output_uri)
+    try:
+        return json.loads(clients.s3.get_object(Bucket=bucket, Key=f"{key}/{names.RESULT_FILE}")["Body"].read())
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise _client_error(f"reading {output_uri}/{names.RESULT_FILE}")(exc) from None
+    except ValueError:
+        return None
 
 
-def collect(state: StateDir, execution: dict[str, Any], *, clock: Clock, trigger: str = "manual") -> MonitorRun:
-    """Read a finished monitoring execution's result; ingest its metrics; evaluate alarms
-    (state changes stamped by ``clock``); record it."""
-    run = MonitorRun(execution=execution)
-    now = clock.now()
-    uri = output_uri_of(execution)
+def read_run(clients: Any, execution: dict[str, Any], steps: list[dict[str, Any]]) -> MonitorRun:
+    """The run of a finished execution: the monitor job's output and exit message, the result."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    arn = execution["PipelineExecutionArn"]
+    execution = {**execution, "PipelineExecutionId": arn.rsplit("/", 1)[-1],
+                 "PipelineName": execution.get("PipelineName") or arn.split(":pipeline/")[-1].split("/")[0]}
+    run = MonitorRun(execution=execution, steps=steps)
+    step = next((s for s in steps if s["StepName"] == names.STEP_MONITOR), None)
+    job_arn = (((step or {}).get("Metadata") or {}).get("ProcessingJob") or {}).get("Arn")
+    if not job_arn:
+        return run
+    try:
+        job = clients.sagemaker.describe_processing_job(ProcessingJobName=job_arn.rsplit("/", 1)[-1])
+    except (ClientError, BotoCoreError) as exc:
+        raise _client_error(f"describe_processing_job({job_arn})")(exc) from None
+    # monitor.py's reason when it failed the job (a Failed window: exit 3): /opt/ml/output/message
+    run.exit_message = job.get("ExitMessage", "")
+    uri = next((o["S3Output"]["S3Uri"] for o in (job.get("ProcessingOutputConfig") or {}).get("Outputs", [])
+                if o["OutputName"] == names.OUTPUT_MONITORING), None)
     if uri and execution.get("PipelineExecutionStatus") == "Succeeded":
-        run.output_uri = uri
-        run.output_dir = state.s3_path(uri)
-        result_path = run.output_dir / names.RESULT_FILE
-        if result_path.is_file():
-            run.result = json.loads(result_path.read_text(encoding="utf-8"))
-    # What the execution published (also when it failed: monitor.py publishes before it exits 3).
-    published = metrics.MetricStore(state).published_by(f"{execution['PipelineExecutionId']}#")
-    for namespace, points in sorted(published.items()):
-        run.ingested += len(points)
-        run.alarms += metrics.evaluate_alarms(state, max(p.timestamp for p in points), now=now, namespace=namespace)
-    run.alarms += _pipeline_metrics(state, execution, now)
-    run.record_path = state.runs / f"monitor-{execution['PipelineExecutionId']}.json"
+        # A failed job's EndOfJob outputs are not to be relied on: the ExitMessage says why.
+        run.output_uri = uri.rstrip("/")
+        run.result = read_result(clients, run.output_uri)
+    return run
+
+
+def alarm_states(clients: Any, prefixes: tuple[str, ...], since: datetime | None = None) -> list[dict[str, Any]]:
+    """The metric alarms named with one of ``prefixes`` (every page), as
+    ``{name, metric, state, reason, threshold, comparison, changed, previous}``; ``changed`` and
+    ``previous`` from their state changes since ``since`` (``describe_alarm_history``)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    common = os.path.commonprefix(list(prefixes))
+    try:
+        request: dict[str, Any] = {"AlarmTypes": ["MetricAlarm"]}
+        if common:
+            request["AlarmNamePrefix"] = common
+        alarms = [a for page in clients.cloudwatch.get_paginator("describe_alarms").paginate(**request)
+                  for a in page.get("MetricAlarms", []) if a["AlarmName"].startswith(prefixes)]
+        out = []
+        for alarm in alarms:
+            entry = {"name": alarm["AlarmName"], "metric": alarm.get("MetricName"), "state": alarm["StateValue"],
+                     "reason": alarm.get("StateReason", ""), "threshold": alarm.get("Threshold"),
+                     "comparison": alarm.get("ComparisonOperator"), "changed": False, "previous": None}
+            if since is not None:
+                items = clients.cloudwatch.describe_alarm_history(
+                    AlarmName=alarm["AlarmName"], HistoryItemType="StateUpdate", StartDate=since,
+                    ScanBy="TimestampAscending").get("AlarmHistoryItems", [])
+                if items:
+                    data = json.loads(items[0].get("HistoryData") or "{}")
+                    entry["changed"] = True
+                    entry["previous"] = (data.get("oldState") or {}).get("stateValue")
+            out.append(entry)
+    except (ClientError, BotoCoreError) as exc:
+        raise _client_error("reading the alarm states")(exc) from None
+    return out
+
+
+def display_name(trigger: str, now: datetime) -> str:
+    """``monitor-{trigger}-{time}`` in the form SageMaker takes for a display name (letters, digits, dashes)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", trigger).strip("-")
+    return f"monitor-{slug}"[:64] + f"-{now.astimezone(timezone.utc):%Y%m%dT%H%M%S}"
+
+
+def run_now(
+    clients: Any,
+    pipeline: str,
+    parameters: dict[str, str],
+    *,
+    trigger: str = "manual",
+    alarm_prefixes: tuple[str, ...],
+    sleep: Callable[[float], None],
+    on_step: Callable[[dict[str, Any]], None] = lambda step: None,
+) -> MonitorRun:
+    """Start the monitoring pipeline now (its display name from ``clients.clock``), wait, read the result
+    and the alarms."""
+    from .. import executions
+
+    started = clients.clock.now()
+    arn = executions.start(clients.sagemaker, pipeline, parameters,
+                           PipelineExecutionDisplayName=display_name(trigger, started))
+    execution, steps = executions.wait(clients.sagemaker, arn, poll_seconds=clients.timing.execution_poll, sleep=sleep,
+                                       timeout_seconds=clients.timing.execution_timeout, on_step=on_step)
+    run = read_run(clients, {**execution, "PipelineName": pipeline}, steps)
+    run.alarms = alarm_states(clients, alarm_prefixes, since=execution.get("CreationTime") or started)
+    return run
+
+
+def write_run_record(state: StateDir, run: MonitorRun, *, target: str, trigger: str = "manual") -> Path:
+    """``runs/monitor-{execution id}.json``: what the run was and what came of it."""
+    def stamp(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    run.record_path = state.runs / f"monitor-{run.execution_id}.json"
     write_json_atomic(run.record_path, {
         "kind": "monitor",
+        "target": target,
         "trigger": trigger,
-        "pipeline": execution.get("PipelineName"),
-        "execution_id": execution.get("PipelineExecutionId"),
-        "execution_status": execution.get("PipelineExecutionStatus"),
-        "parameters": execution.get("Parameters", []),
-        "created": execution.get("CreationTime"),
-        "ended": execution.get("EndTime"),
+        "pipeline": run.execution.get("PipelineName"),
+        "execution_id": run.execution_id,
+        "execution_arn": run.execution.get("PipelineExecutionArn"),
+        "execution_status": run.execution.get("PipelineExecutionStatus"),
+        "created": stamp(run.execution.get("CreationTime")),
+        "ended": stamp(run.execution.get("LastModifiedTime")),
         "output_uri": run.output_uri,
         "status": run.status,
         "failure_reason": run.failure_reason,
@@ -210,49 +259,53 @@ def collect(state: StateDir, execution: dict[str, Any], *, clock: Clock, trigger
         "counts": (run.result or {}).get("counts"),
         "metrics": (run.result or {}).get("metrics"),
         "violations": (run.result or {}).get("violations", []),
-        "ingested_data_points": run.ingested,
         "alarms": run.alarms,
     })
-    return run
+    return run.record_path
 
 
-def run_monitoring(
-    state: StateDir,
-    parameters: dict[str, str] | None = None,
-    *,
-    pipeline: str | None = None,
-    trigger: str = "manual",
-    on_event: Callable[[str, dict[str, Any]], None] | None = None,
-    clock: Clock,
-) -> MonitorRun:
-    """Start the monitoring pipeline now (by ``clock``: its window, its times) and collect its result."""
-    from ..localcloud.executor import start_execution
+def list_runs(clients: Any, pipeline: str, *, output_uri: str | None = None, limit: int = 500) -> list[MonitorRun]:
+    """The newest ``limit`` finished executions of the monitoring pipeline with their results, oldest first.
 
-    name = pipeline or monitoring_target(state).pipeline
-    params = dict(parameters or {})
-    display = f"monitor-{trigger}-{clock.now():%Y%m%dT%H%M%S}"
-    execution = start_execution(state, name, params, display_name=display, on_event=on_event, clock=clock)
-    return collect(state, execution, trigger=trigger, clock=clock)
+    One ``list_pipeline_executions`` page per 100 runs. A succeeded run's result is
+    ``{output_uri}/{execution id}/monitoring_result.json`` (the stack's ``MonitoringOutputUri``,
+    docs/CONTRACTS.md §3: one ``get_object``); without ``output_uri``, and for a failed run (its
+    reason), the monitor job is asked (``list_pipeline_execution_steps``, ``describe_processing_job``).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
 
+    from .. import executions
+    from ..clients.errors import is_not_found
 
-def list_results(state: StateDir, pipeline: str) -> list[MonitorRun]:
-    """Every recorded execution of the monitoring pipeline with its result, oldest first."""
-    from ..localcloud.executions import list_executions
-
-    runs = []
-    for execution in reversed(list_executions(state, pipeline)):
-        if execution.get("PipelineExecutionStatus") == "Executing":
-            continue
-        run = MonitorRun(execution=execution)
-        uri = output_uri_of(execution)
-        if uri:
-            run.output_uri = uri
-            run.output_dir = state.s3_path(uri)
-            path = run.output_dir / names.RESULT_FILE
-            if path.is_file():
-                try:
-                    run.result = json.loads(path.read_text(encoding="utf-8"))
-                except ValueError:
-                    run.result = None
-        runs.append(run)
-    return runs
+    sm = clients.sagemaker
+    summaries: list[dict[str, Any]] = []
+    try:
+        for page in sm.get_paginator("list_pipeline_executions").paginate(
+                PipelineName=pipeline, SortBy="CreationTime", SortOrder="Descending",
+                PaginationConfig={"PageSize": min(100, limit)}):
+            summaries += [s for s in page.get("PipelineExecutionSummaries", [])
+                          if s.get("PipelineExecutionStatus") in executions.TERMINAL]
+            if len(summaries) >= limit:
+                break
+        out = []
+        for summary in reversed(summaries[:limit]):
+            arn = summary["PipelineExecutionArn"]
+            execution = {"PipelineExecutionArn": arn, "PipelineExecutionStatus": summary["PipelineExecutionStatus"],
+                         "CreationTime": summary.get("StartTime"), "PipelineName": pipeline,
+                         "PipelineExecutionDisplayName": summary.get("PipelineExecutionDisplayName")}
+            if summary.get("PipelineExecutionFailureReason"):
+                execution["FailureReason"] = summary["PipelineExecutionFailureReason"]
+            if output_uri and execution["PipelineExecutionStatus"] == "Succeeded":
+                run = MonitorRun(execution={**execution, "PipelineExecutionId": arn.rsplit("/", 1)[-1]},
+                                 output_uri=f"{output_uri.rstrip('/')}/{arn.rsplit('/', 1)[-1]}")
+                run.result = read_result(clients, run.output_uri)
+            else:
+                run = read_run(clients, execution, executions.steps(sm, arn))
+            out.append(run)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return []
+        raise _client_error(f"listing the executions of {pipeline}")(exc) from None
+    except BotoCoreError as exc:
+        raise StsmonError(f"listing the executions of {pipeline} failed: {exc}") from None
+    return out

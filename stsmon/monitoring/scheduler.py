@@ -7,9 +7,10 @@ runs; deleting the last schedule stops it. The process
 (``python -m stsmon.monitoring.scheduler --state-dir DIR``) re-reads the
 schedules every few seconds, and at each fire time of an ENABLED schedule
 starts its target — a SageMaker pipeline, with the schedule's
-``SageMakerPipelineParameters`` — through the local executor, exactly as
-EventBridge Scheduler would start it on AWS, then takes in the monitoring
-result (metrics, alarms; :mod:`stsmon.monitoring.runs`). Missed fire times
+``SageMakerPipelineParameters`` — through the local SageMaker API
+(``start_pipeline_execution``), exactly as EventBridge Scheduler would start
+it on AWS, then reads the monitoring result and the alarms
+(:mod:`stsmon.monitoring.runs`) and records the run. Missed fire times
 (the process was not running) are not made up, as on AWS.
 
 Files (``scheduler/``): ``scheduler.json`` (pid, creation time, boot time, log path; :mod:`stsmon.supervisor`),
@@ -172,9 +173,17 @@ class Scheduler:
         self.started = clock.now()
 
     def _run_pipeline(self, state: StateDir, parameters: dict[str, str], *, pipeline: str, trigger: str) -> Any:
-        from .runs import run_monitoring
+        """Start the pipeline through the local SageMaker API (as EventBridge Scheduler calls
+        StartPipelineExecution on AWS), follow it, read its result and record it."""
+        from stscontracts.config import Config
 
-        return run_monitoring(state, parameters, pipeline=pipeline, trigger=trigger, clock=self.clock)
+        from ..clients import make_clients
+        from . import runs
+
+        with make_clients("local", config=Config(), state=state, clock=self.clock) as clients:
+            run = runs.run_now(clients, pipeline, parameters, trigger=trigger, alarm_prefixes=("",), sleep=time.sleep)
+            runs.write_run_record(state, run, target="local", trigger=trigger)
+        return run
 
     def run_due(self) -> list[dict[str, Any]]:
         """Fire every ENABLED schedule whose time has come (by the clock); returns what was fired."""

@@ -24,12 +24,14 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from stscontracts import names
+
 from ...clients.errors import client_error
 from ...clock import Clock
 from ...state import StateDir
 
 #: SageMaker's own per-pipeline metrics (what the "monitor failed" alarm watches).
-PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
+PIPELINE_NAMESPACE = names.PIPELINE_METRICS_NAMESPACE
 
 _INTEGERS = ("Period", "EvaluationPeriods", "DatapointsToAlarm")
 
@@ -110,9 +112,9 @@ class LocalCloudWatch:
         from ...monitoring.metrics import list_alarms
 
         items = []
-        # The local alarm records keep times to the second: a bound is compared at that precision.
-        StartDate = _aware(StartDate).replace(microsecond=0) if StartDate else None
-        EndDate = _aware(EndDate).replace(microsecond=0) if EndDate else None
+        # History times are kept to the millisecond (older records: to the second).
+        StartDate = _aware(StartDate).replace(microsecond=StartDate.microsecond // 1000 * 1000) if StartDate else None
+        EndDate = _aware(EndDate) if EndDate else None
         if HistoryItemType in (None, "StateUpdate") and (not AlarmTypes or "MetricAlarm" in AlarmTypes):
             for record in list_alarms(self.state):
                 if AlarmName and record.get("AlarmName") != AlarmName:
@@ -177,9 +179,9 @@ def record_pipeline_execution(state: StateDir, execution: dict[str, Any], *, clo
     if status not in ("Succeeded", "Failed", "Stopped"):
         return
     stamp = execution.get("EndTime") or execution.get("LastModifiedTime") or iso(now)
-    dims = [{"Name": "PipelineName", "Value": execution.get("PipelineName", "")}]
+    dims = [{"Name": names.DIMENSION_PIPELINE, "Value": execution.get("PipelineName", "")}]
     data = [{"MetricName": name, "Timestamp": stamp, "Dimensions": dims, "Value": value, "Unit": "Count"}
             for name, value in (("ExecutionStarted", 1.0), ("ExecutionSucceeded", float(status == "Succeeded")),
-                                ("ExecutionFailed", float(status == "Failed")), ("ExecutionStopped", float(status == "Stopped")))]
+                                (names.METRIC_EXECUTION_FAILED, float(status == "Failed")), ("ExecutionStopped", float(status == "Stopped")))]
     store.put(PIPELINE_NAMESPACE, data, source=f"{execution_id}:pipeline")
     evaluate_alarms(state, parse_time(stamp), now=now, namespace=PIPELINE_NAMESPACE)

@@ -387,14 +387,32 @@ class LocalSageMaker:
 
     # -- endpoints -------------------------------------------------------------------------
 
+    def _capture_key(self, config_name: str) -> str:
+        """The endpoint config's DataCaptureConfig.KmsKeyId ("" when it names none)."""
+        from ...endpoint.handlers import _configs_dir
+
+        try:
+            config = json.loads((_configs_dir(self.state) / f"{config_name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        return str((config.get("DataCaptureConfig") or {}).get("KmsKeyId") or "")
+
     def describe_endpoint(self, *, EndpointName: str) -> dict[str, Any]:  # noqa: N803
         from ...endpoint.process import endpoint_paths, read_record
 
+        record: dict[str, Any] = {}
         try:
+            record = read_record(self.state, EndpointName) or {}
             deployed = json.loads((endpoint_paths(self.state, EndpointName).folder / "resource.json").read_text())
         except (OSError, ValueError, StsmonError):
-            raise client_error("DescribeEndpoint", "ValidationException", f'Could not find endpoint "{EndpointName}".') from None
-        record = read_record(self.state, EndpointName) or {}
+            if not record:
+                raise client_error("DescribeEndpoint", "ValidationException",
+                                   f'Could not find endpoint "{EndpointName}".') from None
+            # A server started without a deployment (a test's, `python -m stsmon.endpoint`): its own record.
+            from .. import LocalEnvironment
+
+            deployed = {"EndpointArn": LocalEnvironment(region=self.region).arn("sagemaker", f"endpoint/{EndpointName.lower()}"),
+                        "EndpointConfigName": (record.get("info") or {}).get("EndpointConfigName") or EndpointName}
         status = _ENDPOINT_STATUS.get(str(record.get("status")), "OutOfService") if record.get("running") or \
             record.get("status") == "Failed" else "OutOfService"
         created = _time(record.get("started_at") or record.get("updated_at")) or _time("1970-01-01T00:00:00Z")
@@ -412,7 +430,8 @@ class LocalSageMaker:
         if capture:
             out["DataCaptureConfig"] = {"EnableCapture": True, "CaptureStatus": "Started",
                                         "CurrentSamplingPercentage": int(float(capture.get("sampling_percentage", 100))),
-                                        "DestinationS3Uri": capture.get("destination_uri") or ""}
+                                        "DestinationS3Uri": capture.get("destination_uri") or "",
+                                        "KmsKeyId": self._capture_key(out["EndpointConfigName"])}
         variant = record.get("variant")
         if variant:
             out["ProductionVariants"] = [{"VariantName": variant, "CurrentWeight": 1.0, "DesiredWeight": 1.0,

@@ -225,20 +225,23 @@ def test_profile_option_picks_the_profile_and_its_region(eu_profile, monkeypatch
 
 
 def test_traffic_sends_to_the_profiles_region(eu_profile, monkeypatch, tmp_path):
+    from stsmon.aws.runtime import AwsRuntime
     from stsmon.commands import traffic
 
     seen = {}
 
-    def fake_runtime_client(*, url, region, concurrency, profile=None):
-        seen.update(url=url, region=region, profile=profile)
+    def fake_runtime_client(self, *, concurrency):
+        seen.update(region=self.config.region, profile=self.environment.boto3_profile)
         raise SystemExit(0)
 
-    monkeypatch.setattr(traffic, "runtime_client", fake_runtime_client)
+    monkeypatch.setattr(AwsRuntime, "sagemaker_runtime", fake_runtime_client)
+    monkeypatch.setattr("stsmon.clients.stacks.deployed_outputs", lambda clients, kinds=(): {"EndpointName": "sts-endpoint"})
+    monkeypatch.setattr(traffic, "check_in_service", lambda clients, name: None)
     split = tmp_path / "test.csv"
     split.write_text("1,a,b\n")
     CliRunner().invoke(cli_module.cli, ["traffic", "--target", "aws", "--input", str(split), "--profile", "eu",
                                         "--state-dir", str(tmp_path / "state")])
-    assert seen == {"url": None, "region": "eu-west-1", "profile": "eu"}
+    assert seen == {"region": "eu-west-1", "profile": "eu"}
 
 
 def test_synth_hands_the_region_and_profile_to_the_cdk_cli(eu_profile, monkeypatch):
@@ -283,7 +286,6 @@ def test_deploy_target_aws_refuses_an_assembly_for_another_region(eu_profile, mo
     assembly would land in us-east-1 while every command looks in eu-west-1."""
     from botocore.stub import Stubber
 
-    from stsmon.commands import deploy
 
     import botocore.session
 
@@ -295,8 +297,33 @@ def test_deploy_target_aws_refuses_an_assembly_for_another_region(eu_profile, mo
     stub.activate()
     monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: sts)
     ran = []
-    monkeypatch.setattr(deploy.subprocess, "run", lambda argv, **kw: ran.append(argv))
+    monkeypatch.setattr("stsmon.aws.runtime.subprocess.run", lambda argv, **kw: ran.append(argv))
     assembly = _assembly(tmp_path / "cdk.out", "aws://123456789012/us-east-1")
     result = CliRunner().invoke(cli_module.cli, ["deploy", "--target", "aws", "--assembly", str(assembly)])
     assert result.exit_code != 0 and ran == []
     assert "synthesized for region us-east-1, but --target aws uses eu-west-1" in str(result.exception)
+
+
+def test_deploy_target_aws_dry_run_shows_the_diff_and_deploys_nothing(monkeypatch, tmp_path):
+    """`stsmon deploy --target aws --dry-run` ran `cdk deploy` (the flag only reached the local deployer):
+    now it runs `cdk diff` on the same assembly."""
+    from botocore.stub import Stubber
+
+    import botocore.session
+
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    sts = botocore.session.get_session().create_client("sts", region_name="us-east-1", aws_access_key_id="x",
+                                                        aws_secret_access_key="y")
+    stub = Stubber(sts)
+    stub.add_response("get_caller_identity", {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/u",
+                                              "UserId": "AIDA"})
+    stub.activate()
+    monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: sts)
+    ran = []
+    monkeypatch.setattr("stsmon.aws.runtime.subprocess.run",
+                        lambda argv, **kw: ran.append(argv) or subprocess.CompletedProcess(argv, 0))
+    assembly = _assembly(tmp_path / "cdk.out", "aws://123456789012/us-east-1")
+    result = CliRunner().invoke(cli_module.cli, ["deploy", "--target", "aws", "--dry-run", "--assembly", str(assembly)])
+    assert result.exit_code == 0, result.output
+    (argv,) = ran
+    assert "diff" in argv and "deploy" not in argv and argv[-3:] == ["--app", str(assembly), "--no-notices"]

@@ -13,6 +13,7 @@ from botocore.response import StreamingBody
 from stsmon.clients.validation import CallLog, LocalResponseInvalid, ValidatingClient, response_problems
 
 WHEN = datetime(2033, 5, 17, 12, tzinfo=timezone.utc)
+ARN = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/abc123"
 
 
 class Canned:
@@ -31,9 +32,13 @@ class Canned:
 
 @pytest.mark.parametrize("method, params, problem", [
     ("describe_pipeline_execution", {}, 'Missing required parameter in input: "PipelineExecutionArn"'),
-    ("list_pipeline_execution_steps", {"PipelineExecutionArn": "a", "Nope": 1}, 'Unknown parameter in input: "Nope"'),
-    ("list_pipeline_execution_steps", {"PipelineExecutionArn": "a", "SortOrder": "Sideways"}, "SortOrder.*one of Ascending"),
-    ("list_pipeline_execution_steps", {"PipelineExecutionArn": "a", "MaxResults": "10"}, "Invalid type for parameter MaxResults"),
+    ("list_pipeline_execution_steps", {"PipelineExecutionArn": ARN, "Nope": 1}, 'Unknown parameter in input: "Nope"'),
+    ("list_pipeline_execution_steps", {"PipelineExecutionArn": ARN, "SortOrder": "Sideways"}, "SortOrder.*one of Ascending"),
+    ("list_pipeline_execution_steps", {"PipelineExecutionArn": ARN, "MaxResults": "10"}, "Invalid type for parameter MaxResults"),
+    ("list_pipeline_execution_steps", {"PipelineExecutionArn": "exec-1"}, "PipelineExecutionArn.*a string matching arn:"),
+    ("start_pipeline_execution", {"PipelineName": "p", "PipelineExecutionDisplayName": "monitor-schedule:x"},
+     "PipelineExecutionDisplayName.*a string matching"),
+    ("start_pipeline_execution", {"PipelineName": "p", "PipelineExecutionDisplayName": "x" * 83}, "at most 82 characters"),
 ])
 def test_parameters_boto3_or_sagemaker_refuse_are_refused_before_the_call(method, params, problem):
     inner = Canned({})
@@ -44,15 +49,15 @@ def test_parameters_boto3_or_sagemaker_refuse_are_refused_before_the_call(method
 
 
 @pytest.mark.parametrize("response, problem", [
-    ({"PipelineExecutionArn": "a", "CreationTime": "2033-05-17T12:00:00Z"}, "CreationTime.*timezone-aware datetime"),
-    ({"PipelineExecutionArn": "a", "CreationTime": datetime(2033, 5, 17)}, "CreationTime.*timezone-aware datetime"),
-    ({"PipelineExecutionArn": "a", "PipelineExecutionStatus": "Running"}, "PipelineExecutionStatus.*one of Executing"),
-    ({"PipelineExecutionArn": "a", "Steps": []}, 'Unknown parameter in input: "Steps"'),
+    ({"PipelineExecutionArn": ARN, "CreationTime": "2033-05-17T12:00:00Z"}, "CreationTime.*timezone-aware datetime"),
+    ({"PipelineExecutionArn": ARN, "CreationTime": datetime(2033, 5, 17)}, "CreationTime.*timezone-aware datetime"),
+    ({"PipelineExecutionArn": ARN, "PipelineExecutionStatus": "Running"}, "PipelineExecutionStatus.*one of Executing"),
+    ({"PipelineExecutionArn": ARN, "Steps": []}, 'Unknown parameter in input: "Steps"'),
 ])
 def test_a_response_aws_would_not_send_is_a_fault_of_the_local_runtime(response, problem):
     client = ValidatingClient(Canned(response), "sagemaker")
     with pytest.raises(LocalResponseInvalid, match=problem):
-        client.describe_pipeline_execution(PipelineExecutionArn="a")
+        client.describe_pipeline_execution(PipelineExecutionArn=ARN)
 
 
 def test_required_members_and_streaming_bodies_are_checked():
@@ -86,8 +91,8 @@ def test_a_method_the_local_runtime_lacks_fails_loudly():
 
 
 def test_paginators_follow_botocores_tokens():
-    pages = iter([{"PipelineExecutionSummaries": [{"PipelineExecutionArn": "a"}], "NextToken": "t1"},
-                  {"PipelineExecutionSummaries": [{"PipelineExecutionArn": "b"}]}])
+    pages = iter([{"PipelineExecutionSummaries": [{"PipelineExecutionArn": ARN + "a"}], "NextToken": "t1"},
+                  {"PipelineExecutionSummaries": [{"PipelineExecutionArn": ARN + "b"}]}])
     seen = []
 
     class Paged:
@@ -98,5 +103,5 @@ def test_paginators_follow_botocores_tokens():
     client = ValidatingClient(Paged(), "sagemaker")
     got = [s["PipelineExecutionArn"] for page in client.get_paginator("list_pipeline_executions").paginate(
         PipelineName="p", PaginationConfig={"PageSize": 1}) for s in page["PipelineExecutionSummaries"]]
-    assert got == ["a", "b"]
+    assert got == [ARN + "a", ARN + "b"]
     assert seen == [{"PipelineName": "p", "MaxResults": 1}, {"PipelineName": "p", "MaxResults": 1, "NextToken": "t1"}]

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from stsmon import cli as cli_module
-from stsmon.commands.deploy import aws_deploy_argv
+from stsmon.aws.runtime import aws_deploy_argv
 
 
 def write_assembly(root: Path, bucket_name: str = "sts-artifacts", extra: dict | None = None) -> Path:

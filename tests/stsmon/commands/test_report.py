@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "monitoring"))
-from monitoring_deploy import ENDPOINT, deploy_monitoring  # noqa: E402
+from monitoring_deploy import ENDPOINT, deploy_monitoring, run_monitor  # noqa: E402
 
 from stsmon import cli  # noqa: E402
-from stsmon.monitoring import runs  # noqa: E402
 from stsmon.monitoring.synthetic import write_window  # noqa: E402
 
 
@@ -31,11 +30,11 @@ def test_report_without_runs(deployment, capsys):
 
 
 @pytest.mark.slow
-def test_report_after_runs(deployment, capsys, tmp_path, clock):
+def test_report_after_runs(deployment, capsys, tmp_path, local_clients):
     for hour in (10, 11):
         write_window(deployment.capture_root, deployment.ground_truth_root, datetime(2026, 11, 27, hour, tzinfo=timezone.utc),
                      200, accuracy=0.85 if hour == 10 else 0.6, seed=hour, endpoint=ENDPOINT, id_prefix=f"h{hour}")
-        runs.run_monitoring(deployment.state, runs.window_parameters(f"2026-11-27T{hour + 1}:00:00Z", now=clock.now()), clock=clock)
+        run_monitor(local_clients(deployment.state), f"2026-11-27T{hour + 1}:00:00Z")
     out_dir = tmp_path / "my-report"
     assert cli.main(["report", "--state-dir", str(deployment.state.root), "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out

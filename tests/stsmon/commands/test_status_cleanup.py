@@ -1,29 +1,29 @@
-"""``stsmon status`` and ``stsmon cleanup``: local state (real records, a real
-background endpoint) and the AWS path with botocore Stubber."""
+"""``stsmon status`` and ``stsmon cleanup``: one implementation each, against the local runtime (real
+records, a real background endpoint) and against AWS (botocore Stubber)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-import boto3
 import pytest
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
 from stsmon import cli as cli_module
-from stsmon.cleanup import aws_cleanup
+from stsmon.cleanup import stop_executions_and_delete_packages
 from stsmon.clock import FixedClock
-from stscontracts.config import load_config
 from stsmon.endpoint.process import read_record
 from stsmon.fileio import write_json_atomic
 from stsmon.localcloud.deployer import record_path
 from stsmon.localcloud.plan import StackRecord
 from stsmon.localcloud.registry import Registry, RegistryError
-from stsmon.overview import aws_status, local_status
+from stsmon.overview import format_status, status
 from stsmon.state import StateDir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "endpoint"))
@@ -85,8 +85,8 @@ def run(args: list[str]) -> tuple[int, str, str]:
 def test_status_with_nothing_deployed_says_so_and_exits_3(tmp_path):
     code, out, err = run(["status", "--state-dir", str(tmp_path / "none")])
     assert code == 3
-    assert "none deployed" in out
-    assert "stsmon deploy" in err
+    assert "(none deployed)" in out and "sts-foundation         NOT_DEPLOYED" in out
+    assert "nothing is deployed locally" in err and "run `stsmon deploy` first" in err
 
 
 def test_status_shows_stacks_packages_and_metrics(tmp_path):
@@ -110,16 +110,19 @@ def test_status_shows_stacks_packages_and_metrics(tmp_path):
     assert data["endpoints"] == [] and data["last_monitoring"] is None
 
 
-def test_status_reports_a_running_endpoint_with_capture_counts(tmp_path, start_server, toy_model_dir, clock):
-    server = start_server(toy_model_dir, name="sts-endpoint", state=StateDir(tmp_path / "state"), flush_interval=0.1)
+def test_status_reports_the_endpoint_with_capture_counts(tmp_path, start_server, toy_model_dir, clock, local_clients):
+    state = StateDir(tmp_path / "state")
+    deploy_record(state, "sts-serving", {"EndpointName": "sts-endpoint"})
+    server = start_server(toy_model_dir, name="sts-endpoint", state=state, flush_interval=0.1)
+    assert status(local_clients(state), clock.now())["endpoints"][0]["running"] is True
     for i in range(3):
-        status, _, _ = server.request("POST", "/invocations", b"a,b\n",
-                                      {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": f"t{i}"})
-        assert status == 200
+        code, _, _ = server.request("POST", "/invocations", b"a,b\n",
+                                    {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": f"t{i}"})
+        assert code == 200
     server.stop()  # drains: every record written and counted
-    data = local_status(server.state, clock.now())
+    data = status(local_clients(state), clock.now())
     [endpoint] = data["endpoints"]
-    assert endpoint["name"] == "sts-endpoint" and endpoint["running"] is False
+    assert endpoint["name"] == "sts-endpoint" and endpoint["running"] is False and endpoint["status"] == "OutOfService"
     assert endpoint["capture"]["written"] == 3
 
 
@@ -174,9 +177,13 @@ def test_cleanup_of_a_missing_state_folder_is_a_no_op(tmp_path):
 
 # -- AWS (Stubber) -----------------------------------------------------------
 
-def _clients():
-    kw = dict(region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    return boto3.client("cloudformation", **kw), boto3.client("sagemaker", **kw), boto3.client("scheduler", **kw)
+@pytest.fixture
+def stubbed(aws_clients, boto_client):
+    cfn, sm, sched, s3 = (boto_client(s) for s in ("cloudformation", "sagemaker", "scheduler", "s3"))
+    with Stubber(cfn) as c, Stubber(sm) as s, Stubber(sched) as e, Stubber(s3) as o:
+        yield aws_clients({"cloudformation": cfn, "sagemaker": sm, "scheduler": sched, "s3": s3}), c, s, e, o
+        for stub in (c, s, e, o):
+            stub.assert_no_pending_responses()
 
 
 def _stack(name, outputs):
@@ -184,108 +191,115 @@ def _stack(name, outputs):
                         "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]}
 
 
-def test_aws_status_reads_stacks_pipelines_packages_endpoint_and_schedule():
-    cfg = load_config(context={}, env={}, dotenv_path=None)
-    cfn, sm, sched = _clients()
+def test_aws_status_reads_stacks_pipelines_packages_and_schedule(stubbed, clock):
+    clients, c, s, e, o = stubbed
     when = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
-    with Stubber(cfn) as c, Stubber(sm) as s, Stubber(sched) as e:
-        c.add_response("describe_stacks", _stack("sts-foundation", {"ModelPackageGroupName": "stsPackageGroup"}), {"StackName": "sts-foundation"})
-        c.add_response("describe_stacks", _stack("sts-training", {"TrainingPipelineName": "stsPipeline"}), {"StackName": "sts-training"})
-        c.add_client_error("describe_stacks", "ValidationError", "Stack with id sts-serving does not exist", expected_params={"StackName": "sts-serving"})
-        c.add_response("describe_stacks", _stack("sts-monitoring", {"MonitoringScheduleName": "sts-model-quality"}), {"StackName": "sts-monitoring"})
-        arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipeline/execution/abc123"
-        s.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [{"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed", "StartTime": when}]},
-                       {"PipelineName": "stsPipeline", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 1})
-        s.add_response("describe_pipeline_execution", {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed",
-                                                       "FailureReason": "Step QualityGateFailed failed", "CreationTime": when},
-                       {"PipelineExecutionArn": arn})
-        s.add_response("list_model_packages", {"ModelPackageSummaryList": [{
-            "ModelPackageArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/stspackagegroup/3",
-            "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": 3, "CreationTime": when,
-            "ModelPackageStatus": "Completed", "ModelApprovalStatus": "PendingManualApproval"}]},
-            {"ModelPackageGroupName": "stsPackageGroup", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 10})
-        e.add_response("get_schedule", {"Name": "sts-model-quality", "ScheduleExpression": "cron(0 * ? * * *)", "State": "ENABLED"},
-                       {"Name": "sts-model-quality"})
-        status = aws_status(cfg, cfn=c.client, sagemaker=s.client, scheduler=e.client)
-        s.assert_no_pending_responses()
-    assert [st["status"] for st in status["stacks"]] == ["CREATE_COMPLETE", "CREATE_COMPLETE", "NOT_DEPLOYED", "CREATE_COMPLETE"]
-    assert status["pipelines"][0]["latest"]["status"] == "Failed"
-    assert status["pipelines"][0]["latest"]["execution_id"] == "abc123"
-    assert status["packages"][0]["approval"] == "PendingManualApproval"
-    assert status["schedules"]["schedules"][0]["expression"] == "cron(0 * ? * * *)"
+    package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/stsPackageGroup/3"
+    c.add_response("describe_stacks", _stack("sts-foundation", {"ModelPackageGroupName": "stsPackageGroup"}), {"StackName": "sts-foundation"})
+    c.add_response("describe_stacks", _stack("sts-training", {"TrainingPipelineName": "stsPipeline"}), {"StackName": "sts-training"})
+    c.add_client_error("describe_stacks", "ValidationError", "Stack with id sts-serving does not exist", expected_params={"StackName": "sts-serving"})
+    c.add_response("describe_stacks", _stack("sts-monitoring", {"MonitoringScheduleName": "sts-model-quality"}), {"StackName": "sts-monitoring"})
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipeline/execution/abc123"
+    s.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [{"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed", "StartTime": when}]},
+                   {"PipelineName": "stsPipeline", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 1})
+    s.add_response("describe_pipeline_execution", {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed",
+                                                   "FailureReason": "Step QualityGateFailed failed", "CreationTime": when},
+                   {"PipelineExecutionArn": arn})
+    s.add_response("list_model_packages", {"ModelPackageSummaryList": [{
+        "ModelPackageArn": package, "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": 3, "CreationTime": when,
+        "ModelPackageStatus": "Completed", "ModelApprovalStatus": "PendingManualApproval"}]},
+        {"ModelPackageGroupName": "stsPackageGroup", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 10})
+    evaluation = "s3://sts-bucket/sts/pipelines/abc123/Evaluate/evaluation/evaluation.json"
+    s.add_response("describe_model_package", {
+        "ModelPackageName": "stsPackageGroup", "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": 3,
+        "ModelPackageArn": package, "CreationTime": when, "ModelPackageStatus": "Completed",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []}, "ModelApprovalStatus": "PendingManualApproval",
+        "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation}}}},
+        {"ModelPackageName": package})
+    raw = json.dumps({"binary_classification_metrics": {"accuracy": {"value": 0.79, "standard_deviation": 0.01}}}).encode()
+    o.add_response("get_object", {"Body": StreamingBody(io.BytesIO(raw), len(raw))},
+                   {"Bucket": "sts-bucket", "Key": "sts/pipelines/abc123/Evaluate/evaluation/evaluation.json"})
+    e.add_response("get_schedule", {"Name": "sts-model-quality", "ScheduleExpression": "cron(0 * ? * * *)", "State": "ENABLED"},
+                   {"Name": "sts-model-quality"})
+    data = status(clients, clock.now())
+    assert [st["status"] for st in data["stacks"]] == ["CREATE_COMPLETE", "CREATE_COMPLETE", "NOT_DEPLOYED", "CREATE_COMPLETE"]
+    assert data["pipelines"][0]["latest"]["status"] == "Failed"
+    assert data["pipelines"][0]["latest"]["execution_id"] == "abc123"
+    assert data["packages"] == [{"arn": package, "version": 3, "approval": "PendingManualApproval",
+                                 "created": when.isoformat(), "metrics": {"accuracy": 0.79}}]
+    assert data["schedules"] == {"scheduler_running": None, "schedules": [{
+        "name": "sts-model-quality", "expression": "cron(0 * ? * * *)", "state": "ENABLED", "pipeline": None,
+        "next": None, "last": None, "last_execution": None, "last_status": None}]}
+    assert "Target: aws (on AWS (us-east-1))" in format_status(data)
 
 
-def test_aws_status_with_no_stack_is_a_clear_error():
-    from stsmon.errors import NotDeployedError
-
-    cfg = load_config(context={}, env={}, dotenv_path=None)
-    cfn, sm, sched = _clients()
+def test_aws_status_with_no_stack_reports_and_exits_3(monkeypatch, boto_client):
+    cfn = boto_client("cloudformation")
     with Stubber(cfn) as c:
         for kind in ("foundation", "training", "serving", "monitoring"):
             c.add_client_error("describe_stacks", "ValidationError", f"Stack with id sts-{kind} does not exist")
-        with pytest.raises(NotDeployedError, match="cdk deploy"):
-            aws_status(cfg, cfn=c.client, sagemaker=sm, scheduler=sched)
+        sm = boto_client("sagemaker")
+        with Stubber(sm) as s:
+            s.add_response("list_model_packages", {"ModelPackageSummaryList": []})
+            monkeypatch.setattr("stsmon.aws.client", lambda service, region=None, **_: {"cloudformation": cfn, "sagemaker": sm}[service])
+            code, out, err = run(["status", "--target", "aws"])
+    assert code == 3 and "(none deployed)" in out
+    assert "nothing is deployed on AWS (us-east-1): run `npx cdk deploy --all`" in err
 
 
-def test_aws_cleanup_stops_running_executions_and_deletes_packages():
-    cfg = load_config(context={}, env={}, dotenv_path=None)
-    cfn, sm, _ = _clients()
+def test_cleanup_stops_running_executions_and_deletes_packages(stubbed):
+    clients, c, s, _, _ = stubbed
     when = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
     running = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipeline/execution/run1"
     done = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipeline/execution/done1"
     package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/stspackagegroup/1"
     lines: list[str] = []
-    with Stubber(cfn) as c, Stubber(sm) as s:
-        c.add_response("describe_stacks", _stack("sts-foundation", {"ModelPackageGroupName": "stsPackageGroup"}))
-        c.add_response("describe_stacks", _stack("sts-training", {"TrainingPipelineName": "stsPipeline"}))
-        c.add_client_error("describe_stacks", "ValidationError", "Stack with id sts-monitoring does not exist")
-        s.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [
-            {"PipelineExecutionArn": running, "PipelineExecutionStatus": "Executing", "StartTime": when},
-            {"PipelineExecutionArn": done, "PipelineExecutionStatus": "Succeeded", "StartTime": when}]},
-            {"PipelineName": "stsPipeline"})
-        s.add_response("stop_pipeline_execution", {"PipelineExecutionArn": running},
-                       {"PipelineExecutionArn": running})
-        s.add_response("list_model_packages", {"ModelPackageSummaryList": [{
-            "ModelPackageArn": package, "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": 1,
-            "CreationTime": when, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved"}]},
-            {"ModelPackageGroupName": "stsPackageGroup"})
-        s.add_response("delete_model_package", {}, {"ModelPackageName": package})
-        result = aws_cleanup(cfg, cfn=c.client, sagemaker=s.client, echo=lines.append, delete_packages=True)
-        s.assert_no_pending_responses()
+    c.add_response("describe_stacks", _stack("sts-foundation", {"ModelPackageGroupName": "stsPackageGroup"}))
+    c.add_response("describe_stacks", _stack("sts-training", {"TrainingPipelineName": "stsPipeline"}))
+    c.add_client_error("describe_stacks", "ValidationError", "Stack with id sts-monitoring does not exist")
+    s.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [
+        {"PipelineExecutionArn": running, "PipelineExecutionStatus": "Executing", "StartTime": when},
+        {"PipelineExecutionArn": done, "PipelineExecutionStatus": "Succeeded", "StartTime": when}]},
+        {"PipelineName": "stsPipeline"})
+    s.add_response("stop_pipeline_execution", {"PipelineExecutionArn": running},
+                   {"PipelineExecutionArn": running})
+    s.add_response("list_model_packages", {"ModelPackageSummaryList": [{
+        "ModelPackageArn": package, "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": 1,
+        "CreationTime": when, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved"}]},
+        {"ModelPackageGroupName": "stsPackageGroup"})
+    s.add_response("delete_model_package", {}, {"ModelPackageName": package})
+    result = stop_executions_and_delete_packages(clients, lines.append, delete_packages=True)
     assert result == {"executions": [running], "packages": [package]}
     assert any("deleted" in line for line in lines)
 
 
-def test_aws_cleanup_lists_every_page_before_deleting_so_no_package_is_skipped():
+def test_cleanup_lists_every_page_before_deleting_so_no_package_is_skipped(stubbed):
     """Three pages of packages. Deleting while paging shifts the later pages (what
     was on page 2 moves onto page 1, already read), so every page is listed first;
     the Stubber's queue fails the test if a deletion comes before the last page.
     A package deleted meanwhile is not an error."""
-    cfg = load_config(context={}, env={}, dotenv_path=None)
-    cfn, sm, _ = _clients()
+    clients, c, s, _, _ = stubbed
     when = datetime(2033, 3, 1, 12, tzinfo=timezone.utc)
     arns = [f"arn:aws:sagemaker:us-east-1:123456789012:model-package/stspackagegroup/{n}" for n in range(1, 251)]
     pages = [arns[i:i + 100] for i in range(0, len(arns), 100)]
     lines: list[str] = []
-    with Stubber(cfn) as c, Stubber(sm) as s:
-        c.add_response("describe_stacks", _stack("sts-foundation", {"ModelPackageGroupName": "stsPackageGroup"}))
-        c.add_response("describe_stacks", _stack("sts-training", {"TrainingPipelineName": "stsPipeline"}))
-        c.add_client_error("describe_stacks", "ValidationError", "Stack with id sts-monitoring does not exist")
-        s.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": []}, {"PipelineName": "stsPipeline"})
-        for i, page in enumerate(pages):
-            response = {"ModelPackageSummaryList": [{
-                "ModelPackageArn": arn, "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": int(arn.rsplit("/", 1)[1]),
-                "CreationTime": when, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved"} for arn in page]}
-            if i + 1 < len(pages):
-                response["NextToken"] = f"page{i + 1}"
-            s.add_response("list_model_packages", response,
-                           {"ModelPackageGroupName": "stsPackageGroup", **({"NextToken": f"page{i}"} if i else {})})
-        for arn in arns:
-            if arn.endswith("/7"):
-                s.add_client_error("delete_model_package", "ValidationException", f"Model Package {arn} does not exist.",
-                                   expected_params={"ModelPackageName": arn})
-            else:
-                s.add_response("delete_model_package", {}, {"ModelPackageName": arn})
-        result = aws_cleanup(cfg, cfn=c.client, sagemaker=s.client, echo=lines.append, delete_packages=True)
-        s.assert_no_pending_responses()
+    c.add_response("describe_stacks", _stack("sts-foundation", {"ModelPackageGroupName": "stsPackageGroup"}))
+    c.add_response("describe_stacks", _stack("sts-training", {"TrainingPipelineName": "stsPipeline"}))
+    c.add_client_error("describe_stacks", "ValidationError", "Stack with id sts-monitoring does not exist")
+    s.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": []}, {"PipelineName": "stsPipeline"})
+    for i, page in enumerate(pages):
+        response = {"ModelPackageSummaryList": [{
+            "ModelPackageArn": arn, "ModelPackageGroupName": "stsPackageGroup", "ModelPackageVersion": int(arn.rsplit("/", 1)[1]),
+            "CreationTime": when, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved"} for arn in page]}
+        if i + 1 < len(pages):
+            response["NextToken"] = f"page{i + 1}"
+        s.add_response("list_model_packages", response,
+                       {"ModelPackageGroupName": "stsPackageGroup", **({"NextToken": f"page{i}"} if i else {})})
+    for arn in arns:
+        if arn.endswith("/7"):
+            s.add_client_error("delete_model_package", "ValidationException", f"Model Package {arn} does not exist.",
+                               expected_params={"ModelPackageName": arn})
+        else:
+            s.add_response("delete_model_package", {}, {"ModelPackageName": arn})
+    result = stop_executions_and_delete_packages(clients, lines.append, delete_packages=True)
     assert result["packages"] == [arn for arn in arns if not arn.endswith("/7")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -57,22 +58,50 @@ def test_bad_inputs_name_file_line_and_value(tmp_path, content, message):
         traffic.read_pairs(path)
 
 
-def test_latest_test_split_comes_from_the_newest_succeeded_preprocess(tmp_path):
+def test_latest_test_split_comes_from_the_newest_succeeded_preprocess(aws_clients, boto_client):
+    """Through SageMaker (executions, steps, the Preprocess job's test output) and S3 (the file), so the
+    same code finds it locally and on AWS (locally in tests/test_demo.py: the demo's traffic)."""
+    from botocore.stub import Stubber
+    
+    sm, s3 = boto_client("sagemaker"), boto_client("s3")
+    base = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipeline/execution/"
+    job = "arn:aws:sagemaker:us-east-1:123456789012:processing-job/pipelines-e2-preprocess-x"
+    uri = "s3://bucket/sts/pipelines/e2/Preprocess/test"
+    body = b"1,a,b\n"
+    with Stubber(sm) as sms, Stubber(s3) as s3s:
+        sms.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [
+            {"PipelineExecutionArn": base + "e3", "PipelineExecutionStatus": "Failed"},
+            {"PipelineExecutionArn": base + "e2", "PipelineExecutionStatus": "Succeeded"}]},
+            {"PipelineName": "stsPipeline", "SortBy": "CreationTime", "SortOrder": "Descending"})
+        sms.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+            {"StepName": "Preprocess", "StepStatus": "Succeeded", "Metadata": {"ProcessingJob": {"Arn": job}}}]},
+            {"PipelineExecutionArn": base + "e2", "SortOrder": "Ascending"})
+        sms.add_response("describe_processing_job", {
+            "ProcessingJobName": "pipelines-e2-preprocess-x", "ProcessingJobArn": job, "ProcessingJobStatus": "Completed",
+            "CreationTime": datetime(2033, 5, 17, tzinfo=timezone.utc), "AppSpecification": {"ImageUri": "img"},
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
+            "ProcessingOutputConfig": {"Outputs": [
+                {"OutputName": "train", "S3Output": {"S3Uri": "s3://bucket/x", "LocalPath": "/opt/ml/processing/train", "S3UploadMode": "EndOfJob"}},
+                {"OutputName": "test", "S3Output": {"S3Uri": uri, "LocalPath": "/opt/ml/processing/test", "S3UploadMode": "EndOfJob"}}]}},
+            {"ProcessingJobName": "pipelines-e2-preprocess-x"})
+        s3s.add_response("list_objects_v2", {"Contents": [{"Key": "sts/pipelines/e2/Preprocess/test/test.csv"}]},
+                         {"Bucket": "bucket", "Prefix": "sts/pipelines/e2/Preprocess/test/"})
+        s3s.add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body))},
+                         {"Bucket": "bucket", "Key": "sts/pipelines/e2/Preprocess/test/test.csv"})
+        clients = aws_clients({"sagemaker": sm, "s3": s3})
+        path = traffic.latest_test_split(clients, "stsPipeline")
+    assert path == clients.state.root / "inputs" / "e2" / "test.csv" and path.read_bytes() == body
+
+
+def test_no_training_run_means_train_first(tmp_path, local_clients):
+    from stsmon.localcloud import LocalEnvironment
+    from stsmon.localcloud.pipelines import pipeline_arn, write_pipeline
+
     state = StateDir(tmp_path / "state")
+    write_pipeline(state, {"PipelineName": "stsPipeline", "PipelineArn": pipeline_arn(LocalEnvironment(), "stsPipeline"),
+                           "PipelineDefinition": {"Version": "2020-12-01", "Steps": []}})
     with pytest.raises(NotDeployedError, match="run `stsmon train` first"):
-        traffic.latest_test_split(state)
-    for n, created in ((1, "2026-01-01T00:00:00Z"), (2, "2026-02-01T00:00:00Z")):
-        uri = f"s3://bucket/sts/pipelines/exec{n}/Preprocess/test"
-        write_split(state.s3_path(uri) / "test.csv", ROWS[:n])
-        record = {"CreationTime": created, "Steps": [{
-            "StepName": "Preprocess", "StepStatus": "Succeeded",
-            "Properties": {"ProcessingOutputConfig": {"Outputs": [
-                {"OutputName": "train", "S3Output": {"S3Uri": "s3://bucket/x"}},
-                {"OutputName": "test", "S3Output": {"S3Uri": uri}}]}}}]}
-        folder = state.executions / "stsPipeline" / f"exec{n}"
-        folder.mkdir(parents=True)
-        (folder / "execution.json").write_text(json.dumps(record))
-    assert traffic.latest_test_split(state) == state.s3_path("s3://bucket/sts/pipelines/exec2/Preprocess/test") / "test.csv"
+        traffic.latest_test_split(local_clients(state), "stsPipeline")
 
 
 def test_local_traffic_through_boto3_writes_the_record_and_capture(tmp_path, monkeypatch, start_server, toy_model_dir):
@@ -82,7 +111,8 @@ def test_local_traffic_through_boto3_writes_the_record_and_capture(tmp_path, mon
     split = write_split(tmp_path / "test.csv", ROWS * 4)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(traffic.command, ["--state-dir", str(server.state.root), "--input", str(split),
-                                                  "--concurrency", "3", "--rate", "200"], catch_exceptions=False)
+                                                  "--endpoint", "sts-endpoint", "--concurrency", "3", "--rate", "200"],
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "12 of 12 succeeded" in result.output
     record = json.loads((tmp_path / "testendpoint_out.json").read_text())

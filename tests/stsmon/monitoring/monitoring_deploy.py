@@ -120,3 +120,21 @@ def deploy_monitoring(root: Path) -> MonitoringDeployment:
     return deployment
 
 
+
+
+def run_monitor(clients, window_end: str, **parameters):
+    """``stsmon monitor run``'s library call, through ``clients``: the monitoring pipeline for the hour before
+    ``window_end``, followed to its end, its result and the sts-* alarms read back."""
+    import time
+
+    from stsmon.monitoring import runs
+
+    params = {**runs.window_parameters(window_end, now=clients.clock.now()), **parameters}
+    return runs.run_now(clients, PIPELINE, params, alarm_prefixes=("sts-",), sleep=time.sleep)
+
+
+def published_points(state: StateDir, run) -> int:
+    """How many metric data points the run's jobs published to the local CloudWatch (PutMetricData)."""
+    from stsmon.monitoring.metrics import MetricStore
+
+    return sum(len(points) for points in MetricStore(state).published_by(f"{run.execution_id}#").values())

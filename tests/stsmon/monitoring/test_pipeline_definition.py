@@ -6,16 +6,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from monitoring_deploy import BASELINE_URI, BUCKET, ENDPOINT, PIPELINE, deploy_monitoring
+from monitoring_deploy import BASELINE_URI, BUCKET, ENDPOINT, PIPELINE, deploy_monitoring, published_points, run_monitor
 
 from stsmon.localcloud import LocalEnvironment
 from stsmon.localcloud.pipelines import pipeline_arn, write_pipeline
-from stsmon.monitoring import runs
 from stsmon.monitoring.synthetic import write_window
 
 
 @pytest.mark.slow
-def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypatch, clock):
+def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypatch, local_clients):
     from pipeline_code import placeholders
     from pipeline_code.monitoring import build_monitoring_definition
 
@@ -33,9 +32,9 @@ def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypat
                                       "PipelineDefinition": definition, "Region": env.region, "Account": env.account})
     write_window(deployment.capture_root, deployment.ground_truth_root, datetime(2026, 11, 27, 12, tzinfo=timezone.utc),
                  250, accuracy=0.9, endpoint=ENDPOINT)
-    run = runs.run_monitoring(deployment.state, {**runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), "MinLabelCoverage": "0.5"}, clock=clock)
+    run = run_monitor(local_clients(deployment.state), "2026-11-27T13:00:00Z", MinLabelCoverage="0.5")
     assert run.execution["PipelineExecutionStatus"] == "Succeeded", run.execution.get("FailureReason")
     assert run.status == "Completed" and run.result["counts"]["matched"] == 250
     assert run.result["min_label_coverage"] == 0.5 and run.result["schedule_name"] == cfg.monitoring_schedule_name
     assert run.output_uri.startswith(f"s3://{BUCKET}/sts/monitoring/{cfg.monitoring_schedule_name}/")
-    assert run.ingested > 0  # published by monitor.py in the stack's region, to the local CloudWatch
+    assert published_points(deployment.state, run) > 0  # by monitor.py in the stack's region, to the local CloudWatch

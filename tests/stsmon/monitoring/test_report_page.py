@@ -44,9 +44,8 @@ def sample_runs() -> list[report.RunResult]:
     return runs
 
 
-ALARMS = [{"AlarmName": "sts-quality-accuracy", "StateValue": "ALARM", "StateReason": "Threshold Crossed",
-           "Definition": {"MetricName": "accuracy"}},
-          {"AlarmName": "sts-quality-f1", "StateValue": "OK", "StateReason": "ok", "Definition": {"MetricName": "f1"}}]
+ALARMS = [{"name": "sts-quality-accuracy", "state": "ALARM", "reason": "Threshold Crossed", "metric": "accuracy"},
+          {"name": "sts-quality-f1", "state": "OK", "reason": "ok", "metric": "f1"}]
 
 
 def png_size(path: Path) -> tuple[int, int]:

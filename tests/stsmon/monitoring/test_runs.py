@@ -1,4 +1,5 @@
-"""The monitoring pipeline run locally through the executor: result, metrics ingest, alarms, run record."""
+"""The monitoring run through the local clients (stsmon.monitoring.runs, the code --target aws runs too):
+result, the metrics the job published, alarms and their changes, the run record."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from stsmon.monitoring.records import ground_truth_record, write_jsonl
 from stsmon.monitoring.synthetic import write_window
 from stsmon.state import StateDir
 
-from monitoring_deploy import ENDPOINT, PIPELINE, SCHEDULE
+from monitoring_deploy import ENDPOINT, PIPELINE, SCHEDULE, published_points, run_monitor
 
 H12 = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
 DIMS = [{"Name": "Endpoint", "Value": ENDPOINT}, {"Name": "MonitoringSchedule", "Value": SCHEDULE}]
@@ -61,27 +62,30 @@ def test_bad_windows(window, clock):
         runs.window_parameters(window, now=clock.now())
 
 
-def test_not_deployed_names_what_is_missing(tmp_path):
-    with pytest.raises(NotDeployedError, match="MonitoringPipelineName"):
-        runs.monitoring_target(StateDir(tmp_path))
+def test_not_deployed_names_what_is_missing(tmp_path, local_clients):
+    from stsmon.clients.stacks import require_outputs
+
+    with pytest.raises(NotDeployedError, match="MonitoringPipelineName.*run `stsmon deploy` first"):
+        require_outputs(local_clients(StateDir(tmp_path)), "MonitoringPipelineName")
 
 
 @pytest.mark.slow
-def test_drill_through_the_local_pipeline(deployment, clock):
+def test_drill_through_the_local_pipeline(deployment, clock, local_clients):
     """True labels: Completed, alarm OK. 30 % noise in the next hour: CompletedWithViolations, alarm ALARM."""
     state = deployment.state
     alarm(state, now=clock.now())
     no_result_alarm(state, now=clock.now())
     clean = write_window(deployment.capture_root, deployment.ground_truth_root, H12, 600, accuracy=0.9, seed=1,
                          files=2, endpoint=ENDPOINT, id_prefix="a")
-    run = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), clock=clock)
+    clients = local_clients(state)
+    run = run_monitor(clients, "2026-11-27T13:00:00Z")
     assert run.execution["PipelineExecutionStatus"] == "Succeeded", run.execution.get("FailureReason")
     assert run.status == "Completed" and run.result["counts"]["matched"] == 600
     # through the executor's job endpoint: the window's 2 capture files and its hour's labels, nothing else
     assert run.result["read"]["objects"] == 3 and run.result["read"]["list_calls"] == 4
     assert run.output_uri.startswith(f"s3://sts-artifacts/sts/monitoring/{SCHEDULE}/")
-    assert (run.output_dir / "report.html").is_file()
-    assert run.ingested > 10  # published by monitor.py itself, through the job endpoint, as on AWS
+    assert (state.s3_path(run.output_uri) / "report.html").is_file()
+    assert published_points(state, run) > 10  # published by monitor.py itself, through the job endpoint, as on AWS
     assert sorted((a["name"], a["state"]) for a in run.alarms) == [("sts-monitor-no-result", "OK"), ("sts-quality-accuracy", "OK")]
 
     h13 = H12.replace(hour=13)
@@ -90,7 +94,7 @@ def test_drill_through_the_local_pipeline(deployment, clock):
     flip = np.random.default_rng(0).random(600) < 0.3
     write_jsonl(deployment.ground_truth_root / hour_prefix(h13) / "noisy.jsonl",
                 [ground_truth_record(i, int(1 - y if f else y)) for i, y, f in zip(noisy.ids, noisy.y_true, flip)])
-    run2 = runs.run_monitoring(state, runs.window_parameters("2026-11-27T14:00:00Z", now=clock.now()), clock=clock)
+    run2 = run_monitor(clients, "2026-11-27T14:00:00Z")
     assert run2.status == "CompletedWithViolations"
     assert "accuracy" in {v["metric_name"] for v in run2.result["violations"]}
     state_alarm = next(a for a in run2.alarms if a["name"] == "sts-quality-accuracy")
@@ -100,19 +104,24 @@ def test_drill_through_the_local_pipeline(deployment, clock):
 
     points = metrics.MetricStore(state).points("stsmodelmonitor", "accuracy", {d["Name"]: d["Value"] for d in DIMS})
     assert [p.timestamp.hour for p in points] == [13, 14]
-    # collecting the same execution again stores nothing new (the data points came from the job itself)
-    before = len(metrics.MetricStore(state).points("stsmodelmonitor"))
-    assert runs.collect(state, run.execution, clock=clock).ingested == run.ingested
-    assert len(metrics.MetricStore(state).points("stsmodelmonitor")) == before
-    record = json.loads(run2.record_path.read_text())
-    assert record["status"] == "CompletedWithViolations" and record["execution_id"] == run2.execution["PipelineExecutionId"]
-    assert [r.status for r in runs.list_results(state, PIPELINE)] == ["Completed", "CompletedWithViolations"]
+    # the end-of-execution work done again stores nothing new (each data point's Source is its execution)
+    from stsmon.localcloud.api.cloudwatch import PIPELINE_NAMESPACE, record_pipeline_execution
+
+    before = len(metrics.MetricStore(state).points(PIPELINE_NAMESPACE))
+    from stsmon.localcloud.executions import describe_execution
+
+    record_pipeline_execution(state, describe_execution(state, PIPELINE, run.execution_id), clock=clock)
+    assert len(metrics.MetricStore(state).points(PIPELINE_NAMESPACE)) == before
+    record = json.loads(runs.write_run_record(state, run2, target="local").read_text())
+    assert record["status"] == "CompletedWithViolations" and record["execution_id"] == run2.execution_id
+    assert record["alarms"] == run2.alarms
+    assert [r.status for r in runs.list_runs(clients, PIPELINE)] == ["Completed", "CompletedWithViolations"]
     assert len(list_executions(state, PIPELINE)) == 2
     assert clean.ids.size == 600
 
 
 @pytest.mark.slow
-def test_no_capture_at_all_fails_the_execution_and_raises_both_alarms(deployment, clock):
+def test_no_capture_at_all_fails_the_execution_and_raises_both_alarms(deployment, clock, local_clients):
     """Fault 6: a Failed window used to end in a Succeeded execution, monitoring_failed = 1 that no
     alarm watched, and nothing in ALARM. Now monitor.py publishes, then fails the job: the
     execution is Failed with monitor.py's reason (the job's ExitMessage), ExecutionFailed and
@@ -120,7 +129,7 @@ def test_no_capture_at_all_fails_the_execution_and_raises_both_alarms(deployment
     state = deployment.state
     failed_executions_alarm(state, now=clock.now())
     no_result_alarm(state, now=clock.now())
-    run = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), clock=clock)
+    run = run_monitor(local_clients(state), "2026-11-27T13:00:00Z")
     assert run.execution["PipelineExecutionStatus"] == "Failed" and run.result is None  # outputs of a failed job: not uploaded
     assert run.status == "Failed"
     assert run.failure_reason.startswith("no capture records in the window "
@@ -129,25 +138,27 @@ def test_no_capture_at_all_fails_the_execution_and_raises_both_alarms(deployment
     assert sorted((a["name"], a["state"]) for a in run.alarms) == [("sts-monitor-failed", "ALARM"), ("sts-monitor-no-result", "ALARM")]
     failed = metrics.MetricStore(state).points("stsmodelmonitor", "monitoring_failed", {d["Name"]: d["Value"] for d in DIMS})
     assert [(p.value, p.timestamp.isoformat()) for p in failed] == [(1.0, "2026-11-27T13:00:00+00:00")]
-    record = json.loads(run.record_path.read_text())
+    record = json.loads(runs.write_run_record(state, run, target="local").read_text())
     assert record["status"] == "Failed" and record["failure_reason"] == run.failure_reason
 
 
 @pytest.mark.slow
-def test_a_failed_window_then_a_good_one(deployment, clock):
+def test_a_failed_window_then_a_good_one(deployment, clock, local_clients):
     """Labels missing in one hour: Failed and both alarms; the next hour complete: back to OK."""
     state = deployment.state
     failed_executions_alarm(state, now=clock.now())
     no_result_alarm(state, now=clock.now())
     write_window(deployment.capture_root, deployment.state.root.parent / "unused", H12, 5, endpoint=ENDPOINT, id_prefix="u")
-    bad = runs.run_monitoring(state, runs.window_parameters("2026-11-27T13:00:00Z", now=clock.now()), clock=clock)
+    clients = local_clients(state)
+    bad = run_monitor(clients, "2026-11-27T13:00:00Z")
     assert bad.status == "Failed" and "none of the 5 captured records" in bad.failure_reason
     assert {a["name"]: a["state"] for a in bad.alarms} == {"sts-monitor-failed": "ALARM", "sts-monitor-no-result": "ALARM"}
     write_window(deployment.capture_root, deployment.ground_truth_root, H12.replace(hour=13), 5, endpoint=ENDPOINT, id_prefix="g")
-    good = runs.run_monitoring(state, runs.window_parameters("2026-11-27T14:00:00Z", now=clock.now()), clock=clock)
+    good = run_monitor(clients, "2026-11-27T14:00:00Z")
     assert good.execution["PipelineExecutionStatus"] == "Succeeded" and good.status in ("Completed", "CompletedWithViolations")
     # the window's result is good again; the failed execution still counts in this hour's ExecutionFailed
     # Sum (both ran at 12:30 by the test's clock), as it would on CloudWatch until the hour has passed
     assert {a["name"]: a["state"] for a in good.alarms} == {"sts-monitor-failed": "ALARM", "sts-monitor-no-result": "OK"}
-    assert [r.status for r in runs.list_results(state, PIPELINE)] == ["Failed", good.status]
-    assert runs.list_results(state, PIPELINE)[0].failure_reason == bad.failure_reason
+    listed = runs.list_runs(clients, PIPELINE)
+    assert [r.status for r in listed] == ["Failed", good.status]
+    assert listed[0].failure_reason == bad.failure_reason
