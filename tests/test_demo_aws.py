@@ -81,8 +81,13 @@ def test_latest_monitoring_result_and_alarms_are_read_from_aws(aws_clients, boto
     sm, s3, cw = boto_client("sagemaker"), boto_client("s3"), boto_client("cloudwatch")
     output = f"s3://{BUCKET}/sts/monitoring/sts-model-quality"
     arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipelinemonitoring/execution/exec2"
-    result = {"status": "CompletedWithViolations", "window": {"start": "2026-11-27T12:00:00Z", "end": "2026-11-27T13:00:00Z"},
-              "counts": {"matched": 870}, "metrics": {"accuracy": 0.62}, "violations": [{"metric_name": "accuracy"}]}
+    result = {"status": "CompletedWithViolations", "failure_reason": "", "problem_type": "BinaryClassification",
+              "execution_time": "2026-11-27T13:05:00.000Z",
+              "window": {"start": "2026-11-27T12:00:00Z", "end": "2026-11-27T13:00:00Z"},
+              "endpoint_name": "sts-endpoint", "schedule_name": "sts-model-quality",
+              "counts": {"captured": 870, "labelled": 870, "matched": 870}, "label_coverage": 1.0,
+              "metrics": {"accuracy": 0.62}, "constraints": {"accuracy": {"threshold": 0.7, "comparison_operator": "LessThanThreshold"}},
+              "violations": [{"metric_name": "accuracy", "constraint_check_type": "LessThanThreshold", "description": "d"}]}
     raw = json.dumps(result).encode()
     with Stubber(sm) as sms, Stubber(s3) as s3s, Stubber(cw) as cws:
         sms.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [

@@ -1,6 +1,8 @@
-"""The data-capture record: SageMaker's JSON Lines shape, built and parsed. No files here.
+"""The data-capture record of the local endpoint: built from a request, parsed back. No files here.
 
-One record per captured request (docs/CONTRACTS.md §2)::
+One record per captured request, in SageMaker's shape (docs/CONTRACTS.md §2;
+built by :mod:`stscontracts.records`, checked against
+``stscontracts/schemas/capture-record.schema.json``)::
 
     {"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
                                        "data": "...", "encoding": "CSV"},
@@ -26,11 +28,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-#: The ``encoding`` values SageMaker writes.
-ENCODINGS = ("CSV", "JSON", "BASE64")
-#: ``captureData`` key -> the ``mode`` its payload carries.
-PAYLOAD_MODES = (("endpointInput", "INPUT"), ("endpointOutput", "OUTPUT"))
-EVENT_VERSION = "0"
+from stscontracts import documents, records
 
 
 @dataclass(slots=True)
@@ -97,19 +95,16 @@ class RecordEncoder:
                 encoding = "BASE64"
         if encoding == "BASE64":
             data = base64.b64encode(body).decode("ascii")
-        return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
+        return records.payload(content_type, mode, data, encoding)
 
     def record(self, event: CaptureEvent, event_id: str | None = None) -> dict[str, Any]:
-        capture: dict[str, Any] = {}
-        if self._input:
-            capture["endpointInput"] = self._payload(event.input_type, event.input_body, "INPUT")
-        if self._output:
-            capture["endpointOutput"] = self._payload(event.output_type, event.output_body, "OUTPUT")
-        meta: dict[str, str] = {"eventId": event_id or str(uuid.uuid4())}
-        if event.inference_id is not None:
-            meta["inferenceId"] = event.inference_id
-        meta["inferenceTime"] = format_time(event.time)
-        return {"captureData": capture, "eventMetadata": meta, "eventVersion": EVENT_VERSION}
+        return records.capture_record(
+            event_id=event_id or str(uuid.uuid4()),
+            inference_time=format_time(event.time),
+            inference_id=event.inference_id,
+            endpoint_input=self._payload(event.input_type, event.input_body, "INPUT") if self._input else None,
+            endpoint_output=self._payload(event.output_type, event.output_body, "OUTPUT") if self._output else None,
+        )
 
     def line(self, event: CaptureEvent) -> bytes:
         """The record as one compact UTF-8 JSON line (keys in SageMaker's order, newline-terminated)."""
@@ -118,7 +113,7 @@ class RecordEncoder:
 
 def encode_line(record: dict[str, Any]) -> bytes:
     """One record as a capture line: compact JSON, non-ASCII kept, ``\\n`` at the end."""
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    return records.line(record).encode("utf-8")
 
 
 def parse_line(line: bytes | str) -> dict[str, Any]:
@@ -145,45 +140,6 @@ def payload_body(part: dict[str, Any]) -> bytes:
 
 
 def record_problems(record: Any) -> list[str]:
-    """What makes ``record`` not a SageMaker capture record (empty list: valid)."""
-    if not isinstance(record, dict):
-        return ["not a JSON object"]
-    problems = []
-    if record.get("eventVersion") != EVENT_VERSION:
-        problems.append("eventVersion is not '0'")
-    data = record.get("captureData")
-    if not isinstance(data, dict) or not data:
-        problems.append("captureData missing")
-    else:
-        for key, mode in PAYLOAD_MODES:
-            part = data.get(key)
-            if part is None:
-                continue
-            if not isinstance(part, dict):
-                problems.append(f"{key} is not an object")
-                continue
-            if part.get("mode") != mode:
-                problems.append(f"{key}.mode is not {mode}")
-            if part.get("encoding") not in ENCODINGS:
-                problems.append(f"{key}.encoding {part.get('encoding')!r}")
-            if not isinstance(part.get("data"), str) or not isinstance(part.get("observedContentType"), str):
-                problems.append(f"{key}.data/observedContentType missing")
-            elif part["encoding"] == "BASE64":
-                try:
-                    base64.b64decode(part["data"], validate=True)
-                except ValueError:
-                    problems.append(f"{key}.data is not base64")
-        if set(data) - {"endpointInput", "endpointOutput"}:
-            problems.append(f"captureData has unexpected keys {sorted(set(data) - {'endpointInput', 'endpointOutput'})}")
-    meta = record.get("eventMetadata")
-    if not isinstance(meta, dict):
-        problems.append("eventMetadata missing")
-    else:
-        if not isinstance(meta.get("eventId"), str):
-            problems.append("eventMetadata.eventId missing")
-        if "inferenceId" in meta and not isinstance(meta["inferenceId"], str):
-            problems.append("eventMetadata.inferenceId is not a string")
-        t = meta.get("inferenceTime")
-        if not isinstance(t, str) or not t.endswith("Z"):
-            problems.append("eventMetadata.inferenceTime missing or not UTC")
-    return problems
+    """What makes ``record`` not a SageMaker capture record (empty list: valid): the
+    problems its JSON Schema finds (:func:`stscontracts.documents.problems`)."""
+    return documents.problems(record, documents.CAPTURE_RECORD)

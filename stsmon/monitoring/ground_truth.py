@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from stscontracts import names
+from stscontracts import names, records
 
 from ..errors import StsmonError, UsageError
 from ..state import StateDir
-from .records import CapturedInference, ground_truth_record, iter_capture_lines
+from .records import CapturedInference, iter_capture_lines
 
 MODES = ("true", "noise", "random")
 
@@ -191,7 +191,7 @@ def _file_name(now: datetime) -> str:
 
 
 def _records_text(labels: list[tuple[str, Any]]) -> str:
-    return "".join(json.dumps(ground_truth_record(k, v)) + "\n" for k, v in labels)
+    return "".join(json.dumps(records.ground_truth_record(k, v)) + "\n" for k, v in labels)
 
 
 # -------------------------------------------------------------------------------- S3 (either target)

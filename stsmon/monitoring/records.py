@@ -1,7 +1,7 @@
 """SageMaker's data-capture and ground-truth record shapes (docs/CONTRACTS.md §2).
 
-Writers and readers used by ``stsmon ground-truth``, the tests and the
-benchmark. The monitor job itself (``processing_scripts/monitor.py``) has its
+The shapes are built by :mod:`stscontracts.records`; here, writers and
+readers used by ``stsmon ground-truth``, the tests and the benchmark. The monitor job itself (``processing_scripts/monitor.py``) has its
 own columnar reader; these are the small-scale, record-at-a-time versions.
 """
 
@@ -16,14 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from stscontracts import records
 
 _HOUR_DIR = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})$")
-
-
-def iso_ms(moment: datetime) -> str:
-    """``2026-11-27T12:00:00.123Z``: SageMaker's inferenceTime format."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def capture_record(
@@ -36,34 +31,16 @@ def capture_record(
     input_type: str = "text/csv",
     inference_id: str | None = None,
 ) -> dict[str, Any]:
-    """One data-capture record, keys in SageMaker's order."""
-    def channel(content_type: str, mode: str, data: str) -> dict[str, str]:
+    """One data-capture record (:func:`stscontracts.records.capture_record`) with both parts,
+    each encoded as the default capture settings would (``CSV`` for text/csv, ``JSON`` for
+    JSON types, else ``BASE64``: ``data`` is then taken as already base64)."""
+    def part(content_type: str, mode: str, data: str) -> dict[str, str]:
         encoding = "CSV" if content_type == "text/csv" else "JSON" if "json" in content_type else "BASE64"
-        return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
+        return records.payload(content_type, mode, data, encoding)
 
-    meta = {"eventId": event_id}
-    if inference_id is not None:
-        meta["inferenceId"] = inference_id
-    meta["inferenceTime"] = iso_ms(inference_time)
-    return {
-        "captureData": {
-            "endpointInput": channel(input_type, "INPUT", input_data),
-            "endpointOutput": channel(output_type, "OUTPUT", output),
-        },
-        "eventMetadata": meta,
-        "eventVersion": "0",
-    }
-
-
-def ground_truth_record(event_id: str, label: str | int | float) -> dict[str, Any]:
-    """One ground-truth record: ``eventId`` is the capture's inferenceId (else its eventId)."""
-    if isinstance(label, float) and label.is_integer():
-        label = int(label)
-    return {
-        "groundTruthData": {"data": str(label), "encoding": "CSV"},
-        "eventMetadata": {"eventId": event_id},
-        "eventVersion": "0",
-    }
+    return records.capture_record(
+        event_id=event_id, inference_time=records.inference_time(inference_time), inference_id=inference_id,
+        endpoint_input=part(input_type, "INPUT", input_data), endpoint_output=part(output_type, "OUTPUT", output))
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from stscontracts import names
+from stscontracts import documents, names
 
 from ..errors import StsmonError, UsageError
 from ..fileio import write_json_atomic
@@ -131,20 +131,25 @@ def _s3_parts(uri: str) -> tuple[str, str]:
 
 
 def read_result(clients: Any, output_uri: str) -> dict[str, Any] | None:
-    """``{output}/monitoring_result.json``, or None when there is none."""
+    """``{output}/monitoring_result.json``, or None when there is none (or it is not JSON).
+
+    Raises :class:`stscontracts.documents.DocumentError` naming the file and every
+    problem when it is JSON but not a monitoring result (its schema).
+    """
     from botocore.exceptions import ClientError
 
     from ..clients.errors import is_not_found
 
     bucket, key = _s3_parts(output_uri)
     try:
-        return json.loads(clients.s3.get_object(Bucket=bucket, Key=f"{key}/{names.RESULT_FILE}")["Body"].read())
+        result = json.loads(clients.s3.get_object(Bucket=bucket, Key=f"{key}/{names.RESULT_FILE}")["Body"].read())
     except ClientError as exc:
         if is_not_found(exc):
             return None
         raise _client_error(f"reading {output_uri}/{names.RESULT_FILE}")(exc) from None
     except ValueError:
         return None
+    return documents.validate(result, documents.MONITORING_RESULT, where=f"{output_uri}/{names.RESULT_FILE}")
 
 
 def read_run(clients: Any, execution: dict[str, Any], steps: list[dict[str, Any]]) -> MonitorRun:

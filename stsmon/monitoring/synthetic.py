@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stscontracts import names
+from stscontracts import names, records
 
 PAIRS = (
     ('Amrozi accused his brother, whom he called "the witness", of deliberately distorting his evidence.',
@@ -74,18 +74,12 @@ def write_window(
     ids = np.array([f"{id_prefix}_{i}" for i in range(n)])
     hour = hour.astimezone(timezone.utc)
     offsets = np.sort(rng.integers(0, 3_600_000, n))
-    inputs = [json.dumps(_csv_field(a) + "," + _csv_field(b) + "\n")[1:-1] for a, b in PAIRS]
+    inputs = [_csv_field(a) + "," + _csv_field(b) + "\n" for a, b in PAIRS]
 
     capture_dir = capture_root / endpoint / names.VARIANT / names.hour_prefix(hour)
     capture_dir.mkdir(parents=True, exist_ok=True)
     bounds = np.linspace(0, n, files + 1).astype(int)
     capture_files = []
-    template = (
-        '{{"captureData":{{"endpointInput":{{"observedContentType":"text/csv","mode":"INPUT",'
-        '"data":"{inp}","encoding":"CSV"}},"endpointOutput":{{"observedContentType":"text/csv",'
-        '"mode":"OUTPUT","data":"{pred},{prob}\\n","encoding":"CSV"}}}},"eventMetadata":{{"eventId":"{eid}",'
-        '"inferenceId":"{iid}","inferenceTime":"{time}"}},"eventVersion":"0"}}\n'
-    )
     base = hour.replace(tzinfo=None)
     for f in range(files):
         lo, hi = bounds[f], bounds[f + 1]
@@ -96,9 +90,11 @@ def write_window(
         lines = []
         for i in range(lo, hi):
             moment = base + timedelta(milliseconds=int(offsets[i]))
-            lines.append(template.format(
-                inp=inputs[i % len(inputs)], pred=y_pred[i], prob=score[i], eid=f"{seed:08x}-{i:012d}",
-                iid=ids[i], time=moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"))
+            lines.append(records.line(records.capture_record(
+                event_id=f"{seed:08x}-{i:012d}", inference_id=str(ids[i]),
+                inference_time=records.inference_time(moment.replace(tzinfo=timezone.utc)),
+                endpoint_input=records.payload("text/csv", "INPUT", inputs[i % len(inputs)], "CSV"),
+                endpoint_output=records.payload("text/csv", "OUTPUT", f"{y_pred[i]},{score[i]}\n", "CSV"))))
         path.write_text("".join(lines), encoding="utf-8")
         capture_files.append(path)
 
@@ -107,8 +103,7 @@ def write_window(
     label_dir.mkdir(parents=True, exist_ok=True)
     label_path = label_dir / f"labels-{seed}.jsonl"
     label_path.write_text("".join(
-        f'{{"groundTruthData":{{"data":"{y_true[i]}","encoding":"CSV"}},"eventMetadata":{{"eventId":"{ids[i]}"}},'
-        f'"eventVersion":"0"}}\n' for i in labelled), encoding="utf-8")
+        records.line(records.ground_truth_record(str(ids[i]), int(y_true[i]))) for i in labelled), encoding="utf-8")
     return SyntheticWindow(ids, y_true, y_pred, score, capture_files, [label_path])
 
 

@@ -27,7 +27,8 @@ from stscontracts.config import load_config
 import stscontracts
 from stscontracts import names
 from stscontracts.names import hour_prefix
-from stsmon.monitoring.records import capture_record, ground_truth_record
+from stscontracts.records import ground_truth_record
+from stsmon.monitoring.records import capture_record
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"

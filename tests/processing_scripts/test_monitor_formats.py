@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from processing_scripts import monitor, monitor_records
-from stsmon.monitoring.records import capture_record, ground_truth_record
+from stscontracts.records import ground_truth_record
+from stsmon.monitoring.records import capture_record
 from stsmon.monitoring.synthetic import write_constraints, write_window
 
 H12 = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)

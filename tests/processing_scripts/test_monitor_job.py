@@ -22,8 +22,10 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 from processing_scripts import model_metrics, monitor, monitor_outputs
 import stscontracts
+from stscontracts import documents, names
 from stscontracts.names import hour_prefix
-from stsmon.monitoring.records import capture_record, ground_truth_record, write_jsonl
+from stscontracts.records import ground_truth_record
+from stsmon.monitoring.records import capture_record, write_jsonl
 from stsmon.monitoring.synthetic import write_constraints, write_window
 
 H12 = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
@@ -414,6 +416,49 @@ def test_single_class_window_has_undefined_auc_and_does_not_judge_it(env):
     assert auc_check["status"] == "NotEvaluated"
     stats = json.loads((env.out / "statistics.json").read_text())
     assert stats["binary_classification_metrics"]["auc"]["value"] == "NaN"
+
+
+# ------------------------------------------------------------------ the outputs follow their schemas
+
+
+def _outputs(env) -> dict[str, dict]:
+    return {name: json.loads((env.out / name).read_text())
+            for name in (names.STATISTICS_FILE, names.VIOLATIONS_FILE, names.RESULT_FILE)}
+
+
+def test_outputs_of_every_status_follow_their_json_schemas(env, tmp_path):
+    """statistics.json, constraint_violations.json and monitoring_result.json as the monitor wrote
+    them, for a Failed, a Completed and a CompletedWithViolations window (stscontracts/schemas/)."""
+    seen = {}
+    _, failed = env.run()  # nothing captured
+    seen[failed["status"]] = _outputs(env)
+    env.captures(binary_rows([1, 0, 1, 1]))
+    env.labels([("sts_0", 1), ("sts_1", 0), ("sts_2", 1), ("sts_3", 1)])
+    _, clean = env.run()
+    seen[clean["status"]] = _outputs(env)
+    env.labels([("sts_0", 0), ("sts_1", 1), ("sts_2", 0), ("sts_3", 0)], name="zz-noisy.jsonl")
+    _, noisy = env.run()
+    seen[noisy["status"]] = _outputs(env)
+    assert set(seen) == set(names.MONITOR_STATUSES)
+    for status, outputs in seen.items():
+        for name, document in outputs.items():
+            assert documents.problems(document, documents.kind_of_file(name)) == [], (status, name)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda r: r.update(status="Done"), "status: 'Done' is not one of"),
+    (lambda r: r.update(status="Failed", failure_reason=""), "failure_reason: '' should be non-empty"),
+    (lambda r: r["window"].update(end="13:00"), "window.end: '13:00' is not a UTC time"),
+    (lambda r: r["counts"].update(matched=-1), "counts.matched: -1 is less than the minimum of 0"),
+    (lambda r: r.pop("violations"), "(the document): 'violations' is a required property"),
+])
+def test_a_broken_monitoring_result_is_refused(env, change, problem):
+    env.captures(binary_rows([1, 0]))
+    env.labels([("sts_0", 1), ("sts_1", 0)])
+    _, result = env.run()
+    assert documents.problems(result, documents.MONITORING_RESULT) == []
+    change(result)
+    assert any(p.startswith(problem) for p in documents.problems(result, documents.MONITORING_RESULT))
 
 
 # ------------------------------------------------------------------ arguments and baseline

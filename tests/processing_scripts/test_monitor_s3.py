@@ -17,7 +17,8 @@ import pytest
 
 from processing_scripts import monitor, monitor_window
 from stscontracts.names import hour_prefix
-from stsmon.monitoring.records import capture_record, ground_truth_record
+from stscontracts.records import ground_truth_record
+from stsmon.monitoring.records import capture_record
 from stsmon.monitoring.synthetic import write_constraints
 
 REGION = "eu-west-1"

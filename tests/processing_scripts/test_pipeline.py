@@ -14,7 +14,7 @@ import pytest
 
 import steputil
 import stscontracts
-from stscontracts import names
+from stscontracts import documents, names
 
 WHEN = datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc)
 
@@ -182,3 +182,43 @@ def test_no_test_pair_reaches_training(binary_run):
         assert not train_pairs & {(a, b) for _, a, b in rows_of(folder / name)}
     fz = __import__("joblib").load(binary_run.model / names.MODEL_FILE).named_steps["features"]
     assert fz.n_documents_ == 2 * 32  # IDF learned from the 32 training pairs only
+
+
+# ------------------------------------------------------------------ the files follow their schemas
+
+
+def _docs(run) -> dict[str, dict]:
+    return {name: json.loads((folder / name).read_text())
+            for folder, name in ((run.evaluation, names.EVALUATION_FILE), (run.baseline, names.STATISTICS_FILE),
+                                 (run.baseline, names.CONSTRAINTS_FILE))}
+
+
+def test_the_scripts_outputs_follow_their_json_schemas(binary_run, regression_run):
+    """evaluation.json, statistics.json and constraints.json as the scripts wrote them
+    (stscontracts/schemas/; the container does not validate, so the suite does)."""
+    for run in (binary_run, regression_run):
+        for name, document in _docs(run).items():
+            assert documents.problems(document, documents.kind_of_file(name)) == [], name
+
+
+@pytest.mark.parametrize("name, change, problem", [
+    (names.EVALUATION_FILE, lambda d: d["binary_classification_metrics"].pop("auc"), "'auc' is a required property"),
+    (names.EVALUATION_FILE, lambda d: d.update(problem_type="Ranking"), "problem_type: 'Ranking' is not one of"),
+    (names.EVALUATION_FILE, lambda d: d["binary_classification_metrics"]["accuracy"].update(value="high"),
+     "binary_classification_metrics.accuracy.value: 'high' is not of type"),
+    (names.STATISTICS_FILE, lambda d: d["dataset"].update(evaluation_time="yesterday"),
+     "dataset.evaluation_time: 'yesterday' is not a UTC time"),
+    (names.STATISTICS_FILE, lambda d: d.update(regression_metrics={}),
+     "(the document): must have exactly one metrics block: binary_classification_metrics or regression_metrics"),
+    (names.CONSTRAINTS_FILE, lambda d: d["binary_classification_constraints"]["f1"].update(comparison_operator="Below"),
+     "binary_classification_constraints.f1.comparison_operator: 'Below' is not one of"),
+    (names.CONSTRAINTS_FILE, lambda d: d["binary_classification_constraints"]["f1"].pop("threshold"),
+     "'threshold' is a required property"),
+])
+def test_a_broken_output_is_refused_naming_where(binary_run, name, change, problem):
+    document = _docs(binary_run)[name]
+    change(document)
+    with pytest.raises(documents.DocumentError) as caught:
+        documents.validate(document, documents.kind_of_file(name), where=name)
+    assert str(caught.value).startswith(f"{name}: not a valid ")
+    assert any(problem in p for p in caught.value.problems), caught.value.problems

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "monitoring"))
 from monitoring_deploy import ENDPOINT, deploy_monitoring  # noqa: E402
 
 from stsmon import cli  # noqa: E402
+from stscontracts import documents  # noqa: E402
 from stscontracts.names import hour_prefix  # noqa: E402
 from stsmon.monitoring.synthetic import write_window  # noqa: E402
 
@@ -47,6 +48,15 @@ def test_true_and_noisy_labels_for_the_current_hour(deployment, capsys):
     labels = labels_written(deployment)
     assert {r["eventMetadata"]["eventId"]: int(r["groundTruthData"]["data"]) for r in labels} == {
         str(i): int(y) for i, y in zip(window.ids, window.y_true)}
+    # The files that join the parts follow their schemas: the labels written, the captures they answer.
+    assert all(documents.problems(r, documents.GROUND_TRUTH_RECORD) == [] for r in labels)
+    captures = [json.loads(line) for p in window.capture_files for line in p.read_text().splitlines()]
+    assert len(captures) == 200 and all(documents.problems(r, documents.CAPTURE_RECORD) == [] for r in captures)
+    broken = json.loads(json.dumps(labels[0]))
+    broken["groundTruthData"].pop("encoding")
+    broken["eventMetadata"]["eventId"] = ""
+    assert documents.problems(broken, documents.GROUND_TRUTH_RECORD) == [
+        "eventMetadata.eventId: '' should be non-empty", "groundTruthData: 'encoding' is a required property"]
 
     assert cli.main(["ground-truth", "--state-dir", state, "--mode", "noise", "--error-rate", "0.3", "--seed", "4"]) == 0
     out = capsys.readouterr().out

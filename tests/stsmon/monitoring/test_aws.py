@@ -11,6 +11,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from stscontracts.documents import DocumentError
 from stsmon.errors import StsmonError
 from stsmon.monitoring import runs
 
@@ -18,8 +19,13 @@ ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/stspipelinemonitoring/e
 JOB = "arn:aws:sagemaker:us-east-1:123456789012:processing-job/pipelines-abc123-monitormodelquality-x1"
 OUT = "s3://bkt/sts/monitoring/sts-model-quality/abc123"
 CREATED = datetime(2033, 5, 17, 12, 30, tzinfo=timezone.utc)
-RESULT = {"status": "CompletedWithViolations", "failure_reason": "", "window": {"start": "2026-11-27T12:00:00Z",
-          "end": "2026-11-27T13:00:00Z"}, "counts": {"captured": 5}, "metrics": {"accuracy": 0.6},
+#: A monitoring_result.json as monitor.py writes it (the reader validates it against its schema).
+RESULT = {"status": "CompletedWithViolations", "failure_reason": "", "problem_type": "BinaryClassification",
+          "execution_time": "2026-11-27T13:05:00.000Z",
+          "window": {"start": "2026-11-27T12:00:00Z", "end": "2026-11-27T13:00:00Z"},
+          "endpoint_name": "sts-endpoint", "schedule_name": "sts-model-quality",
+          "counts": {"captured": 5, "labelled": 5, "matched": 5}, "label_coverage": 1.0, "metrics": {"accuracy": 0.6},
+          "constraints": {"accuracy": {"threshold": 0.7, "comparison_operator": "LessThanThreshold"}},
           "violations": [{"metric_name": "accuracy", "constraint_check_type": "LessThanThreshold", "description": "d"}]}
 
 
@@ -131,3 +137,14 @@ def test_the_report_lists_executions_with_their_results(stubbed):
     listed = runs.list_runs(clients, "stsPipelineMonitoring", output_uri="s3://bkt/sts/monitoring/sch/")
     assert [(r.execution_id, r.status, r.failure_reason) for r in listed] == [("e1", "Completed", ""), ("e2", "Failed", "no labels")]
     assert listed[0].output_uri == "s3://bkt/sts/monitoring/sch/e1"
+
+
+def test_a_result_that_breaks_its_schema_is_refused_naming_the_file(stubbed):
+    """monitoring_result.json is read against stscontracts/schemas/monitoring-result.schema.json: a
+    result from a monitor of another version fails with the file and the problem, not a KeyError later."""
+    clients, _, s3s, _ = stubbed
+    s3s.add_response("get_object", {"Body": body(dict(RESULT, status="Done"))},
+                     {"Bucket": "bkt", "Key": "sts/monitoring/sts-model-quality/abc123/monitoring_result.json"})
+    with pytest.raises(DocumentError, match=r"abc123/monitoring_result.json: not a valid monitoring-result: "
+                                            r"status: 'Done' is not one of"):
+        runs.read_result(clients, OUT)

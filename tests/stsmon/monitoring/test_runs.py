@@ -13,7 +13,8 @@ from stsmon.errors import NotDeployedError, UsageError
 from stsmon.localcloud.executions import list_executions
 from stsmon.monitoring import metrics, runs
 from stscontracts.names import hour_prefix
-from stsmon.monitoring.records import ground_truth_record, write_jsonl
+from stscontracts.records import ground_truth_record
+from stsmon.monitoring.records import write_jsonl
 from stsmon.monitoring.synthetic import write_window
 from stsmon.state import StateDir
 
