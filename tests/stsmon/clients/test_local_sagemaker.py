@@ -135,3 +135,27 @@ def test_refusals_are_sagemakers_error_codes(sm, call, code, message):
         call(sm)
     assert refused.value.response["Error"]["Code"] == code
     assert message in refused.value.response["Error"]["Message"]
+
+
+def test_model_packages_through_the_client(tmp_path, local_clients, clock):
+    """The local registry behind list/describe/update/delete_model_package: SageMaker's shapes (datetimes,
+    enums) and a package approved, listed newest first, then deleted."""
+    from stsmon.localcloud.registry import Registry
+
+    state = StateDir(tmp_path / "state")
+    registry = Registry(state.registry_db, env=LocalEnvironment(), clock=clock)
+    registry.create_model_package_group(ModelPackageGroupName="stsPackageGroup")
+    spec = {"Containers": [{"Image": IMAGE, "ModelDataUrl": "s3://bkt/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}
+    arns = [registry.create_model_package(ModelPackageGroupName="stsPackageGroup", InferenceSpecification=spec)["ModelPackageArn"]
+            for _ in range(2)]
+    registry.close()
+    sm = local_clients(state).sagemaker
+    listed = sm.list_model_packages(ModelPackageGroupName="stsPackageGroup", SortBy="CreationTime", SortOrder="Descending")
+    assert [p["ModelPackageArn"] for p in listed["ModelPackageSummaryList"]] == arns[::-1]
+    assert sm.describe_model_package(ModelPackageName=arns[0])["ModelApprovalStatus"] == "PendingManualApproval"
+    sm.update_model_package(ModelPackageArn=arns[0], ModelApprovalStatus="Approved")
+    described = sm.describe_model_package(ModelPackageName=arns[0])
+    assert described["ModelApprovalStatus"] == "Approved" and described["LastModifiedTime"].tzinfo is not None
+    sm.delete_model_package(ModelPackageName=arns[1])
+    assert [p["ModelPackageArn"] for p in sm.list_model_packages(ModelPackageGroupName="stsPackageGroup")["ModelPackageSummaryList"]] == arns[:1]
