@@ -8,7 +8,10 @@
 - :mod:`.executor` runs SageMaker pipeline definitions, with :mod:`.expressions`
   (pipeline expressions, pure), :mod:`.container` (the job-container contract)
   and :mod:`.executions` (the execution records);
-- :mod:`.registry` is the model registry (SQLite).
+- :mod:`.registry` is the model registry (SQLite);
+- :mod:`.api` is what the commands see of it: the boto3 methods of SageMaker, S3,
+  CloudWatch, Scheduler and CloudFormation over this state, and the local
+  target's runtime (deploy, cleanup, this machine's checks).
 
 The local environment: account ``000000000000``, the configured region, every
 S3 bucket a folder under the state directory (``stsmon.state.StateDir``).
