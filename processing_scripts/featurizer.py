@@ -30,15 +30,28 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.utils.validation import check_is_fitted
 
-# Quadratic-time features (LCS, edit distance) look at this many tokens /
-# characters at most, so one huge sentence cannot stall a request.
-MAX_TOKENS = 128
+# The lexical measures live in pair_features (standard library only), so the data-quality
+# monitor computes the model's own features with the same code.
+from pair_features import (  # noqa: F401 - re-exported: tests and callers use featurizer._lcs etc.
+    _SPACES,
+    _WORD,
+    MAX_TOKENS,
+    _bleu,
+    _char_ngrams,
+    _edit_distance,
+    _harmonic,
+    _lcs,
+    _ngrams,
+    _overlap,
+    _positions,
+    _set_overlap,
+)
+
+# Quadratic-time features look at this many characters at most (MAX_TOKENS tokens:
+# pair_features), so one huge sentence cannot stall a request.
 MAX_CHARS = 600
 
-# Words: letters/digits, keeping inner ' - . , (don't, U.S., 1,000, 2.5).
-_WORD = re.compile(r"\w+(?:['\-.,]\w+)*")
 _NUMBER = re.compile(r"^\d[\d,]*(?:\.\d+)?$|^\d*\.\d+$")
-_SPACES = re.compile(r"\s+")
 
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | {"s", "t", "said", "says", "say"}
 NEGATIONS = frozenset(
@@ -86,130 +99,6 @@ class _Sentence:
         self.dates = {w for w in self.words if w in MONTHS_DAYS}
         self.negations = sum(1 for w in self.words if w in NEGATIONS or w.endswith("n't"))
         self.chars = self.lower[:MAX_CHARS]
-
-
-def _ngrams(tokens: list[str], n: int) -> Counter:
-    if n == 1:
-        return Counter(tokens)
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
-
-
-def _char_ngrams(text: str, n: int) -> set[str]:
-    return {text[i:i + n] for i in range(len(text) - n + 1)}
-
-
-def _overlap(a: Counter, b: Counter) -> tuple[float, float, float]:
-    """(min, max, f1) of the clipped n-gram precision in both directions."""
-    if not a or not b:
-        return 0.0, 0.0, 0.0
-    common = sum((a & b).values())
-    p = common / sum(a.values())
-    r = common / sum(b.values())
-    f = 2 * p * r / (p + r) if common else 0.0
-    return min(p, r), max(p, r), f
-
-
-def _set_overlap(a: set, b: set) -> tuple[float, float, float]:
-    """(jaccard, min containment, max containment) of two sets."""
-    if not a or not b:
-        return 0.0, 0.0, 0.0
-    common = len(a & b)
-    return common / len(a | b), common / max(len(a), len(b)), common / min(len(a), len(b))
-
-
-def _bleu(hyp: list[str], ref: list[str], hyp_grams: list[Counter], ref_grams: list[Counter]) -> float:
-    """Sentence BLEU-4 of ``hyp`` against ``ref`` with add-one smoothing (n > 1)."""
-    if not hyp or not ref:
-        return 0.0
-    log_p = 0.0
-    for n in range(1, 5):
-        total = max(len(hyp) - n + 1, 0)
-        match = sum((hyp_grams[n - 1] & ref_grams[n - 1]).values())
-        if n == 1:
-            if match == 0:
-                return 0.0
-            log_p += math.log(match / total)
-        else:
-            log_p += math.log((match + 1) / (total + 1))
-    bp = 1.0 if len(hyp) >= len(ref) else math.exp(1 - len(ref) / len(hyp))
-    return bp * math.exp(log_p / 4)
-
-
-def _positions(a: list) -> dict:
-    """Bit mask of the positions of each distinct token of ``a`` (bit i = a[i])."""
-    masks: dict = {}
-    for i, x in enumerate(a):
-        masks[x] = masks.get(x, 0) | (1 << i)
-    return masks
-
-
-def _lcs(a: list, b: list) -> tuple[int, int]:
-    """(longest common subsequence, longest common contiguous run) of two sequences.
-
-    Exact, and much cheaper than the O(len(a) * len(b)) tables in pure Python:
-    the subsequence length is computed bit-parallel (Allison & Dix 1986; one
-    big-integer step per token of ``b``), the longest run by visiting only the
-    positions where tokens match (tests compare both with the plain tables).
-    """
-    if not a or not b:
-        return 0, 0
-    masks = _positions(a)
-    mask = (1 << len(a)) - 1
-    v = mask
-    for y in b:
-        u = v & masks.get(y, 0)
-        v = ((v + u) | (v - u)) & mask
-    lcs = len(a) - bin(v).count("1")
-    where: dict = {}
-    for i, x in enumerate(a):
-        where.setdefault(x, []).append(i)
-    best_run = 0
-    prev: dict = {}
-    for y in b:
-        cur = {}
-        for i in where.get(y, ()):
-            run = prev.get(i - 1, 0) + 1
-            cur[i] = run
-            if run > best_run:
-                best_run = run
-        prev = cur
-    return lcs, best_run
-
-
-def _edit_distance(a: list, b: list) -> int:
-    """Levenshtein distance between two token sequences.
-
-    Exact, bit-parallel (Myers 1999 in Hyyrö's formulation): one big-integer
-    step per token of ``b`` instead of a len(a) x len(b) table.
-    """
-    if not a:
-        return len(b)
-    if not b:
-        return len(a)
-    masks = _positions(a)
-    m = len(a)
-    mask = (1 << m) - 1
-    high = 1 << (m - 1)
-    pv, mv, score = mask, 0, m
-    for y in b:
-        eq = masks.get(y, 0)
-        xv = eq | mv
-        xh = (((eq & pv) + pv) ^ pv) | eq
-        ph = (mv | ~(xh | pv)) & mask
-        mh = pv & xh
-        if ph & high:
-            score += 1
-        elif mh & high:
-            score -= 1
-        ph = ((ph << 1) | 1) & mask
-        mh = (mh << 1) & mask
-        pv = (mh | ~(xv | ph)) & mask
-        mv = ph & xv
-    return score
-
-
-def _harmonic(p: float, r: float) -> float:
-    return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
 
 def _min_max_f(p: float, r: float) -> tuple[float, float, float]:

@@ -65,7 +65,7 @@ INFERENCE_PROGRAM = "inference.py"
 #: Files train.py copies into code/ of the model: the serving entry point and
 #: the modules it (or unpickling model.joblib) imports. This package goes
 #: there too (:data:`PACKAGE`).
-MODEL_CODE_FILES = (INFERENCE_PROGRAM, "featurizer.py", "stsmodel.py")
+MODEL_CODE_FILES = (INFERENCE_PROGRAM, "featurizer.py", "pair_features.py", "stsmodel.py")
 
 # -- the evaluation report (a PropertyFile of the Evaluate step) ----------------
 
