@@ -27,6 +27,7 @@ STEP_TRAIN = "Train"
 STEP_EVALUATE = "Evaluate"
 STEP_QUALITY_GATE = "CheckQuality"
 STEP_BASELINE = "Baseline"
+STEP_DATA_QUALITY_BASELINE = "BaselineDataQuality"
 STEP_REGISTER = "RegisterModel"
 STEP_FAIL = "QualityGateFailed"
 
@@ -41,6 +42,7 @@ OUTPUT_VALIDATION = "validation"
 OUTPUT_TEST = "test"
 OUTPUT_EVALUATION = "evaluation"
 OUTPUT_BASELINE = "baseline"
+OUTPUT_DATA_QUALITY_BASELINE = "data-quality-baseline"
 OUTPUT_MONITORING = "monitoring"
 
 # -- training channels ---------------------------------------------------------
@@ -86,6 +88,16 @@ BASELINE_CSV = "baseline.csv"
 STATISTICS_FILE = "statistics.json"
 CONSTRAINTS_FILE = "constraints.json"
 VIOLATIONS_FILE = "constraint_violations.json"
+#: The data-quality baseline's extra files (next to its statistics.json and constraints.json):
+#: the calibration of the served probabilities on the validation split (binary classification),
+#: the training vocabulary (one token per line; the unseen-token shares), and Model Monitor's
+#: record preprocessor (pair_features.py with that vocabulary) for the model-monitor backend.
+CALIBRATION_FILE = "calibration.json"
+VOCABULARY_FILE = "vocabulary.txt"
+PREPROCESSOR_FILE = "preprocessor.py"
+#: The monitor's data-quality outputs: statistics.json and constraint_violations.json in this
+#: sub-folder of its output (Model Monitor's data-quality formats).
+DATA_QUALITY_DIR = "data-quality"
 #: What one monitoring run concluded (status, counts, metrics, violations, files read).
 RESULT_FILE = "monitoring_result.json"
 #: The run's own HTML report.
@@ -130,6 +142,7 @@ SCRIPT_PREPROCESS = "preprocess.py"
 SCRIPT_TRAIN = "train.py"
 SCRIPT_EVALUATE = "evaluate.py"
 SCRIPT_BASELINE = "baseline.py"
+SCRIPT_DATA_QUALITY_BASELINE = "data_quality_baseline.py"
 SCRIPT_MONITOR = "monitor.py"
 SOURCEDIR_ARCHIVE = "sourcedir.tar.gz"
 #: This package's name: a folder of that name ships next to the step scripts,
