@@ -13,7 +13,17 @@ statistics          ``statistics.json``             baseline.py, the monitor -> 
 constraints         ``constraints.json``            baseline.py -> the monitor, alarms
 violations          ``constraint_violations.json``  the monitor -> people, Model Monitor tools
 monitoring-result   ``monitoring_result.json``      the monitor -> the local runtime, reports
+data-quality-       ``statistics.json`` of the      data_quality_baseline.py, the monitor ->
+statistics          data-quality baseline / output  the check, report, registry, Model Monitor
+data-quality-       ``constraints.json`` of the     data_quality_baseline.py -> the monitor,
+constraints         data-quality baseline           Model Monitor's DataQualityJobDefinition
+data-quality-       ``constraint_violations.json``  the monitor -> people, Model Monitor tools
+violations          of the data-quality output
 ==================  ==============================  ==========================================
+
+The data-quality files have the same names as the model-quality ones (Model
+Monitor's); they live in their own folders, so :data:`FILE_KINDS` (by name)
+names only the model-quality kinds.
 
 Validation uses the maintained ``jsonschema`` library. It is not in the
 SageMaker scikit-learn image (aws/deep-learning-containers
@@ -43,7 +53,11 @@ STATISTICS = "statistics"
 CONSTRAINTS = "constraints"
 VIOLATIONS = "constraint-violations"
 MONITORING_RESULT = "monitoring-result"
-KINDS = (CAPTURE_RECORD, GROUND_TRUTH_RECORD, EVALUATION, STATISTICS, CONSTRAINTS, VIOLATIONS, MONITORING_RESULT)
+DATA_QUALITY_STATISTICS = "data-quality-statistics"
+DATA_QUALITY_CONSTRAINTS = "data-quality-constraints"
+DATA_QUALITY_VIOLATIONS = "data-quality-violations"
+KINDS = (CAPTURE_RECORD, GROUND_TRUTH_RECORD, EVALUATION, STATISTICS, CONSTRAINTS, VIOLATIONS, MONITORING_RESULT,
+         DATA_QUALITY_STATISTICS, DATA_QUALITY_CONSTRAINTS, DATA_QUALITY_VIOLATIONS)
 
 #: The kind of each file name that joins parts.
 FILE_KINDS = {
