@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import data_quality as dq
+from stscontracts import documents
 
 
 def _stats(values, name="x", kind="Fractional"):
@@ -106,6 +107,9 @@ def test_check_finds_each_kind_of_violation():
     kinds = {(v["feature_name"], v["constraint_check_type"]) for v in violations}
     assert kinds == {("length", "completeness_check"), ("length", "data_type_check"),
                      ("overlap", "baseline_drift_check"), ("score", "missing_column_check")}
+    documents.validate({"violations": violations}, documents.DATA_QUALITY_VIOLATIONS)
+    documents.validate(window, documents.DATA_QUALITY_STATISTICS)
+    documents.validate(constraints, documents.DATA_QUALITY_CONSTRAINTS)
     drift = next(r for r in results if r["feature"] == "overlap")
     assert drift["distance"] == pytest.approx(drift["linf_robust"]) and drift["distance"] > 0.1
     assert next(v for v in violations if v["constraint_check_type"] == "baseline_drift_check")["description"] \
@@ -133,3 +137,8 @@ def test_bad_constraints_are_named():
     message = str(info.value)
     for part in ("constraints.json", "inferred_type 'Text'", "completeness 2", "'Fancy'", "-1"):
         assert part in message
+
+
+def test_the_check_types_are_the_schemas():
+    enum = documents.schema(documents.DATA_QUALITY_VIOLATIONS)["$defs"]["violation"]["properties"]
+    assert set(dq.CHECK_TYPES) <= set(enum["constraint_check_type"]["enum"])

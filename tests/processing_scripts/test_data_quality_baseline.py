@@ -11,7 +11,7 @@ import pytest
 import data_quality
 import data_quality_baseline
 import pair_features
-from stscontracts import names
+from stscontracts import documents, names
 from steputil import load_model
 
 
@@ -37,6 +37,8 @@ def test_statistics_and_constraints_cover_every_watched_feature(dq_baseline, bin
     assert all(f["completeness"] == 1.0 for f in constraints["features"])
     assert constraints["monitoring_config"]["distribution_constraints"]["comparison_threshold"] == 0.15
     data_quality.validate_constraints(constraints, "constraints.json")
+    documents.validate(statistics, documents.DATA_QUALITY_STATISTICS, where="statistics.json")
+    documents.validate(constraints, documents.DATA_QUALITY_CONSTRAINTS, where="constraints.json")
     # the baseline against itself: no violation
     columns = {f["name"]: [v for level in f["numerical_statistics"]["distribution"]["kll"]["sketch"]["data"]
                            for v in level] for f in statistics["features"]}
