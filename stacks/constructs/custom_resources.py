@@ -19,6 +19,10 @@ without answering, CloudFormation gives up then instead of after an hour.
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +34,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stscontracts import names
+import stscontracts
+from stscontracts import names, served_package
 
 from ..nag import AWS, acknowledge, acknowledge_custom_resource_lambda
 from .sagemaker_arns import endpoint_arn, model_packages_arn, pipeline_arn, pipeline_executions_arn
@@ -40,10 +45,27 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 #: Asset exclusions: bytecode caches would make the asset hash depend on who imported what.
 ASSET_EXCLUDE = ["__pycache__", "*.pyc"]
 
-APPROVED_PACKAGE_TYPE = "Custom::StsApprovedModelPackage"
+APPROVED_PACKAGE_TYPE = served_package.RESOURCE_TYPE
 CLEANUP_TYPE = "Custom::StsPipelineCleanup"
 #: ServiceTimeout = the function's timeout + this (queueing and a cold start).
 SERVICE_TIMEOUT_SLACK = Duration.minutes(1)
+
+
+def lambda_files() -> list[tuple[str, Path]]:
+    """What the functions' asset holds, as ``(path, file)``: ``stacks/lambdas/*.py`` and the
+    contracts package (``approved_package`` runs ``stscontracts.served_package``)."""
+    return sorted([(p.name, p) for p in LAMBDA_DIR.glob("*.py")] + stscontracts.package_files())
+
+
+@functools.cache
+def lambda_code() -> Path:
+    """The asset folder, staged once per process (removed at exit, after cdk.out has its copy)."""
+    staging = Path(tempfile.mkdtemp(prefix="stsmon-lambda-"))
+    atexit.register(shutil.rmtree, staging, ignore_errors=True)
+    for name, path in lambda_files():
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, staging / name)
+    return staging
 
 
 class _HandlerFunction(Construct):
@@ -63,7 +85,7 @@ class _HandlerFunction(Construct):
             "Function",
             runtime=RUNTIME,
             handler=handler,
-            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=ASSET_EXCLUDE),
+            code=lambda_.Code.from_asset(str(lambda_code()), exclude=ASSET_EXCLUDE),
             description=description,
             timeout=timeout,
             memory_size=256,

@@ -1,10 +1,10 @@
 """Local meaning of the serving stack's resources (registered with the local deployer).
 
 - ``Custom::StsApprovedModelPackage`` — which model package to serve: runs
-  the custom resource's own Lambda code (``approved_package.handle`` from the
-  assembly's asset) against the local registry and local buckets, so "latest
-  approved", "pinned" and "the endpoint's package" mean exactly what they mean
-  on AWS. Unlike CloudFormation (which calls it only when a property changes),
+  the custom resource's logic, the one its Lambda runs on AWS
+  (``stscontracts.served_package.handle``, which the Lambda's asset ships),
+  against the local registry and local buckets, so "latest approved",
+  "pinned" and "the endpoint's package" mean exactly what they mean on AWS. Unlike CloudFormation (which calls it only when a property changes),
   every local deploy re-resolves it, so ``stsmon deploy`` after a newly
   approved package serves that package. ``stsmon deploy --package-arn`` pins.
 - ``AWS::SageMaker::Model`` — resolves its container (``ModelPackageName``
@@ -27,16 +27,14 @@ endpoint's in ``endpoints/{name}/resource.json`` next to its server files.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-from stscontracts import names
+from stscontracts import names, served_package
 
 from ..errors import StsmonError
 from ..localcloud.handlers import DeployContext, DeployedResource, HandlerResult, ResourceHandler, is_resolved, register
@@ -48,7 +46,7 @@ from .server import ServerSpec
 
 #: The port of a local endpoint when ``stsmon deploy --port`` is not given.
 DEFAULT_PORT = 8080
-APPROVED_PACKAGE_TYPE = "Custom::StsApprovedModelPackage"
+APPROVED_PACKAGE_TYPE = served_package.RESOURCE_TYPE
 
 
 # -- local records ----------------------------------------------------------------
@@ -133,35 +131,6 @@ class _LocalS3:
             raise StsmonError(f"s3://{Bucket}/{Key} does not exist locally ({path})") from None
 
 
-def _lambda_module(ctx: DeployContext):
-    """``approved_package`` from the assembly's Lambda asset (the code AWS runs),
-    else from this checkout's ``stacks/lambdas``."""
-    folders = []
-    if ctx.assembly is not None:
-        folders += [a.source for a in ctx.assembly.all_assets()
-                    if Path(a.source).is_dir() and (Path(a.source) / "approved_package.py").is_file()]
-    folders.append(Path(__file__).resolve().parents[2] / "stacks" / "lambdas")
-    for folder in folders:
-        path = Path(folder) / "approved_package.py"
-        if path.is_file():
-            name = f"_stsmon_lambda_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
-            if name in sys.modules:
-                return sys.modules[name]
-            sys.path.insert(0, str(folder))  # for its sibling cfn_response
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module  # before running it, as importlib's recipe does (dataclasses need it)
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-            finally:
-                sys.path.remove(str(folder))
-            return module
-    raise StsmonError(f"the code of {APPROVED_PACKAGE_TYPE} (approved_package.py) is not in the assembly")
-
-
 @register(APPROVED_PACKAGE_TYPE)
 class ApprovedPackageHandler(ResourceHandler):
     """Which model package to serve (see the module docstring)."""
@@ -170,11 +139,11 @@ class ApprovedPackageHandler(ResourceHandler):
         props = dict(props)
         if ctx.serving.package_arn and not props.get("EndpointName"):
             props["ModelPackageArn"] = ctx.serving.package_arn
-        module = _lambda_module(ctx)
         try:
-            physical_id, data = module.handle("Create", props, {}, sagemaker=_LocalSageMaker(ctx), s3=_LocalS3(ctx.state))
-        except module.cfn_response.UserFacingError as exc:
-            message = str(exc).replace("stsmon train --target aws", "stsmon train")
+            physical_id, data = served_package.handle("Create", props, {}, sagemaker=_LocalSageMaker(ctx),
+                                                      s3=_LocalS3(ctx.state))
+        except served_package.ServedPackageError as exc:
+            message = exc.message.replace("stsmon train --target aws", "stsmon train")
             raise StsmonError(message) from None
         except StsmonError:
             raise

@@ -40,13 +40,13 @@ from ..errors import NotDeployedError, StsmonError
 from ..state import StateDir
 from . import LocalEnvironment
 from .assembly import Assembly, StackArtifact, local_environment, publish_assets
+from ..resource_handlers import handler_for
 from .handlers import (
     DeployContext,
     DeployedResource,
     DeployError,
     HandlerResult,
     ServingOptions,
-    handler_for,
 )
 from .intrinsics import IntrinsicError, ResourceValues, check_functions, condition_value, resolve
 from .plan import Change, StackRecord, imports_of, plan_stack

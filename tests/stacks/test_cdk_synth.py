@@ -116,7 +116,7 @@ def test_every_resource_type_in_the_assembly_deploys_locally(dev):
     model-monitor backend is AWS-only): a type the CDK app starts to emit (e.g.
     the EventInvokeConfig of a function without retries) needs a local meaning,
     or `stsmon deploy` refuses the stack."""
-    from stsmon.localcloud.handlers import handler_for
+    from stsmon.resource_handlers import handler_for
 
     built = dev
     missing = sorted({

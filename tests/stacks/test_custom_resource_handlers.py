@@ -41,6 +41,7 @@ sys.path.insert(0, str(LAMBDAS))
 import approved_package  # noqa: E402
 import cfn_response  # noqa: E402
 import cleanup  # noqa: E402
+from stscontracts.served_package import ServedPackageError  # noqa: E402
 
 GROUP = "stsPackageGroup"
 REGION = "us-east-1"
@@ -365,11 +366,17 @@ def test_endpoint_mode_follows_what_the_endpoint_serves():
 
 
 def test_no_approved_package_is_a_clear_failure():
+    """The shared logic (stscontracts.served_package) refuses; the Lambda answers FAILED with its message."""
     sm = client("sagemaker")
     with Stubber(sm) as stub:
         stub.add_response("list_model_packages", {"ModelPackageSummaryList": []})
-        with pytest.raises(cfn_response.UserFacingError, match="No Approved model package in group stsPackageGroup.*MODEL_PACKAGE_ARN"):
+        with pytest.raises(ServedPackageError, match="No Approved model package in group stsPackageGroup.*MODEL_PACKAGE_ARN"):
             approved_package.handle("Create", {"ModelPackageGroupName": GROUP}, {}, sagemaker=sm, s3=client("s3"))
+        stub.add_response("list_model_packages", {"ModelPackageSummaryList": []})
+        answer = send(event("Create", {"ModelPackageGroupName": GROUP}),
+                      lambda request: approved_package.handle_request(request, sagemaker=sm, s3=client("s3")))
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith("No Approved model package in group stsPackageGroup. Run the training pipeline")
 
 
 def test_physical_id_round_trips_and_ignores_ids_it_did_not_write():

@@ -99,3 +99,31 @@ def test_the_endpoints_own_log_group_is_declared_the_shared_job_groups_are_not(d
         for kind in ("foundation", "training", "serving", "monitoring"):
             names = [r["Properties"].get("LogGroupName") for r in synth.resources(kind, "AWS::Logs::LogGroup").values()]
             assert not {"/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs"} & set(names)
+
+
+LAMBDA_PROBE = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])  # the Lambda runtime's /var/task
+import approved_package
+print(json.dumps({n: m.__file__ for n, m in sys.modules.items() if n.split(".")[0] in ("stscontracts", "approved_package")}))
+"""
+
+
+def test_the_approved_package_lambda_ships_the_contracts_it_runs(dev, subprocess_env):
+    """Its logic is stscontracts.served_package (the local runtime runs the same module): the function's
+    asset in cdk.out must carry the package, and the handler must import it from there (isolated
+    interpreter, -I: no PYTHONPATH, no current folder)."""
+    import subprocess
+    import sys
+
+    functions = [r for r in dev.template("serving")["Resources"].values()
+                 if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == "approved_package.handler"]
+    (function,) = functions
+    asset = dev.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+    assert (asset / "stscontracts" / "served_package.py").is_file() and (asset / "cfn_response.py").is_file()
+    proc = subprocess.run([sys.executable, "-I", "-c", LAMBDA_PROBE, str(asset)], env=subprocess_env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    origins = json.loads(proc.stdout)
+    assert "stscontracts.served_package" in origins
+    assert all(path.startswith(str(asset)) for path in origins.values()), origins

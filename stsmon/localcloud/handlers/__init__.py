@@ -29,8 +29,10 @@ resources are deleted last. If an apply step fails, what this deploy created
 is deleted and what it updated is updated back (CloudFormation's rollback),
 and the stack keeps its previous record.
 
-Handlers are found by importing :data:`HANDLER_MODULES` (each module registers
-its types on import; a module that does not exist yet is skipped). Properties
+Which modules provide the handlers is one explicit table,
+:mod:`stsmon.resource_handlers`: it imports every handler module (a missing
+one is an ImportError, never a skip) and answers :func:`handler_for`. This
+package is only the interface those modules implement. Properties
 arrive resolved: plain JSON values (str, int, float, bool, list, dict), with
 CloudFormation's string forms (numbers and booleans in templates are often
 strings: ``"true"``, ``"5"``).
@@ -38,7 +40,6 @@ strings: ``"true"``, ``"5"``).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,19 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..assembly import Assembly
     from ..registry import Registry
 
-#: Modules that register handlers, imported (in this order) by :func:`load_handlers`.
-#: ``stsmon.endpoint.handlers``: AWS::SageMaker::Model / EndpointConfig / Endpoint and
-#: the approved-package lookup custom resource; ``stsmon.monitoring.handlers``:
-#: AWS::Scheduler::Schedule, AWS::CloudWatch::Alarm, AWS::CloudWatch::Dashboard.
-HANDLER_MODULES: tuple[str, ...] = (
-    "stsmon.localcloud.handlers.core",
-    "stsmon.localcloud.handlers.sagemaker",
-    "stsmon.endpoint.handlers",
-    "stsmon.monitoring.handlers",
-)
-
+#: What :func:`register` recorded: resource type -> handler (read by :mod:`stsmon.resource_handlers`).
 _HANDLERS: dict[str, ResourceHandler] = {}
-_LOADED = False
 
 
 class DeployError(StsmonError):
@@ -270,31 +260,3 @@ def register(*resource_types: str) -> Callable[[type[ResourceHandler]], type[Res
         return cls
 
     return decorate
-
-
-def load_handlers() -> None:
-    """Import :data:`HANDLER_MODULES` once (a module that does not exist is skipped)."""
-    global _LOADED
-    if _LOADED:
-        return
-    for name in HANDLER_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            # Only "this module does not exist yet" is skipped; a broken import
-            # inside an existing module is a bug and must surface.
-            if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
-                raise
-    _LOADED = True
-
-
-def handler_for(resource_type: str) -> ResourceHandler | None:
-    """The registered handler for a type, or None."""
-    load_handlers()
-    return _HANDLERS.get(resource_type)
-
-
-def supported_types() -> list[str]:
-    """Every resource type with a handler, sorted."""
-    load_handlers()
-    return sorted(_HANDLERS)

@@ -16,7 +16,8 @@ from stsmon.endpoint.capture import scan_capture
 from stsmon.endpoint.process import read_record
 from stsmon.errors import StsmonError
 from stsmon.localcloud import LocalEnvironment
-from stsmon.localcloud.handlers import DeployContext, DeployedResource, ServingOptions, handler_for
+from stsmon.localcloud.handlers import DeployContext, DeployedResource, ServingOptions
+from stsmon.resource_handlers import handler_for
 from stsmon.localcloud.registry import Registry
 from stsmon.state import StateDir
 

@@ -10,7 +10,8 @@ import pytest
 from stsmon.errors import StsmonError
 from stsmon.localcloud.assembly import Assembly
 from stsmon.localcloud.deployer import LocalDeployer, find_output, load_record
-from stsmon.localcloud.handlers import HandlerResult, ResourceHandler, handler_for, register
+from stsmon.localcloud.handlers import HandlerResult, ResourceHandler, register
+from stsmon.resource_handlers import handler_for
 from stsmon.localcloud.pipelines import load_pipeline
 from stsmon.localcloud.registry import Registry
 from stsmon.state import StateDir

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from stsmon import resource_handlers
 from stsmon.localcloud import handlers as h
 from stsmon.state import StateDir
 
 
 def test_register_and_lookup(monkeypatch):
     monkeypatch.setattr(h, "_HANDLERS", {})
-    monkeypatch.setattr(h, "_LOADED", True)
 
     calls = []
 
@@ -23,10 +26,10 @@ def test_register_and_lookup(monkeypatch):
         def delete(self, ctx, logical_id, previous):
             calls.append(("delete", previous.physical_id))
 
-    handler = h.handler_for("Test::Thing")
-    assert isinstance(handler, Thing) and h.handler_for("Test::Other") is handler
-    assert h.handler_for("Test::Missing") is None
-    assert h.supported_types() == ["Test::Other", "Test::Thing"]
+    handler = resource_handlers.handler_for("Test::Thing")
+    assert isinstance(handler, Thing) and resource_handlers.handler_for("Test::Other") is handler
+    assert resource_handlers.handler_for("Test::Missing") is None
+    assert resource_handlers.supported_types() == ["Test::Other", "Test::Thing"]
 
     previous = h.DeployedResource("T", "Test::Thing", "thing-1", {"N": 1}, {"N": 1})
     result = handler.update(None, "T", {"N": 2}, previous)
@@ -40,22 +43,27 @@ def test_register_and_lookup(monkeypatch):
             pass
 
 
-def test_missing_handler_modules_are_skipped_but_broken_ones_raise(monkeypatch):
-    monkeypatch.setattr(h, "_LOADED", False)
-    monkeypatch.setattr(h, "HANDLER_MODULES", ("stsmon.no_such_package.handlers",))
-    h.load_handlers()
-    monkeypatch.setattr(h, "_LOADED", False)
-    monkeypatch.setattr(h, "HANDLER_MODULES", ("json.no_such_module",))
-    h.load_handlers()
+def test_the_registry_names_every_handler_module_and_each_handles_something():
+    """One table (stsmon/resource_handlers.py); every type is handled by exactly the module it lists."""
+    by_module = {m.__name__: resource_handlers.types_of(m) for m in resource_handlers.HANDLER_MODULES}
+    assert list(by_module) == ["stsmon.localcloud.handlers.core", "stsmon.localcloud.handlers.sagemaker",
+                               "stsmon.endpoint.handlers", "stsmon.monitoring.handlers"]
+    assert "AWS::Scheduler::Schedule" in by_module["stsmon.monitoring.handlers"]
+    assert "Custom::StsApprovedModelPackage" in by_module["stsmon.endpoint.handlers"]
+    # (Other test modules register Test:: handlers of their own in this process.)
+    real = [t for t in resource_handlers.supported_types() if not t.startswith("Test::")]
+    assert sorted(t for types in by_module.values() for t in types) == real
 
-    def broken(name):
-        raise ModuleNotFoundError("No module named 'nonexistent_dependency'", name="nonexistent_dependency")
 
-    monkeypatch.setattr(h, "_LOADED", False)
-    monkeypatch.setattr(h, "HANDLER_MODULES", ("stsmon.endpoint.handlers",))
-    monkeypatch.setattr(h.importlib, "import_module", broken)
-    with pytest.raises(ModuleNotFoundError, match="nonexistent_dependency"):
-        h.load_handlers()
+def test_a_missing_handler_module_is_an_error_not_a_skip(subprocess_env):
+    """Before: the interface imported the endpoint and monitoring handlers by name and skipped a module
+    that was not there, so a deploy then refused their types as unknown (or, worse, a half-present
+    runtime deployed without them). Now the deployer's import fails, naming the module."""
+    code = ("import sys; sys.modules['stsmon.monitoring.handlers'] = None\n"
+            "import stsmon.localcloud.deployer")
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "ModuleNotFoundError: import of stsmon.monitoring.handlers halted" in proc.stderr
 
 
 def test_unresolved_values_are_detected_in_nested_props():

@@ -14,7 +14,8 @@ from stscontracts import names
 from stsmon.clock import FixedClock
 from stsmon.errors import StsmonError
 from stsmon.localcloud import LocalEnvironment
-from stsmon.localcloud.handlers import DeployContext, DeployedResource, Unresolved, handler_for
+from stsmon.localcloud.handlers import DeployContext, DeployedResource, Unresolved
+from stsmon.resource_handlers import handler_for
 from stsmon.monitoring import ground_truth as gt
 from stsmon.monitoring import metrics, scheduler
 from stsmon.monitoring.synthetic import write_window
