@@ -1,5 +1,12 @@
 """The training pipeline: Preprocess -> Train -> Evaluate -> CheckQuality ->
-[Baseline -> RegisterModel] else QualityGateFailed.
+[Baseline, BaselineDataQuality -> RegisterModel] else QualityGateFailed.
+
+Baseline writes the model-quality baseline (Model Monitor's model-quality
+statistics and constraints), BaselineDataQuality the data-quality one (the
+watched features of the validation pairs and predictions, Model Monitor's
+data-quality statistics and constraints, the calibration of the
+probabilities); RegisterModel stores both with the package as
+``DriftCheckBaselines.ModelQuality`` and ``DriftCheckBaselines.ModelDataQuality``.
 
 Step, output, channel and file names come from ``processing_scripts/names.py``
 so the scripts, this definition and the local executor agree. Step outputs go
@@ -74,9 +81,10 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
     train = _train_step(session, literals, params, preprocess)
     evaluate, report = _evaluate_step(session, literals, params, preprocess, train)
     baseline = _baseline_step(session, literals, params, preprocess, train)
-    register = _register_step(session, cfg, literals, params, train, evaluate, baseline)
+    data_quality = _data_quality_baseline_step(session, cfg, literals, params, preprocess, train)
+    register = _register_step(session, cfg, literals, params, train, evaluate, baseline, data_quality)
     fail = _fail_step(cfg, evaluate, report, params)
-    gate = _gate_step(cfg, evaluate, report, params, if_steps=[baseline, register], else_steps=[fail])
+    gate = _gate_step(cfg, evaluate, report, params, if_steps=[baseline, data_quality, register], else_steps=[fail])
     return Pipeline(
         name=cfg.pipeline_name,
         parameters=parameters,
@@ -210,13 +218,42 @@ def _baseline_step(session: Any, literals: Literals, params: dict, preprocess: A
     return ProcessingStep(name=names.STEP_BASELINE, step_args=step_args)
 
 
+def _data_quality_baseline_step(session: Any, cfg: Config, literals: Literals, params: dict, preprocess: Any,
+                                train: Any) -> Any:
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    processor = script_processor(
+        session, literals=literals, script=names.SCRIPT_DATA_QUALITY_BASELINE, step=names.STEP_DATA_QUALITY_BASELINE,
+        instance_type=params[P_PROCESSING_INSTANCE], network_isolation=True,
+    )
+    out_dir = f"{PROCESSING_ROOT}/{names.OUTPUT_DATA_QUALITY_BASELINE}"
+    step_args = processor.run(
+        inputs=[
+            code_input(literals),
+            _model_input(train),
+            processing_input(names.OUTPUT_VALIDATION, _processing_output_uri(preprocess, names.OUTPUT_VALIDATION), f"{PROCESSING_ROOT}/validation"),
+        ],
+        outputs=[processing_output(names.OUTPUT_DATA_QUALITY_BASELINE, out_dir,
+                                   _output_uri(literals, names.STEP_DATA_QUALITY_BASELINE, names.OUTPUT_DATA_QUALITY_BASELINE))],
+        arguments=[
+            "--model-dir", f"{PROCESSING_ROOT}/model",
+            "--validation-dir", f"{PROCESSING_ROOT}/validation",
+            "--output-dir", out_dir,
+            "--comparison-threshold", str(cfg.drift_threshold),
+            "--comparison-method", cfg.drift_method,
+        ],
+    )
+    return ProcessingStep(name=names.STEP_DATA_QUALITY_BASELINE, step_args=step_args)
+
+
 def _file_in(step: Any, output: str, filename: str) -> Any:
     from sagemaker.core.workflow.functions import Join
 
     return Join(on="/", values=[_processing_output_uri(step, output), filename])
 
 
-def _register_step(session: Any, cfg: Config, literals: Literals, params: dict, train: Any, evaluate: Any, baseline: Any) -> Any:
+def _register_step(session: Any, cfg: Config, literals: Literals, params: dict, train: Any, evaluate: Any, baseline: Any,
+                   data_quality: Any) -> Any:
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.mlops.workflow.model_step import ModelStep
@@ -225,11 +262,16 @@ def _register_step(session: Any, cfg: Config, literals: Literals, params: dict, 
     evaluation = MetricsSource(content_type="application/json", s3_uri=_file_in(evaluate, names.OUTPUT_EVALUATION, names.EVALUATION_FILE))
     statistics = MetricsSource(content_type="application/json", s3_uri=_file_in(baseline, names.OUTPUT_BASELINE, names.STATISTICS_FILE))
     constraints = MetricsSource(content_type="application/json", s3_uri=_file_in(baseline, names.OUTPUT_BASELINE, names.CONSTRAINTS_FILE))
+    data_statistics = MetricsSource(content_type="application/json", s3_uri=_file_in(data_quality, names.OUTPUT_DATA_QUALITY_BASELINE, names.STATISTICS_FILE))
+    data_constraints = MetricsSource(content_type="application/json", s3_uri=_file_in(data_quality, names.OUTPUT_DATA_QUALITY_BASELINE, names.CONSTRAINTS_FILE))
     # The package carries everything serving and monitoring need: the test
     # metrics (ModelQuality.Statistics), the monitor's thresholds
-    # (ModelQuality.Constraints) and the baseline itself (DriftCheckBaselines).
+    # (ModelQuality.Constraints) and both baselines (DriftCheckBaselines:
+    # ModelQuality, and ModelDataQuality for the data-quality check; its folder
+    # also holds the vocabulary, calibration and Model Monitor preprocessor).
     metrics = ModelMetrics(model_statistics=evaluation, model_constraints=constraints)
-    drift = DriftCheckBaselines(model_statistics=statistics, model_constraints=constraints)
+    drift = DriftCheckBaselines(model_statistics=statistics, model_constraints=constraints,
+                                model_data_statistics=data_statistics, model_data_constraints=data_constraints)
     builder = ModelBuilder(
         s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
         image_uri=literals.sklearn_image(),

@@ -33,6 +33,8 @@ from .names import BINARY_CLASSIFICATION, PROBLEM_TYPES
 
 PROFILES = ("dev", "prod")
 MONITOR_BACKENDS = ("pipeline", "model-monitor")
+#: Model Monitor's distribution comparison methods (constraints.json ``comparison_method``).
+DRIFT_METHODS = ("Robust", "Simple")
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
 #: CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_CHOICES = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -85,6 +87,11 @@ class Config:
     monitor_window_hours: int = 1
     monitor_label_delay_hours: int = 0
     monitor_min_label_coverage: float = 0.0
+    #: baseline_drift_check: a watched feature drifted when its distance to the baseline exceeds this
+    #: (chosen from bench/data_quality_thresholds.py: docs/monitoring.md).
+    drift_threshold: float = 0.1
+    #: Robust (the L-infinity distance less a window's sampling noise) or Simple (the distance).
+    drift_method: str = "Robust"
     capture_sampling_percentage: int = 100
     #: Days before captured data, ground truth and monitoring reports expire.
     data_retention_days: int = 30
@@ -209,6 +216,8 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("MONITOR_WINDOW_HOURS", "monitor_window_hours", _int, "hours of traffic per monitoring run"),
     _Setting("MONITOR_LABEL_DELAY_HOURS", "monitor_label_delay_hours", _int, "hours the window lags behind, for late labels"),
     _Setting("MONITOR_MIN_LABEL_COVERAGE", "monitor_min_label_coverage", _float, "minimum labelled share of captures (0-1)"),
+    _Setting("DRIFT_THRESHOLD", "drift_threshold", _float, "data-quality drift threshold (L-infinity distance, 0-1)"),
+    _Setting("DRIFT_METHOD", "drift_method", _str, "Robust or Simple: the data-quality distance compared with DRIFT_THRESHOLD"),
     _Setting("CAPTURE_SAMPLING_PERCENTAGE", "capture_sampling_percentage", _int, "percentage of requests captured"),
     _Setting("DATA_RETENTION_DAYS", "data_retention_days", _int, "days before capture, ground truth and reports expire"),
     _Setting("NONCURRENT_VERSION_DAYS", "noncurrent_version_days", _int, "days before old object versions expire"),
@@ -278,6 +287,10 @@ def _validate(cfg: Config) -> list[tuple[str, str]]:
         bad("monitor_label_delay_hours", "must be between 0 and 168")
     if not 0.0 <= cfg.monitor_min_label_coverage <= 1.0:
         bad("monitor_min_label_coverage", "must be between 0 and 1")
+    if not 0.0 <= cfg.drift_threshold <= 1.0:
+        bad("drift_threshold", "must be between 0 and 1 (an L-infinity distance between two distributions)")
+    if cfg.drift_method not in DRIFT_METHODS:
+        bad("drift_method", f"must be one of {', '.join(DRIFT_METHODS)}")
     if not 0 <= cfg.capture_sampling_percentage <= 100:
         bad("capture_sampling_percentage", "must be between 0 and 100")
     if not 1 <= cfg.data_retention_days <= 3650:

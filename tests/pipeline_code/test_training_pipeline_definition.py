@@ -37,11 +37,12 @@ def test_steps_and_types(steps, definition):
         names.STEP_EVALUATE: "Processing",
         names.STEP_QUALITY_GATE: "Condition",
         names.STEP_BASELINE: "Processing",
+        names.STEP_DATA_QUALITY_BASELINE: "Processing",
         names.STEP_REGISTER: "RegisterModel",
         names.STEP_FAIL: "Fail",
     }
     gate = steps["CheckQuality"]["Arguments"]
-    assert [s["Name"] for s in gate["IfSteps"]] == ["Baseline", "RegisterModel"]
+    assert [s["Name"] for s in gate["IfSteps"]] == ["Baseline", "BaselineDataQuality", "RegisterModel"]
     assert [s["Name"] for s in gate["ElseSteps"]] == ["QualityGateFailed"]
 
 
@@ -52,6 +53,7 @@ def test_edges_are_the_intended_graph(definition):
         ("Train", "Evaluate"),
         ("Evaluate", "CheckQuality"),
         ("CheckQuality", "Baseline"),
+        ("CheckQuality", "BaselineDataQuality"),
         ("CheckQuality", "RegisterModel"),
         ("CheckQuality", "QualityGateFailed"),
         ("Preprocess", "Baseline"),
@@ -59,6 +61,9 @@ def test_edges_are_the_intended_graph(definition):
         ("Train", "RegisterModel"),
         ("Evaluate", "RegisterModel"),
         ("Baseline", "RegisterModel"),
+        ("Preprocess", "BaselineDataQuality"),
+        ("Train", "BaselineDataQuality"),
+        ("BaselineDataQuality", "RegisterModel"),
         ("Evaluate", "QualityGateFailed"),
     }
 
@@ -155,7 +160,8 @@ def test_parameters(definition):
 
 
 def test_processing_steps_run_the_shipped_scripts_isolated_and_encrypted(steps):
-    scripts = {"Preprocess": "preprocess.py", "Evaluate": "evaluate.py", "Baseline": "baseline.py"}
+    scripts = {"Preprocess": "preprocess.py", "Evaluate": "evaluate.py", "Baseline": "baseline.py",
+               "BaselineDataQuality": "data_quality_baseline.py"}
     for name, script in scripts.items():
         args = steps[name]["Arguments"]
         assert args["AppSpecification"]["ContainerEntrypoint"] == ["python3", f"/opt/ml/processing/input/code/{script}"]
@@ -226,6 +232,9 @@ def test_register_step_carries_metrics_baseline_and_serving_contract(steps):
     drift = args["DriftCheckBaselines"]["ModelQuality"]
     assert _joined_file(drift["Statistics"]) == ("Baseline", "baseline", "statistics.json")
     assert _joined_file(drift["Constraints"]) == ("Baseline", "baseline", "constraints.json")
+    data = args["DriftCheckBaselines"]["ModelDataQuality"]
+    assert _joined_file(data["Statistics"]) == ("BaselineDataQuality", "data-quality-baseline", "statistics.json")
+    assert _joined_file(data["Constraints"]) == ("BaselineDataQuality", "data-quality-baseline", "constraints.json")
     assert "text/csv" in args["InferenceSpecification"]["SupportedContentTypes"]
 
 
@@ -269,3 +278,14 @@ def _joined_file(source: dict) -> tuple[str, str, str]:
     step, rest = uri["Get"].split(".", 2)[1:]
     output = rest.split("'")[1]
     return step, output, filename
+
+
+def test_the_data_quality_baseline_gets_the_configured_drift_comparison():
+    cfg = load_config({"DRIFT_THRESHOLD": "0.25", "DRIFT_METHOD": "Simple"})
+    args = all_steps(build_training_definition(cfg, CODE_PREFIX))["BaselineDataQuality"]["Arguments"]
+    arguments = args["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--comparison-threshold") + 1] == "0.25"
+    assert arguments[arguments.index("--comparison-method") + 1] == "Simple"
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in args["ProcessingInputs"]}
+    assert inputs["model"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
+    assert inputs["validation"] == {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['validation'].S3Output.S3Uri"}

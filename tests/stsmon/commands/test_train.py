@@ -305,7 +305,8 @@ def test_end_to_end_registers_an_approved_package_with_metrics_and_baseline(e2e,
     proc, record = _train(e2e, "--input-data", str(_corpus_sample(e2e, msrp)), "-p", "QualityThreshold=0.5")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _, state = e2e
-    assert [s["name"] for s in record["steps"]] == ["Preprocess", "Train", "Evaluate", "CheckQuality", "Baseline", "RegisterModel"]
+    assert [s["name"] for s in record["steps"]] == ["Preprocess", "Train", "Evaluate", "CheckQuality", "Baseline",
+                                                    "BaselineDataQuality", "RegisterModel"]
     assert 0.5 <= record["metrics"]["accuracy"] <= 1.0
     package = Registry(state.registry_db).latest_approved_package("stsPackageGroup")
     assert package["ModelPackageArn"] == record["model_package_arn"]
@@ -315,6 +316,11 @@ def test_end_to_end_registers_an_approved_package_with_metrics_and_baseline(e2e,
     assert "accuracy" in constraints["binary_classification_constraints"]
     statistics = json.loads(state.s3_path(uris["DriftCheckBaselines.ModelQuality.Statistics"]).read_text())
     assert statistics["binary_classification_metrics"]["accuracy"]["value"] > 0.5
+    data_constraints = json.loads(state.s3_path(uris["DriftCheckBaselines.ModelDataQuality.Constraints"]).read_text())
+    assert "word1_f1" in {f["name"] for f in data_constraints["features"]}
+    data_folder = state.s3_path(uris["DriftCheckBaselines.ModelDataQuality.Statistics"]).parent
+    assert {p.name for p in data_folder.iterdir()} >= {"statistics.json", "constraints.json", "vocabulary.txt",
+                                                        "preprocessor.py", "calibration.json"}
     evaluation = json.loads(state.s3_path(record["metrics_uri"]).read_text())
     assert evaluation["binary_classification_metrics"]["accuracy"]["value"] == record["metrics"]["accuracy"]
 
