@@ -44,7 +44,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import rankdata
 
 BINARY_METRICS = (
     "accuracy", "precision", "recall", "f0_5", "f1", "f2", "auc",
@@ -87,14 +86,77 @@ def _f_beta(p: np.ndarray, r: np.ndarray, beta: float) -> np.ndarray:
     return _div((1 + b2) * p * r, b2 * p + r)
 
 
-def _binary_rows(y: np.ndarray, pred: np.ndarray, prob: np.ndarray | None,
+def _cells(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Each record's confusion-matrix cell: 3 true positive, 1 false positive, 2 false negative, 0 else."""
+    y1, p1 = y == 1, pred == 1
+    return np.where(p1, np.where(y1, 3, np.where(y == 0, 1, 0)), np.where(y1 & (pred == 0), 2, 0)).astype(np.intp)
+
+
+def _row_counts(values: np.ndarray, idx: np.ndarray | None, size: int) -> np.ndarray:
+    """How often each value in ``0 .. size-1`` occurs in each row of ``values[idx]`` (one row when
+    ``idx`` is None; ``values`` None stands for ``arange(size)``): an (rows, size) int64 array, one
+    ``bincount`` for all rows."""
+    if idx is None:
+        return np.bincount(values, minlength=size)[None, :]
+    picked = idx if values is None else values[idx]
+    flat = (picked + (np.arange(idx.shape[0]) * size)[:, None]).ravel()
+    return np.bincount(flat, minlength=size * idx.shape[0]).reshape(idx.shape[0], size)
+
+
+class _Ranked:
+    """The scores sorted once (for AUC of every row and for the curves): ``order`` sorts them
+    ascending, ``starts`` are the first positions of each group of tied scores in that order."""
+
+    def __init__(self, prob: np.ndarray) -> None:
+        self.order = np.argsort(prob)
+        ranked = prob[self.order]
+        self.starts = np.flatnonzero(np.concatenate(([True], ranked[1:] != ranked[:-1])))
+        self.thresholds = ranked[self.starts]
+
+
+def _ranked(prob: np.ndarray | None) -> _Ranked | None:
+    """None when there are no scores or one of them is NaN (AUC and the curves are then undefined)."""
+    return None if prob is None or np.isnan(prob).any() else _Ranked(prob)
+
+
+def _tie_groups(y: np.ndarray, ranked: _Ranked, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(positives, negatives) per group of tied scores (ascending) and row, each record weighted by
+    how often the row holds it (once, when ``idx`` is None)."""
+    positive = y[ranked.order] == 1
+    if idx is None:
+        pos_g = np.add.reduceat(positive.astype(np.int64), ranked.starts)[None, :]
+        size = np.diff(np.append(ranked.starts, len(y)))[None, :]
+        return pos_g, size - pos_g
+    weight = _row_counts(None, idx, len(y))[:, ranked.order]
+    pos_g = np.add.reduceat(weight * positive, ranked.starts, axis=1)
+    return pos_g, np.add.reduceat(weight, ranked.starts, axis=1) - pos_g
+
+
+def _auc_rows(y: np.ndarray, ranked: _Ranked, idx: np.ndarray | None) -> np.ndarray:
+    """AUC of each row: the Mann-Whitney statistic with ties counted half, exactly.
+
+    One sort of all scores; a row (a resample, with repeats, or a subsample)
+    weighs each record by how often it holds it. Per group of tied scores g
+    with P_g positive and N_g negative records (weighted),
+    ``2U = sum_g P_g (2 N_below_g + N_g)``, integers, so ``U / (P N)`` is the
+    correctly rounded AUC - the value of average ranks, and of scikit-learn's
+    ``roc_auc_score`` up to its last bit.
+    """
+    pos_g, neg_g = _tie_groups(y, ranked, idx)
+    below = np.cumsum(neg_g, axis=1) - neg_g
+    twice_u = (pos_g * (2 * below + neg_g)).sum(axis=1)
+    pos, neg = pos_g.sum(axis=1), neg_g.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((pos > 0) & (neg > 0), twice_u / (2 * pos * neg), np.nan)
+
+
+def _binary_rows(arrays: list[np.ndarray | None], idx: np.ndarray | None,
                  names=BINARY_METRICS) -> dict[str, np.ndarray]:
-    """Metrics of each row of 2-D arrays (one row per resample); AUC only when in ``names``."""
-    n = y.shape[1]
-    tp = np.sum((y == 1) & (pred == 1), axis=1)
-    fp = np.sum((y == 0) & (pred == 1), axis=1)
-    fn = np.sum((y == 1) & (pred == 0), axis=1)
-    tn = n - tp - fp - fn
+    """Metrics of each row (the whole arrays when ``idx`` is None, else the records ``idx[r]`` of row
+    ``r``); AUC only when in ``names``."""
+    y, pred, ranked = arrays
+    n = len(y) if idx is None else idx.shape[1]
+    tn, fp, fn, tp = _row_counts(_cells(y, pred), idx, 4).T
     pos = tp + fn
     neg = n - pos
     precision, recall = _div(tp, tp + fp), _div(tp, pos)
@@ -118,15 +180,8 @@ def _binary_rows(y: np.ndarray, pred: np.ndarray, prob: np.ndarray | None,
         "f1_best_constant_classifier": _f_beta(base, always, 1.0),
         "f2_best_constant_classifier": _f_beta(base, always, 2.0),
     }
-    if "auc" not in names:
-        pass
-    elif prob is None:
-        out["auc"] = np.full(y.shape[0], np.nan)
-    else:
-        ranks = rankdata(prob, axis=1)  # average ranks for ties (Mann-Whitney U)
-        u = np.sum(ranks * (y == 1), axis=1) - pos * (pos + 1) / 2
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["auc"] = np.where((pos > 0) & (neg > 0), u / (pos * neg), np.nan)
+    if "auc" in names:
+        out["auc"] = np.full(len(tp), np.nan) if ranked is None else _auc_rows(y, ranked, idx)
     return out
 
 
@@ -138,8 +193,10 @@ def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, np.sum(a * b, axis=1) / den, np.nan)
 
 
-def _regression_rows(y: np.ndarray, pred: np.ndarray, names=REGRESSION_METRICS) -> dict[str, np.ndarray]:
-    """Metrics of each row of 2-D arrays; the correlations only when in ``names``."""
+def _regression_rows(arrays: list[np.ndarray], idx: np.ndarray | None,
+                     names=REGRESSION_METRICS) -> dict[str, np.ndarray]:
+    """Metrics of each row (as :func:`_binary_rows`); the correlations only when in ``names``."""
+    y, pred = (a[None, :] if idx is None else a[idx] for a in arrays)
     err = pred - y
     mse = np.mean(err * err, axis=1)
     ss_tot = np.sum((y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
@@ -149,6 +206,8 @@ def _regression_rows(y: np.ndarray, pred: np.ndarray, names=REGRESSION_METRICS) 
     if "pearson" in names:
         out["pearson"] = _corr(y, pred)
     if "spearman" in names:
+        from scipy.stats import rankdata
+
         out["spearman"] = _corr(rankdata(y, axis=1), rankdata(pred, axis=1))
     return out
 
@@ -160,9 +219,7 @@ def _number(v) -> float | None:
 
 def _rows(rows_fn, arrays: list[np.ndarray | None], idx, names) -> dict[str, np.ndarray]:
     """``rows_fn`` on the rows of ``arrays`` picked by ``idx`` (None: the whole arrays, one row)."""
-    if idx is None:
-        return rows_fn(*[None if a is None else a[None, :] for a in arrays], names=names)
-    return rows_fn(*[None if a is None else a[idx] for a in arrays], names=names)
+    return rows_fn(arrays, idx, names=names)
 
 
 def _with_bootstrap(rows_fn, arrays: list[np.ndarray | None], names, n_bootstrap: int,
@@ -224,15 +281,35 @@ def _confusion_matrix(y: np.ndarray, pred: np.ndarray) -> dict[str, dict[str, in
     return {a: {p: int(np.count_nonzero((y == int(a)) & (pred == int(p)))) for p in ("0", "1")} for a in ("0", "1")}
 
 
-def _curves(y: np.ndarray, prob: np.ndarray) -> dict[str, dict[str, list[float]]]:
-    """The ROC and precision-recall curves (scikit-learn), at most ``CURVE_POINTS`` points each."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
+def _curves(y: np.ndarray, ranked: _Ranked) -> dict[str, dict[str, list[float]]]:
+    """The ROC and precision-recall curves, at most ``CURVE_POINTS`` points each.
 
-    fpr, tpr, _ = roc_curve(y, prob)
-    precisions, recalls, _ = precision_recall_curve(y, prob)
+    Exactly scikit-learn's ``roc_curve`` (``drop_intermediate=True``) and
+    ``precision_recall_curve`` (1.9.0, ``_ranking.py``), from the sort AUC
+    made: per distinct score, from the highest down, the records at or above
+    it that are positive (tps) and negative (fps), as float64 integers; the
+    ROC keeps a point only where the curve bends, after a (0, 0) start;
+    precision ``tps / (tps + fps)`` and recall ``tps / P`` are reversed, then
+    1 and 0 appended. Both classes must be present.
+    (tests/processing_scripts/test_model_metrics.py compares them with scikit-learn's.)
+    """
+    pos_g, neg_g = (g[0, ::-1] for g in _tie_groups(y, ranked, None))
+    tps = np.cumsum(pos_g).astype(np.float64)
+    fps = np.cumsum(neg_g).astype(np.float64)
+    roc_fps, roc_tps = fps, tps
+    if len(fps) > 2:
+        keep = np.flatnonzero(np.concatenate(([True], np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), [True])))
+        roc_fps, roc_tps = fps[keep], tps[keep]
+    roc_fps = np.concatenate(([0.0], roc_fps))
+    roc_tps = np.concatenate(([0.0], roc_tps))
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
     return {
-        "receiver_operating_characteristic_curve": {"false_positive_rates": _thin(fpr), "true_positive_rates": _thin(tpr)},
-        "precision_recall_curve": {"precisions": _thin(precisions), "recalls": _thin(recalls)},
+        "receiver_operating_characteristic_curve": {
+            "false_positive_rates": _thin(roc_fps / roc_fps[-1]), "true_positive_rates": _thin(roc_tps / roc_tps[-1])},
+        "precision_recall_curve": {
+            "precisions": _thin(np.concatenate((precision[::-1], [1.0]))),
+            "recalls": _thin(np.concatenate((recall[::-1], [0.0])))},
     }
 
 
@@ -253,8 +330,8 @@ def _regression_arrays(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     return y, pred
 
 
-def _has_curves(y: np.ndarray, prob: np.ndarray | None) -> bool:
-    return prob is not None and 0 < y.sum() < len(y) and not np.isnan(prob).any()
+def _has_curves(y: np.ndarray, ranked: _Ranked | None) -> bool:
+    return ranked is not None and 0 < y.sum() < len(y)
 
 
 def binary_classification_metrics(y_true, y_pred, y_prob=None, *, n_bootstrap: int = 1000,
@@ -267,9 +344,10 @@ def binary_classification_metrics(y_true, y_pred, y_prob=None, *, n_bootstrap: i
     """
     y, pred, prob = _binary_arrays(y_true, y_pred, y_prob)
     block: dict = {"confusion_matrix": _confusion_matrix(y, pred)}
-    block.update(_with_bootstrap(_binary_rows, [y, pred, prob], BINARY_METRICS, n_bootstrap, random_state))
-    if curves and _has_curves(y, prob):
-        block.update(_curves(y, prob))
+    ranked = _ranked(prob)
+    block.update(_with_bootstrap(_binary_rows, [y, pred, ranked], BINARY_METRICS, n_bootstrap, random_state))
+    if curves and _has_curves(y, ranked):
+        block.update(_curves(y, ranked))
     return block
 
 
@@ -288,12 +366,11 @@ def model_monitor_binary_metrics(y_true, y_pred, y_prob=None, *, seed: int = 0) 
     a NaN): no AUC, no curves.
     """
     y, pred, prob = _binary_arrays(y_true, y_pred, y_prob)
-    if prob is not None and np.isnan(prob).any():
-        prob = None
     block: dict = {"confusion_matrix": _confusion_matrix(y, pred)}
-    block.update(_with_subsamples(_binary_rows, [y, pred, prob], MODEL_MONITOR_BINARY_METRICS, seed))
-    if _has_curves(y, prob):
-        block.update(_curves(y, prob))
+    ranked = _ranked(prob)
+    block.update(_with_subsamples(_binary_rows, [y, pred, ranked], MODEL_MONITOR_BINARY_METRICS, seed))
+    if _has_curves(y, ranked):
+        block.update(_curves(y, ranked))
     return block
 
 

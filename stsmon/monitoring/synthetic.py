@@ -69,7 +69,7 @@ def write_window(
     wrong = rng.random(n) >= accuracy
     y_pred = np.where(wrong, 1 - y_true, y_true)
     margin = rng.uniform(0.0, 0.5, n)
-    score = np.round(np.where(y_pred == 1, 0.5 + margin, 0.4999 - margin), 4)  # >= 0.5 iff predicted 1
+    score = np.round(np.where(y_pred == 1, 0.5 + margin, 0.499999 - margin), 6)  # >= 0.5 iff predicted 1
     score = np.clip(score, 0.0, 1.0)
     ids = np.array([f"{id_prefix}_{i}" for i in range(n)])
     hour = hour.astimezone(timezone.utc)
@@ -94,7 +94,7 @@ def write_window(
                 event_id=f"{seed:08x}-{i:012d}", inference_id=str(ids[i]),
                 inference_time=records.inference_time(moment.replace(tzinfo=timezone.utc)),
                 endpoint_input=records.payload("text/csv", "INPUT", inputs[i % len(inputs)], "CSV"),
-                endpoint_output=records.payload("text/csv", "OUTPUT", f"{y_pred[i]},{score[i]}\n", "CSV"))))
+                endpoint_output=records.payload("text/csv", "OUTPUT", f"{y_pred[i]},{score[i]:.6f}\n", "CSV"))))
         path.write_text("".join(lines), encoding="utf-8")
         capture_files.append(path)
 

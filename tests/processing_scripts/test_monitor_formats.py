@@ -15,6 +15,11 @@ from stsmon.monitoring.synthetic import write_constraints, write_window
 
 H12 = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
 
+
+def read_lines(pattern, data: bytes) -> list[tuple[bytes, ...]]:
+    """The groups of ``pattern`` alone (no second layout, no json.loads) for each line of ``data``."""
+    return pattern.findall(b"\n" + data.rstrip(b"\n"))
+
 #: Model Monitor's binary-classification statistics keys (AWS docs, "Model quality metrics").
 MODEL_MONITOR_BINARY_KEYS = {
     "confusion_matrix", "recall", "precision", "accuracy", "recall_best_constant_classifier",
@@ -121,11 +126,12 @@ def test_capture_and_ground_truth_records_follow_the_documented_shape():
         "groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "sts_1"}, "eventVersion": "0"}
     assert ground_truth_record("sts_2", 3.25)["groundTruthData"]["data"] == "3.25"
     # the monitor's fast path reads exactly this layout
-    line = json.dumps(record).encode()
-    match = monitor_records.CAPTURE_LINE.fullmatch(line)
-    assert match and match.group(6) == b"sts_1" and match.group(7) is None
-    gt = json.dumps(ground_truth_record("sts_1", 1)).encode()
-    assert monitor_records.LABEL_LINE.fullmatch(gt).group(4) == b"sts_1"
+    for separators in ((", ", ": "), (",", ":")):  # json.dumps' default, and compact as SageMaker writes
+        line = json.dumps(record, separators=separators).encode()
+        [groups] = read_lines(monitor_records.CAPTURE_RECORD_SPACED, line)  # spaces optional
+        assert groups[3:] == (b"e-1", b"sts_1", b"")  # eventId, inferenceId, not an "other" line
+        gt = json.dumps(ground_truth_record("sts_1", 1), separators=separators).encode()
+        assert read_lines(monitor_records.LABEL_RECORD_SPACED, gt) == [(b"1", b"CSV", b"sts_1", b"")]
 
 
 @pytest.mark.parametrize("capture_input", [True, False])
@@ -147,9 +153,9 @@ def test_files_of_the_endpoint_capture_writer_parse_on_the_fast_path(tmp_path, c
     files = sorted((tmp_path / "capture").rglob("*.jsonl"))
     assert files
     lines = b"".join(p.read_bytes() for p in files)
-    groups = monitor_records.CAPTURE_LINE.findall(lines)
-    assert sum(1 for g in groups if g[0]) == 30  # every record on the fast path
-    frame, malformed, _ = monitor_records.read_captures(files)
-    decoded = monitor_records.decode_predictions(frame, "BinaryClassification")
-    assert malformed == 0 and bool(decoded["ok"].all()) and len(frame) == 30
-    assert decoded["prediction"].tolist()[:3] == [1.0, 0.0, 1.0]
+    groups = read_lines(monitor_records.CAPTURE_RECORD, lines)
+    assert len(groups) == 30 and all(g[3] for g in groups)  # every record on the fast path
+    records = monitor_records.read_captures(files)
+    decoded = monitor_records.decode_predictions(records, "BinaryClassification")
+    assert records.malformed == 0 and bool(decoded.ok.all()) and len(records) == 30
+    assert decoded.prediction.tolist()[:3] == [1.0, 0.0, 1.0]
