@@ -24,7 +24,8 @@ What it does, in one run on the same data:
 3. with ``.venv-evidently`` present, Evidently's ``ClassificationPreset`` on
    the same labels, predictions and probabilities as an in-memory DataFrame
    (it has no reader for capture files: metric computation only);
-4. prints a markdown table: wall time (min, median) and peak memory (the
+4. prints a markdown table: wall time (min, median), CPU time (user + system:
+   what a busy machine inflates least) and peak memory (the
    largest sum of the resident sets of the process and its children,
    sampled; at least ``wait4``'s maximum) of each, the metrics each computed (they must agree), and the
    ratio reference / monitor.
@@ -116,8 +117,8 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "report_s": t3 - t2,
 METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 
 
-def run_with_rusage(cmd: list[str]) -> tuple[float, float, str]:
-    """Run a command: (wall seconds, peak memory MiB, stdout).
+def run_with_rusage(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Run a command: (wall seconds, CPU seconds (user + system, from ``wait4``), peak memory MiB, stdout).
 
     Peak memory: the largest sum of the resident sets of the process and its
     children, sampled every 10 ms with psutil, and at least the process's own
@@ -147,7 +148,7 @@ def run_with_rusage(cmd: list[str]) -> tuple[float, float, str]:
     err_file.seek(0)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])} failed ({proc.returncode}):\n{err_file.read()[-2000:]}")
-    return wall, max(sampled / 2**20, usage.ru_maxrss / 1024.0), out_file.read()
+    return wall, usage.ru_utime + usage.ru_stime, max(sampled / 2**20, usage.ru_maxrss / 1024.0), out_file.read()
 
 
 def setup_evidently() -> None:
@@ -196,18 +197,18 @@ def main(argv: list[str] | None = None) -> int:
                        "--output-dir", str(out), "--execution-time", "2026-11-27T13:05:00Z",
                        "--endpoint-name", "sts-endpoint", "--schedule-name", "bench"]
         reference_cmd = [sys.executable, "-c", REFERENCE_SCRIPT, *map(str, capture_files), "--", *map(str, label_files)]
-        runs: dict[str, list[tuple[float, float]]] = {"monitor": [], "reference": []}
+        runs: dict[str, list[tuple[float, float, float]]] = {"monitor": [], "reference": []}
         values: dict[str, dict] = {}
         for _ in range(args.rounds):  # alternate, so a busy machine slows both alike
-            wall, rss, stdout = run_with_rusage(monitor_cmd)
-            runs["monitor"].append((wall, rss))
+            wall, cpu, rss, stdout = run_with_rusage(monitor_cmd)
+            runs["monitor"].append((wall, cpu, rss))
             result = json.loads((out / "monitoring_result.json").read_text())
             if result["counts"]["matched"] != args.records:
                 raise SystemExit(f"monitor matched {result['counts']['matched']} of {args.records}: {stdout}")
             values["monitor"] = result["metrics"]
             if not args.skip_reference:
-                wall, rss, stdout = run_with_rusage(reference_cmd)
-                runs["reference"].append((wall, rss))
+                wall, cpu, rss, stdout = run_with_rusage(reference_cmd)
+                runs["reference"].append((wall, cpu, rss))
                 values["reference"] = json.loads(stdout.strip().splitlines()[-1])
                 if values["reference"]["matched"] != args.records:
                     raise SystemExit(f"the reference matched {values['reference']['matched']} of {args.records}")
@@ -226,12 +227,12 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     arrays = work / "arrays.npz"
                     np.savez(arrays, y_true=window.y_true, y_pred=window.y_pred, score=window.score)
-                    ev_wall, ev_rss, ev_out = run_with_rusage([str(args.evidently_python), "-c", EVIDENTLY_SCRIPT, str(arrays)])
+                    ev_wall, ev_cpu, ev_rss, ev_out = run_with_rusage([str(args.evidently_python), "-c", EVIDENTLY_SCRIPT, str(arrays)])
                     ev = json.loads(ev_out.strip().splitlines()[-1])
                     version = subprocess.run([str(args.evidently_python), "-c", "import evidently; print(evidently.__version__)"],
                                              capture_output=True, text=True).stdout.strip()
                     rows.append((f"Evidently {version} ClassificationPreset (in-memory DataFrame; metrics only)",
-                                 [(ev_wall, ev_rss)], ev))
+                                 [(ev_wall, ev_cpu, ev_rss)], ev))
                     notes.append(f"Evidently inside its process: import {ev['import_s']:.1f} s, array load "
                                  f"{ev['load_s']:.1f} s, report {ev['report_s']:.1f} s")
 
@@ -240,22 +241,23 @@ def main(argv: list[str] | None = None) -> int:
               f"({gen}), local files. Machine: {platform.machine()}, {os.cpu_count()} cores, load average "
               f"{os.getloadavg()[0]:.1f} after the runs, Python {platform.python_version()}. "
               f"{args.rounds} round(s), alternating.\n")
-        print("| run | wall min (s) | wall median (s) | peak memory (MiB) | " + " | ".join(METRICS) + " |")
-        print("|---|---:|---:|---:|" + "---:|" * len(METRICS))
+        print("| run | wall min (s) | wall median (s) | CPU min (s) | peak memory (MiB) | " + " | ".join(METRICS) + " |")
+        print("|---|---:|---:|---:|---:|" + "---:|" * len(METRICS))
         for name, measured, metrics in rows:
-            walls = [w for w, _ in measured]
+            walls = [w for w, _, _ in measured]
             cells = " | ".join("n/a" if metrics.get(m) is None else f"{metrics[m]:.6f}" for m in METRICS)
-            print(f"| {name} | {min(walls):.2f} | {statistics.median(walls):.2f} | {max(r for _, r in measured):,.0f} | {cells} |")
+            print(f"| {name} | {min(walls):.2f} | {statistics.median(walls):.2f} | {min(c for _, c, _ in measured):.2f} | "
+                  f"{max(r for _, _, r in measured):,.0f} | {cells} |")
         print()
-        monitor_min = min(w for w, _ in runs["monitor"])
-        monitor_median = statistics.median(w for w, _ in runs["monitor"])
-        monitor_rss = max(r for _, r in runs["monitor"])
+        monitor_min = min(w for w, _, _ in runs["monitor"])
+        monitor_median = statistics.median(w for w, _, _ in runs["monitor"])
+        monitor_rss = max(r for _, _, r in runs["monitor"])
         passed = monitor_median <= TARGET_SECONDS and monitor_rss <= TARGET_MIB
         verdict = (f"Targets for monitor.py (<= {TARGET_SECONDS:g} s, <= {TARGET_MIB:,.0f} MiB): "
                    f"{'PASS' if passed else 'MISS'} (median {monitor_median:.2f} s, min {monitor_min:.2f} s, {monitor_rss:,.0f} MiB).")
         if runs["reference"]:
-            ref_median = statistics.median(w for w, _ in runs["reference"])
-            ref_min = min(w for w, _ in runs["reference"])
+            ref_median = statistics.median(w for w, _, _ in runs["reference"])
+            ref_min = min(w for w, _, _ in runs["reference"])
             agree = all(abs(values["monitor"][m] - values["reference"][m]) < 1e-9 for m in METRICS)
             faster = monitor_median <= ref_median
             passed = passed and faster and agree

@@ -51,6 +51,7 @@ import json
 import operator
 import re
 from contextlib import contextmanager
+from functools import lru_cache
 from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,39 +72,50 @@ COUNT_KEYS = (
 
 # --------------------------------------------------------------------------- the line expressions
 
-def _capture_record(sp: bytes) -> re.Pattern:
+def _capture_record(sp: bytes, content_type: bytes | None = None, encoding: bytes | None = None) -> re.Pattern:
     """One capture record in SageMaker's key order with ``sp`` between tokens, or any other line.
-    Groups: content type, data, encoding, eventId (non-empty), inferenceId, other line."""
+
+    Groups: content type, data, encoding, inferenceId (non-empty), eventId (when there is no
+    inferenceId), other line. With ``content_type`` and ``encoding`` (raw) given, the record
+    must have those (the common case: a file holds one kind of output) and their groups are
+    empty: two objects fewer per line. A record's eventId is not empty (else: json.loads).
+    """
 
     def k(name: bytes) -> bytes:
         return sp + b'"' + name + b'"' + sp + b":" + sp
+
+    def field(value: bytes | None) -> bytes:
+        return _FIELD if value is None else b'"' + re.escape(value) + b'"()'
 
     return re.compile(
         rb"\n(?:" + sp + rb"\{" + k(b"captureData") + rb"\{"
         + rb"(?:" + k(b"endpointInput") + rb"\{" + k(b"observedContentType") + _SKIP + sp + b","
         + k(b"mode") + rb'"INPUT"' + sp + b"," + k(b"data") + _PAYLOAD + sp + b","
         + k(b"encoding") + _SKIP + sp + rb"\}" + sp + b",)?"  # absent: output-only capture
-        + k(b"endpointOutput") + rb"\{" + k(b"observedContentType") + _FIELD + sp + b","
+        + k(b"endpointOutput") + rb"\{" + k(b"observedContentType") + field(content_type) + sp + b","
         + k(b"mode") + rb'"OUTPUT"' + sp + b"," + k(b"data") + _STR + sp + b","
-        + k(b"encoding") + _FIELD + sp + rb"\}" + sp + rb"\}" + sp + b","
-        + k(b"eventMetadata") + rb"\{" + k(b"eventId") + _NONEMPTY
-        + rb"(?:" + sp + b"," + k(b"inferenceId") + _FIELD + rb")?"
+        + k(b"encoding") + field(encoding) + sp + rb"\}" + sp + rb"\}" + sp + b","
+        + k(b"eventMetadata") + rb"\{" + k(b"eventId")
+        + rb'(?:"[^"]++"' + sp + b"," + k(b"inferenceId") + _NONEMPTY  # the key: the inferenceId
+        + rb"|" + _NONEMPTY + rb"(?:" + sp + b"," + k(b"inferenceId") + rb'"")?)'  # else the eventId
         + rb"(?:" + sp + b"," + k(b"inferenceTime") + _SKIP + rb")?"
         + sp + rb"\}" + sp + b"," + k(b"eventVersion") + _SKIP + sp + rb"\}" + _END
         + rb"|(.*))"
     )
 
 
-def _label_record(sp: bytes) -> re.Pattern:
+def _label_record(sp: bytes, encoding: bytes | None = None) -> re.Pattern:
     """One ground-truth record in the documented key order with ``sp`` between tokens, or any
-    other line. Groups: data, encoding, eventId (non-empty), other line."""
+    other line. Groups: data, encoding, eventId (non-empty), other line; ``encoding`` as in
+    :func:`_capture_record`."""
 
     def k(name: bytes) -> bytes:
         return sp + b'"' + name + b'"' + sp + b":" + sp
 
+    field = _FIELD if encoding is None else b'"' + re.escape(encoding) + b'"()'
     return re.compile(
         rb"\n(?:" + sp + rb"\{" + k(b"groundTruthData") + rb"\{" + k(b"data") + _STR + sp + b","
-        + k(b"encoding") + _FIELD + sp + rb"\}" + sp + b","
+        + k(b"encoding") + field + sp + rb"\}" + sp + b","
         + k(b"eventMetadata") + rb"\{" + k(b"eventId") + _NONEMPTY + sp + rb"\}" + sp + b","
         + k(b"eventVersion") + _SKIP + sp + rb"\}" + _END
         + rb"|(.*))"
@@ -118,13 +130,41 @@ _PAYLOAD = rb'"[^"]*+(?:(?:(?<=[^\\]\\)|(?<=[^\\]\\\\\\))"[^"]*+)*+"'
 _STR = rb'"((?:[^"\\]++|\\.)*+)"'  # a JSON string's content, escapes kept, exact
 _END = rb"[ \t\r]*(?=\n|\Z)"
 
-#: The two layouts, each as the first choice for the chunks written in it (an optional space
-#: between tokens costs a third of the scan when there is none): compact, as SageMaker and the
-#: local endpoint write capture, and spaced, as ``json.dumps`` writes (``stsmon ground-truth``).
+
+@lru_cache(maxsize=64)
+def _capture_specialized(spaced: bool, content_type: bytes, encoding: bytes) -> re.Pattern:
+    return _capture_record(rb" *" if spaced else b"", content_type, encoding)
+
+
+@lru_cache(maxsize=64)
+def _label_specialized(spaced: bool, encoding: bytes) -> re.Pattern:
+    return _label_record(rb" *" if spaced else b"", encoding)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """How to read one kind of file (capture or ground truth) in its two layouts: compact, as
+    SageMaker and the local endpoint write capture, and spaced, as ``json.dumps`` writes
+    (``stsmon ground-truth``). Each layout is the first choice for the runs written in it
+    (optional spaces between tokens would cost a third of the scan when there are none), with
+    the constant fields of the run's first record inlined."""
+
+    compact: re.Pattern
+    spaced: re.Pattern
+    specialize: Any  # (spaced, the first record's groups) -> the pattern with its constants inlined
+    ids: tuple[int, ...]  # the groups of which one is not empty in a record
+    constants: tuple[int, ...]  # the groups a specialized pattern leaves empty
+
+
+#: The general patterns (any content type and encoding), compact and spaced.
 CAPTURE_RECORD = _capture_record(b"")
 CAPTURE_RECORD_SPACED = _capture_record(rb" *")
 LABEL_RECORD = _label_record(b"")
 LABEL_RECORD_SPACED = _label_record(rb" *")
+_CAPTURE = _Kind(CAPTURE_RECORD, CAPTURE_RECORD_SPACED,
+                 lambda spaced, g: _capture_specialized(spaced, g[0], g[2]), ids=(3, 4), constants=(0, 2))
+_LABEL = _Kind(LABEL_RECORD, LABEL_RECORD_SPACED,
+               lambda spaced, g: _label_specialized(spaced, g[1]), ids=(2,), constants=(1,))
 
 
 def _chunks(path: Path, buffer: bytearray) -> Iterator[tuple[bytearray, int, int]]:
@@ -159,40 +199,53 @@ def _buffer(files: Sequence[Path]) -> bytearray:
     return bytearray(max(1, min(CHUNK_BYTES, largest)) + 1)
 
 
-def _lines(patterns: tuple[re.Pattern, re.Pattern], chunk: tuple[bytearray, int, int],
-           id_group: int) -> tuple[list[tuple[bytes, ...]] | None, list[tuple[bytes, ...]]]:
+def _lines(kind: _Kind, chunk: tuple[bytearray, int, int]) -> tuple[list[tuple] | None, list[tuple[bytes, ...]]]:
     """The groups of every line of a chunk: ``(columns, rows)``.
 
-    ``columns`` (one tuple per group) when every line is a record in the first
-    pattern's layout - the common case, no per-line work - else None. ``rows``:
-    one tuple per line, in order; the lines the first pattern did not take as
-    records (their ``id_group`` is empty) are read again with the second (the
-    other layout).
+    The chunk's layout and constant fields are its first line's. ``columns``
+    (one tuple per group) when every line is such a record - the common case,
+    no per-line work - else None. ``rows``: one tuple per line, in order; the
+    lines not read as records are read again with the general pattern of the
+    layout, then of the other layout.
     """
     buffer, start, end = chunk
-    first, second = patterns
-    rows = first.findall(buffer, start, end)
+    first, second = kind.compact, kind.spaced
+    colon = buffer.find(b'":', start, min(end, start + 4096))  # after the first line's first key
+    spaced = colon > 0 and buffer[colon + 2 : colon + 3] == b" "
+    if spaced:
+        first, second = second, first
+    line_end = buffer.find(b"\n", start + 1, end)
+    head = first.findall(buffer, start, line_end if line_end > 0 else end)
+    constants = head[0] if head and any(head[0][i] for i in kind.ids) else None
+    pattern = first if constants is None else kind.specialize(spaced, constants)
+    rows = pattern.findall(buffer, start, end)
     if len(rows) != buffer.count(b"\n", start, end):
         # A match ran over a line break (a string left open by a malformed line): line by line.
-        rows = [first.findall(b"\n" + line)[0] for line in bytes(buffer[start + 1 : end]).split(b"\n")]
+        rows = [pattern.findall(b"\n" + line)[0] for line in bytes(buffer[start + 1 : end]).split(b"\n")]
     columns = list(zip(*rows))
-    if all(columns[id_group]):
+    ids = columns[kind.ids[0]] if len(kind.ids) == 1 else list(map(operator.add, *(columns[i] for i in kind.ids)))  # at most one is not empty
+    if all(ids):
+        if constants is not None:
+            for i in kind.constants:
+                columns[i] = (constants[i],) * len(rows)
         return columns, rows
-    others = [i for i, row in enumerate(rows) if not row[id_group] and row[-1]]
-    if others:
-        again = second.findall(b"\n" + b"\n".join(rows[i][-1] for i in others))
+    if constants is not None:  # the specialized pattern's records get their constant fields back
+        for n, row in enumerate(rows):
+            if ids[n]:
+                row = list(row)
+                for i in kind.constants:
+                    row[i] = constants[i]
+                rows[n] = tuple(row)
+    for again_with in ((first, second) if constants is not None else (second,)):
+        others = [n for n, row in enumerate(rows) if not any(row[i] for i in kind.ids) and row[-1]]
+        if not others:
+            break
+        again = again_with.findall(b"\n" + b"\n".join(rows[n][-1] for n in others))
         if len(again) != len(others):
-            again = [second.findall(b"\n" + rows[i][-1])[0] for i in others]
-        for i, row in zip(others, again):
-            rows[i] = row
+            again = [again_with.findall(b"\n" + rows[n][-1])[0] for n in others]
+        for n, row in zip(others, again):
+            rows[n] = row
     return None, rows
-
-
-def _layouts(chunk: tuple[bytearray, int, int], compact: re.Pattern, spaced: re.Pattern) -> tuple[re.Pattern, re.Pattern]:
-    """The patterns to read a chunk with, its own layout's first (judged from its first line)."""
-    buffer, start, end = chunk
-    colon = buffer.find(b'":', start, min(end, start + 4096))  # after the first line's first key
-    return (spaced, compact) if colon > 0 and buffer[colon + 2 : colon + 3] == b" " else (compact, spaced)
 
 
 @contextmanager
@@ -339,11 +392,11 @@ def read_captures(files: Sequence[Path]) -> Records:
     with _no_gc():
         for path in files:
             for chunk in _chunks(path, buffer):
-                columns, rows = _lines(_layouts(chunk, CAPTURE_RECORD, CAPTURE_RECORD_SPACED), chunk, 3)
+                columns, rows = _lines(_CAPTURE, chunk)
                 if columns is not None:  # every line a record on the fast path
                     _add_captures(out, path, *columns[:5])
                     continue
-                for run in _runs(rows, 3):  # in line order: runs of fast-path records, other lines
+                for run in _runs(rows, _CAPTURE.ids):  # in line order: runs of fast-path records, other lines
                     if isinstance(run, list):
                         _add_captures(out, path, *list(zip(*run))[:5])
                         continue
@@ -359,12 +412,12 @@ def read_captures(files: Sequence[Path]) -> Records:
     return out
 
 
-def _runs(rows: list[tuple[bytes, ...]], id_group: int) -> Iterator[list[tuple[bytes, ...]] | tuple[bytes, ...]]:
-    """The lines of a chunk in order: lists of consecutive fast-path records (their id group is
-    not empty), and each other non-blank line's groups alone (its text is the last group)."""
+def _runs(rows: list[tuple[bytes, ...]], ids: tuple[int, ...]) -> Iterator[list[tuple[bytes, ...]] | tuple[bytes, ...]]:
+    """The lines of a chunk in order: lists of consecutive fast-path records (one of their ``ids``
+    groups is not empty), and each other non-blank line's groups alone (its text is the last group)."""
     run: list[tuple[bytes, ...]] = []
     for row in rows:
-        if row[id_group]:
+        if any(row[i] for i in ids):
             run.append(row)
         elif row[-1].strip():
             if run:
@@ -375,9 +428,9 @@ def _runs(rows: list[tuple[bytes, ...]], id_group: int) -> Iterator[list[tuple[b
         yield run
 
 
-def _add_captures(out: Records, path: Path, ct, data, enc, event_id, inference_id) -> None:
+def _add_captures(out: Records, path: Path, ct, data, enc, inference_id, event_id) -> None:
     """Fast-path rows (raw groups) into ``out``; a field that does not unescape makes its row malformed."""
-    keys = _unescape(inference_id if all(inference_id) else [i or e for i, e in zip(inference_id, event_id)])
+    keys = _unescape(inference_id if all(inference_id) else list(map(operator.add, inference_id, event_id)))
     datas = _unescape(data)
     cts = _repeated(ct)
     encs = _repeated(enc)
@@ -400,11 +453,11 @@ def read_labels(files: Sequence[Path]) -> Records:
     with _no_gc():
         for path in files:
             for chunk in _chunks(path, buffer):
-                columns, rows = _lines(_layouts(chunk, LABEL_RECORD, LABEL_RECORD_SPACED), chunk, 2)
+                columns, rows = _lines(_LABEL, chunk)
                 if columns is not None:
                     _add_labels(out, path, *columns[:3])
                     continue
-                for run in _runs(rows, 2):
+                for run in _runs(rows, _LABEL.ids):
                     if isinstance(run, list):
                         _add_labels(out, path, *list(zip(*run))[:3])
                         continue
@@ -504,14 +557,22 @@ def _csv_numbers(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarr
         two = False
     else:
         return None  # other characters, or a mix of one and two columns, or empty texts
+    items = joined.replace(",", "\x00").split("\x00")
     try:
-        values = np.array(joined.replace(",", "\x00").split("\x00"), dtype=np.float64)
+        if two:  # the first column is a label: few values, each read once
+            return _few_floats(items[0::2]), np.array(items[1::2], dtype=np.float64), np.ones(n, dtype=bool)
+        return np.array(items, dtype=np.float64), np.full(n, np.nan), np.zeros(n, dtype=bool)
     except ValueError:
         return None
-    if two:
-        pairs = values.reshape(n, 2)
-        return pairs[:, 0].copy(), pairs[:, 1].copy(), np.ones(n, dtype=bool)
-    return values, np.full(n, np.nan), np.zeros(n, dtype=bool)
+
+
+def _few_floats(items: list[str]) -> np.ndarray:
+    """``float`` of each item (ValueError as ``float``), each distinct item read once when they are few."""
+    distinct = set(items)
+    if len(distinct) * 8 > len(items):
+        return np.array(items, dtype=np.float64)
+    table = {text: float(text) for text in distinct}
+    return np.fromiter(map(table.__getitem__, items), dtype=np.float64, count=len(items))
 
 
 def _floats(items: Sequence[str]) -> np.ndarray:

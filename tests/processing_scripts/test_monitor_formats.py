@@ -129,7 +129,7 @@ def test_capture_and_ground_truth_records_follow_the_documented_shape():
     for separators in ((", ", ": "), (",", ":")):  # json.dumps' default, and compact as SageMaker writes
         line = json.dumps(record, separators=separators).encode()
         [groups] = read_lines(monitor_records.CAPTURE_RECORD_SPACED, line)  # spaces optional
-        assert groups[3:] == (b"e-1", b"sts_1", b"")  # eventId, inferenceId, not an "other" line
+        assert groups[3:] == (b"sts_1", b"", b"")  # the inferenceId (the key), no eventId needed, not an "other" line
         gt = json.dumps(ground_truth_record("sts_1", 1), separators=separators).encode()
         assert read_lines(monitor_records.LABEL_RECORD_SPACED, gt) == [(b"1", b"CSV", b"sts_1", b"")]
 
@@ -154,7 +154,7 @@ def test_files_of_the_endpoint_capture_writer_parse_on_the_fast_path(tmp_path, c
     assert files
     lines = b"".join(p.read_bytes() for p in files)
     groups = read_lines(monitor_records.CAPTURE_RECORD, lines)
-    assert len(groups) == 30 and all(g[3] for g in groups)  # every record on the fast path
+    assert len(groups) == 30 and all(g[3] or g[4] for g in groups)  # every record on the fast path
     records = monitor_records.read_captures(files)
     decoded = monitor_records.decode_predictions(records, "BinaryClassification")
     assert records.malformed == 0 and bool(decoded.ok.all()) and len(records) == 30

@@ -138,7 +138,7 @@ def test_capture_reader_fast_path_takes_the_documented_layout(tmp_path):
     for pattern, text in ((monitor_records.CAPTURE_RECORD, lines[: len(lines) // 2]),
                           (monitor_records.CAPTURE_RECORD_SPACED, lines[len(lines) // 2 :])):
         rows = pattern.findall(("\n" + "\n".join(text)).encode())
-        assert len(rows) == len(text) and all(row[3] for row in rows)
+        assert len(rows) == len(text) and all(row[3] or row[4] for row in rows)
 
 
 def test_label_reader_equals_json_loads_of_every_line(tmp_path):
