@@ -3,8 +3,9 @@
 ``evaluate.py`` and ``baseline.py`` (SageMaker model-metrics form, bootstrap
 deviations) and ``monitor.py`` (Model Monitor's statistics form, subsample
 deviations) compute a metric with the same code, so a baseline value and a
-window's value of the same name mean the same thing. numpy and scipy only
-(scikit-learn for the curves).
+window's value of the same name mean the same thing. numpy only (scipy's
+``rankdata`` for Spearman's correlation, which the monitor does not report):
+AUC and the curves come from one sort, equal to scikit-learn's (tested).
 
 Two forms of a metrics block, each metric ``{"value": v, "standard_deviation": s}``:
 

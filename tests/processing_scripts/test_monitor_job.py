@@ -585,3 +585,14 @@ def test_runs_as_a_standalone_script(env, repo_root, subprocess_env, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("CompletedWithViolations: window 2026-11-27T12:00:00Z .. 2026-11-27T13:00:00Z")
     assert "violation: Metric accuracy with 0.5 was LessThanThreshold 0.7" in proc.stdout
+
+
+def test_the_program_imports_neither_pandas_nor_scipy_nor_scikit_learn(repo_root, subprocess_env):
+    """Their imports cost 1.3 s of the 6 s a million-record window may take (docs/monitoring.md):
+    the monitor's modules use the standard library and numpy only."""
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import monitor; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'scipy', 'sklearn'}))")
+    proc = subprocess.run([sys.executable, "-c", probe, str(repo_root / "processing_scripts")],
+                          capture_output=True, text=True, env=subprocess_env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
