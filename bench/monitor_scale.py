@@ -129,7 +129,8 @@ def run_with_rusage(cmd: list[str]) -> tuple[float, float, float, str]:
     out_file = tempfile.TemporaryFile(mode="w+")
     err_file = tempfile.TemporaryFile(mode="w+")
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, text=True, env=env)  # stscontracts from this checkout
     sampled = 0
     tree = psutil.Process(proc.pid)
     while True:

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from processing_scripts import monitor_records
-from stsmon.monitoring.records import capture_record, ground_truth_record
+from stscontracts.records import ground_truth_record
+from stsmon.monitoring.records import capture_record
 
 H12 = datetime(2033, 5, 17, 12, tzinfo=timezone.utc)
 
