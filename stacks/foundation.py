@@ -1,7 +1,8 @@
 """``{p}-foundation``: what every other stack uses and what outlives them.
 
 KMS key, artifact and access-log buckets, the SageMaker execution role, the
-model package group and the alarm topic. Retained in ``prod``; destroyable in
+model package group, the alarm topic and the rule that sends the group's
+approval events to it. Retained in ``prod``; destroyable in
 ``dev`` (after the stacks that use it).
 """
 
@@ -19,6 +20,7 @@ from stscontracts import names
 from stscontracts.config import Config
 
 from .constructs.execution_role import SageMakerExecutionRole
+from .constructs.registry_events import ModelPackageEvents
 from .constructs.storage import ArtifactStore, s3_uri
 
 
@@ -62,15 +64,27 @@ class FoundationStack(Stack):
             metric_namespaces=[names.METRICS_NAMESPACE, names.MODEL_MONITOR_NAMESPACE, "/aws/sagemaker/*"],
         ).role
 
+        alarm_topic_name = f"{cfg.prefix}-alarms"
         self.alarm_topic = sns.Topic(
             self,
             "AlarmTopic",
-            topic_name=f"{cfg.prefix}-alarms",
+            topic_name=alarm_topic_name,
             display_name=f"{cfg.prefix} endpoint and model-quality alarms",
             master_key=self.key,
             enforce_ssl=True,
         )
         self.allow_alarms_to_notify(cfg.prefix)
+        # A new version waiting for approval, or one approved: the same topic tells a person.
+        self.package_events = ModelPackageEvents(
+            self,
+            "ModelPackageEvents",
+            prefix=cfg.prefix,
+            model_package_group_name=cfg.model_package_group_name,
+            topic=self.alarm_topic,
+            topic_name=alarm_topic_name,
+            key=self.key,
+        )
+        self.package_events.node.add_dependency(self.package_group)
 
         self.ground_truth_uri = self.uri(names.ground_truth_prefix(cfg.prefix))
         CfnOutput(self, "ArtifactBucketName", value=self.bucket_name, description="Artifact bucket")

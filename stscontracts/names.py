@@ -136,6 +136,17 @@ METRIC_MONITORING_FAILED = "monitoring_failed"
 #: SageMaker's count of failed executions of a pipeline (in :data:`PIPELINE_METRICS_NAMESPACE`).
 METRIC_EXECUTION_FAILED = "ExecutionFailed"
 
+# -- model registry events (EventBridge) ---------------------------------------------
+
+#: What SageMaker sends to EventBridge when a model package is registered or its approval
+#: status changes (AWS docs, "Events that Amazon SageMaker sends to Amazon EventBridge",
+#: Model package state change): ``source`` and ``detail-type`` of the event.
+EVENT_SOURCE_SAGEMAKER = "aws.sagemaker"
+MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+#: The approval statuses whose events notify the alarm topic: a new version waits for a
+#: person, or a version was approved (and the next deploy serves it).
+NOTIFIED_APPROVAL_STATUSES = ("PendingManualApproval", "Approved")
+
 # -- the step-code asset --------------------------------------------------------
 
 SCRIPT_PREPROCESS = "preprocess.py"

@@ -13,6 +13,7 @@ module                                    resource types
 ========================================  ==================================================
 ``stsmon.localcloud.handlers.core``       S3, KMS, IAM, Logs, SNS, Lambda, CDK's custom resources
 ``stsmon.localcloud.handlers.sagemaker``  model package group, pipeline, the pipeline cleanup
+``stsmon.localcloud.handlers.events``     Events::Rule (the local event bus)
 ``stsmon.endpoint.handlers``              Model, EndpointConfig, Endpoint, the approved-package lookup
 ``stsmon.monitoring.handlers``            Scheduler::Schedule, CloudWatch::Alarm, CloudWatch::Dashboard
 ========================================  ==================================================
@@ -24,11 +25,11 @@ from types import ModuleType
 
 from .endpoint import handlers as endpoint_handlers
 from .localcloud import handlers as interface
-from .localcloud.handlers import ResourceHandler, core, sagemaker
+from .localcloud.handlers import ResourceHandler, core, events, sagemaker
 from .monitoring import handlers as monitoring_handlers
 
 #: The modules that provide handlers, in the order they register.
-HANDLER_MODULES: tuple[ModuleType, ...] = (core, sagemaker, endpoint_handlers, monitoring_handlers)
+HANDLER_MODULES: tuple[ModuleType, ...] = (core, sagemaker, events, endpoint_handlers, monitoring_handlers)
 
 
 def types_of(module: ModuleType) -> list[str]:

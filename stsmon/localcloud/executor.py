@@ -261,7 +261,15 @@ class Execution:
     def _register_model(self, spec: StepSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         args = self.evaluate(spec.arguments, f"Steps.{spec.name}.Arguments")
         args = {k: v for k, v in args.items() if v is not None}
-        reg = Registry(self.state.registry_db, env=self.env, clock=self.clock)
+        from .events import registry_listener
+
+        # SageMaker records which execution registered a package (MetadataProperties.GeneratedBy, as in
+        # the AWS docs' model package state change example); `stsmon model compare` finds the test split there.
+        metadata = dict(args.get("MetadataProperties") or {})
+        metadata.setdefault("GeneratedBy", self.arn)
+        args["MetadataProperties"] = metadata
+        reg = Registry(self.state.registry_db, env=self.env, clock=self.clock,
+                       on_change=registry_listener(self.state, self.env, self.clock))
         try:
             arn = reg.create_model_package(**args)["ModelPackageArn"]
             package = reg.describe_model_package(ModelPackageName=arn)

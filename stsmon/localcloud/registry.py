@@ -31,6 +31,11 @@ a new package is ``PendingManualApproval`` unless the request says otherwise;
 be deleted; request parameters are validated against botocore's SageMaker
 service model (unknown or mistyped parameters are refused, as boto3 would).
 
+Events: a registry opened with ``on_change`` calls it with the package (as
+DescribeModelPackage shows it) after it registers one and after an update
+changes its approval status, as SageMaker sends its ``SageMaker Model Package
+State Change`` event to EventBridge then (:mod:`stsmon.localcloud.events`).
+
 Durability and concurrency: one SQLite file in WAL mode with full sync; every
 write is one ``BEGIN IMMEDIATE`` transaction (a package's version is assigned
 inside it), so several processes may use the registry at once and a process
@@ -41,7 +46,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,10 +143,12 @@ class Registry:
     ``env`` gives the region and account used in ARNs.
     """
 
-    def __init__(self, path: Path | str, *, env: LocalEnvironment | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, path: Path | str, *, env: LocalEnvironment | None = None, clock: Clock | None = None,
+                 on_change: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = Path(path)
         self.env = env or LocalEnvironment()
         self.clock = clock  # writes stamp times from it; a registry opened without one only reads
+        self.on_change = on_change  # the package after a registration or an approval status change
         self._conn: sqlite3.Connection | None = None
 
     def _now(self) -> datetime:
@@ -296,6 +303,7 @@ class Registry:
                 "last_modified_time, client_token, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (group, version, arn, status, now, now, token, json.dumps(request, sort_keys=True)),
             )
+        self._changed(arn)
         return {"ModelPackageArn": arn}
 
     def describe_model_package(self, *, ModelPackageName: str) -> dict[str, Any]:  # noqa: N803
@@ -372,6 +380,8 @@ class Registry:
                     row["seq"],
                 ),
             )
+        if params.get("ModelApprovalStatus", row["approval_status"]) != row["approval_status"]:
+            self._changed(row["arn"])
         return {"ModelPackageArn": row["arn"]}
 
     def delete_model_package(self, *, ModelPackageName: str) -> dict[str, Any]:  # noqa: N803
@@ -430,6 +440,10 @@ class Registry:
         return found
 
     # -- internals ----------------------------------------------------------
+
+    def _changed(self, arn: str) -> None:
+        if self.on_change is not None:
+            self.on_change(self.describe_model_package(ModelPackageName=arn))
 
     def _group_name(self, name_or_arn: str) -> str:
         if name_or_arn.startswith("arn:"):

@@ -22,8 +22,9 @@ derived, not written by hand, wherever the code says it:
 - the role behind the endpoint: its model package (image, model data), data
   capture destination and key, logs;
 - the Scheduler role: each schedule's target and role;
-- CloudWatch -> SNS: every alarm action on a topic; SNS -> KMS for encrypted
-  topics; CloudWatch Logs -> KMS for every encrypted log group.
+- CloudWatch -> SNS: every alarm action on a topic; EventBridge -> SNS: every
+  rule target that is a topic; SNS -> KMS for encrypted topics; CloudWatch
+  Logs -> KMS for every encrypted log group.
 
 SageMaker's name case in ARNs is the service's, not the app's
 (:data:`SAGEMAKER_CASE_KEPT`); see ``stacks/constructs/sagemaker_arns.py``
@@ -183,6 +184,11 @@ class Cloud:
         if t == "AWS::CloudWatch::Alarm":
             name = prop("AlarmName", gen)
             return ResourceValues(name, {"Arn": self.arn("cloudwatch", f"alarm:{name}")})
+        if t == "AWS::Events::Rule":
+            name = prop("Name", gen)
+            bus = raw.get("EventBusName", "default")
+            path = f"rule/{name}" if bus == "default" else f"rule/{bus}/{name}"
+            return ResourceValues(name, {"Arn": self.arn("events", path)})
         if t == "AWS::Scheduler::Schedule":
             name = prop("Name", gen)
             return ResourceValues(name, {"Arn": self.arn("scheduler", f"schedule/{raw.get('GroupName', 'default')}/{name}")})

@@ -299,6 +299,41 @@ def alarm_calls(cloud: Cloud) -> list[Call]:
     return calls.out
 
 
+def rule_calls(cloud: Cloud) -> list[Call]:
+    """EventBridge delivering a rule's events to an SNS topic, and SNS encrypting them with the topic's key.
+
+    To SNS, EventBridge's Publish carries ``aws:SourceArn`` (the rule) and ``aws:SourceAccount``
+    (EventBridge User Guide, "Amazon SNS permissions"). SNS then asks KMS on EventBridge's behalf:
+    ``kms:ViaService`` is SNS, the encryption context is the topic's ARN
+    (``kms:EncryptionContext:aws:sns:topicArn``), and no ``aws:SourceArn``/``aws:SourceAccount``
+    (FoundationStack.allow_alarms_to_notify). Neighbours: another rule, another account, another
+    topic encrypted with the same key, the key used outside SNS."""
+    calls = Calls(cloud)
+    events = service("events.amazonaws.com")
+    for stack, lid, _ in cloud.resources("AWS::Events::Rule"):
+        props = cloud.props(stack, lid)
+        rule = cloud.values(stack, lid).attributes["Arn"]
+        for topic in sorted(t["Arn"] for t in props.get("Targets", []) if ":sns:" in t["Arn"]):
+            who = f"rule {props['Name']} -> {topic.rsplit(':', 1)[-1]}"
+            ctx = {"aws:SourceAccount": cloud.account, "aws:SourceArn": rule, "aws:SecureTransport": "true"}
+            other_rule = {**ctx, "aws:SourceArn": cloud.arn("events", "rule/other-app-rule")}
+            other_account = {**ctx, "aws:SourceAccount": OTHER_ACCOUNT, "aws:SourceArn": rule.replace(cloud.account, OTHER_ACCOUNT)}
+            calls.out.append(Call(who, Request(events, "sns:Publish", topic, ctx), resource_policy=cloud.topic_policy(topic),
+                                  neighbours=[Request(events, "sns:Publish", topic, other_rule),
+                                              Request(events, "sns:Publish", topic, other_account)]))
+            key = cloud.topic_key(topic)
+            if key:
+                kctx = {"kms:ViaService": f"sns.{cloud.region}.amazonaws.com", "kms:EncryptionContext:aws:sns:topicArn": topic}
+                other_topic = {**kctx, "kms:EncryptionContext:aws:sns:topicArn": cloud.arn("sns", "other-topic")}
+                not_sns = {**kctx, "kms:ViaService": f"sqs.{cloud.region}.amazonaws.com"}
+                for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                    calls.out.append(Call(f"{who} (SNS encrypts with the topic key)", Request(events, action, key, kctx),
+                                          key_policy=cloud.key_policy(key),
+                                          neighbours=[Request(events, action, key, other_topic),
+                                                      Request(events, action, key, not_sns)]))
+    return calls.out
+
+
 def log_key_calls(cloud: Cloud) -> list[Call]:
     calls = []
     logs = service(f"logs.{cloud.region}.amazonaws.com")
@@ -321,6 +356,7 @@ ALL = {
     "endpoint": endpoint_calls,
     "scheduler": scheduler_calls,
     "alarms to SNS": alarm_calls,
+    "rules to SNS": rule_calls,
     "logs to KMS": log_key_calls,
 }
 

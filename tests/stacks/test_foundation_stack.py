@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match
 from cdk_helpers import logical_id, policy_statements
 
 
-def test_key_rotates_and_lets_only_logs_and_alarms_in(dev):
+def test_key_rotates_and_lets_only_logs_alarms_and_registry_events_in(dev):
     key = dev.one("foundation", "AWS::KMS::Key")["Properties"]
     assert key["EnableKeyRotation"] is True
     services = {
@@ -17,7 +17,11 @@ def test_key_rotates_and_lets_only_logs_and_alarms_in(dev):
         for s in key["KeyPolicy"]["Statement"]
         if "Service" in s.get("Principal", {})
     }
-    assert services == {'"logs.us-east-1.amazonaws.com"', '"cloudwatch.amazonaws.com"'}
+    assert services == {'"logs.us-east-1.amazonaws.com"', '"cloudwatch.amazonaws.com"', '"events.amazonaws.com"'}
+    events = next(s for s in key["KeyPolicy"]["Statement"] if s.get("Principal", {}).get("Service") == "events.amazonaws.com")
+    # Only through SNS, only for the alarm topic (EventBridge's KMS requests carry no source ARN).
+    assert events["Condition"]["StringEquals"]["kms:ViaService"] == "sns.us-east-1.amazonaws.com"
+    assert events["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"] == "arn:aws:sns:us-east-1:000000000000:sts-alarms"
 
 
 def test_artifact_bucket_is_encrypted_private_versioned_logged(dev):
@@ -123,6 +127,28 @@ def test_model_package_group_and_alarm_topic(dev):
     assert group["Properties"]["ModelPackageGroupName"] == "stsPackageGroup"
     topic = dev.one("foundation", "AWS::SNS::Topic")["Properties"]
     assert topic["TopicName"] == "sts-alarms" and "KmsMasterKeyId" in topic
+
+
+def test_registry_events_of_this_group_notify_the_alarm_topic(dev, prod):
+    """A new version pending approval and a version approved reach the alarm topic; the rule is
+    this app's group only, and its target binds no unconditioned grant (the CDK's SnsTopic would)."""
+    template = dev.template("foundation")
+    rule = dev.one("foundation", "AWS::Events::Rule")["Properties"]
+    assert rule["Name"] == "sts-model-package-events" and rule["State"] == "ENABLED"
+    assert rule["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelPackageGroupName": ["stsPackageGroup"], "ModelApprovalStatus": ["PendingManualApproval", "Approved"]},
+    }
+    topic_id = logical_id(template, "AWS::SNS::Topic", "AlarmTopic/Resource")
+    assert rule["Targets"] == [{"Arn": {"Ref": topic_id}, "Id": "Target0"}]
+    policy = dev.one("foundation", "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
+    publishers = [s for s in policy["Statement"] if isinstance(s["Principal"], dict) and s["Principal"].get("Service") == "events.amazonaws.com"]
+    rule_id = logical_id(template, "AWS::Events::Rule", "ModelPackageEvents/Rule/Resource")
+    assert len(publishers) == 1 and publishers[0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "000000000000"}, "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}
+    renamed = prod.one("foundation", "AWS::Events::Rule")["Properties"]
+    assert renamed["Name"] == "para-model-package-events"
 
 
 def test_dev_destroys_everything_prod_retains_data_and_registry(dev, prod):

@@ -354,8 +354,13 @@ class LocalSageMaker:
         from .. import LocalEnvironment
         from ..registry import Registry
 
-        return Registry(self.state.registry_db, env=LocalEnvironment(region=self.region),
-                        clock=self.clock if writable else None)
+        from ..events import registry_listener
+
+        env = LocalEnvironment(region=self.region)
+        if not writable:
+            return Registry(self.state.registry_db, env=env)
+        return Registry(self.state.registry_db, env=env, clock=self.clock,
+                        on_change=registry_listener(self.state, env, self.clock))
 
     def _registry_call(self, operation: str, method: str, params: dict[str, Any], *, writable: bool = False) -> Any:
         from ..registry import RegistryError, ResourceNotFound
