@@ -47,7 +47,9 @@ def test_the_registry_names_every_handler_module_and_each_handles_something():
     """One table (stsmon/resource_handlers.py); every type is handled by exactly the module it lists."""
     by_module = {m.__name__: resource_handlers.types_of(m) for m in resource_handlers.HANDLER_MODULES}
     assert list(by_module) == ["stsmon.localcloud.handlers.core", "stsmon.localcloud.handlers.sagemaker",
-                               "stsmon.endpoint.handlers", "stsmon.monitoring.handlers"]
+                               "stsmon.localcloud.handlers.events", "stsmon.endpoint.handlers",
+                               "stsmon.monitoring.handlers"]
+    assert by_module["stsmon.localcloud.handlers.events"] == ["AWS::Events::Rule"]
     assert "AWS::Scheduler::Schedule" in by_module["stsmon.monitoring.handlers"]
     assert "Custom::StsApprovedModelPackage" in by_module["stsmon.endpoint.handlers"]
     # (Other test modules register Test:: handlers of their own in this process.)
