@@ -66,7 +66,7 @@ CHUNK_BYTES = 64 * 1024 * 1024
 
 COUNT_KEYS = (
     "captured", "labelled", "matched", "unmatched_captures", "unmatched_labels",
-    "duplicate_captures", "duplicate_labels", "malformed_capture_lines", "malformed_label_lines",
+    "duplicate_captures", "replaced_labels", "malformed_capture_lines", "malformed_label_lines",
 )
 
 
@@ -771,7 +771,8 @@ def match(capture_files: Sequence[Path], label_files: Sequence[Path], problem_ty
     """Read, decode, de-duplicate and join a window's capture and ground-truth files.
 
     Duplicate captures of an id: the first (by file order, then line) counts;
-    duplicate labels: the latest counts (a later file corrects an earlier one).
+    several labels of an id: the latest counts (a later file corrects an earlier one), and each
+    earlier one is a *replaced* label (``replaced_labels``) — a relabel, not a fault.
     """
     with _no_gc():
         captures, labels = _read_window(capture_files, label_files, problem_type)
@@ -791,7 +792,7 @@ def match(capture_files: Sequence[Path], label_files: Sequence[Path], problem_ty
         "unmatched_captures": len(kept) - matched,
         "unmatched_labels": labelled - matched,
         "duplicate_captures": len(usable) - len(kept),
-        "duplicate_labels": len(good) - labelled,
+        "replaced_labels": len(good) - labelled,
         "malformed_capture_lines": captures.malformed + len(captures.ok) - len(usable),
         "malformed_label_lines": labels.malformed + len(labels.ok) - len(good),
     }

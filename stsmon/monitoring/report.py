@@ -6,7 +6,8 @@ execution, oldest first) and the alarm states (``{name, metric, state, reason}``
 ``{state}/reports/monitoring/``): ``index.html``, ``metrics_over_time.png``
 (each constrained metric per window against its threshold, violations in
 red, failed runs marked), ``records_over_time.png`` (matched / unmatched /
-malformed / duplicate counts per window), ``confusion_matrix.png`` (the
+malformed lines and duplicate captures per window, and the labels a newer
+label of the same id replaced — a relabel, not a fault), ``confusion_matrix.png`` (the
 latest window with labels, classification) and ``report.json`` (the data
 behind the page). The page has no script and no external resource.
 """
@@ -58,10 +59,32 @@ class RunResult:
         window = result.get("window") or {}
         return cls(
             execution_id, result["status"], result.get("failure_reason", ""),
-            _time(window.get("start")), _time(window.get("end")), dict(result.get("counts") or {}),
+            _time(window.get("start")), _time(window.get("end")), normalized_counts(result.get("counts")),
             dict(result.get("metrics") or {}), dict(result.get("constraints") or {}), list(result.get("violations") or []),
             result.get("confusion_matrix"), result.get("problem_type", ""), report_path,
         )
+
+
+def normalized_counts(counts: dict[str, int] | None) -> dict[str, int]:
+    """A result's counts; results written before labels were told apart from faults call the labels a
+    newer label replaced ``duplicate_labels`` (same meaning: the latest label of an id counts)."""
+    counts = dict(counts or {})
+    if "duplicate_labels" in counts and "replaced_labels" not in counts:
+        counts["replaced_labels"] = counts.pop("duplicate_labels")
+    return counts
+
+
+def record_series(runs: Sequence[RunResult]) -> dict[str, list[int]]:
+    """Per run, what the records chart draws: ``matched``, ``unmatched`` captures, ``faults``
+    (malformed capture and label lines, duplicate captures — red) and ``replaced`` labels (a newer
+    label of the same inference id replaced them: a relabel, drawn apart and not as a fault)."""
+    return {
+        "matched": [r.counts.get("matched", 0) for r in runs],
+        "unmatched": [r.counts.get("unmatched_captures", 0) for r in runs],
+        "faults": [r.counts.get("malformed_capture_lines", 0) + r.counts.get("malformed_label_lines", 0)
+                   + r.counts.get("duplicate_captures", 0) for r in runs],
+        "replaced": [r.counts.get("replaced_labels", 0) for r in runs],
+    }
 
 
 def _time(text: str | None) -> datetime | None:
@@ -175,13 +198,15 @@ def chart_records(runs: Sequence[RunResult], path: Path) -> bool:
 
     fig, ax = plt.subplots(figsize=(12.4, 3.2))
     x = np.arange(len(timed))
-    matched = np.array([r.counts.get("matched", 0) for r in timed])
-    unmatched = np.array([r.counts.get("unmatched_captures", 0) for r in timed])
-    problems = np.array([r.counts.get("malformed_capture_lines", 0) + r.counts.get("malformed_label_lines", 0)
-                         + r.counts.get("duplicate_captures", 0) + r.counts.get("duplicate_labels", 0) for r in timed])
+    series = {k: np.array(v) for k, v in record_series(timed).items()}
+    matched, unmatched, problems = series["matched"], series["unmatched"], series["faults"]
     ax.bar(x, matched, color="#2166ac", label="matched (labelled captures)")
     ax.bar(x, unmatched, bottom=matched, color="#92c5de", label="captures without label")
-    ax.bar(x, problems, bottom=matched + unmatched, color="#c62828", label="malformed or duplicate lines")
+    ax.bar(x, problems, bottom=matched + unmatched, color="#c62828", label="malformed lines or duplicate captures")
+    if series["replaced"].any():  # not records of the window: a marker beside the bars, not stacked on them
+        shown = series["replaced"] > 0
+        ax.plot(x[shown], series["replaced"][shown], linestyle="none", marker="D", color="#5e3c99",
+                label="labels replaced by a newer label of the same id")
     _, labels, _ = _run_axis(timed)
     ax.set_xticks(x, labels or [r.window_end.strftime("%m-%d %H:%M") for r in timed], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("records")
@@ -303,7 +328,8 @@ def render_page(runs: Sequence[RunResult], alarms: list[dict[str, Any]], charts:
     if runs:
         parts.append("<h2>Runs</h2><table><tr><th class='l'>window end (UTC)</th><th class='l'>status</th>"
                      + "".join(f"<th>{_e(n)}</th>" for n in names)
-                     + "<th>captured</th><th>labelled</th><th>matched</th><th>malformed</th><th>duplicates</th>"
+                     + "<th>captured</th><th>labelled</th><th>matched</th><th>malformed</th><th>duplicate captures</th>"
+                       "<th>replaced labels</th>"
                        "<th class='l'>execution</th><th class='l'>details</th></tr>")
         for run in reversed(list(runs)[-200:]):
             c = run.counts
@@ -315,7 +341,8 @@ def render_page(runs: Sequence[RunResult], alarms: list[dict[str, Any]], charts:
                 f"<tr><td class='l'>{end}</td><td class='l'>{_badge(run.status)}</td>{cells}"
                 f"<td>{c.get('captured', '')}</td><td>{c.get('labelled', '')}</td><td>{c.get('matched', '')}</td>"
                 f"<td>{c.get('malformed_capture_lines', 0) + c.get('malformed_label_lines', 0) if c else ''}</td>"
-                f"<td>{c.get('duplicate_captures', 0) + c.get('duplicate_labels', 0) if c else ''}</td>"
+                f"<td>{c.get('duplicate_captures', 0) if c else ''}</td>"
+                f"<td>{c.get('replaced_labels', 0) if c else ''}</td>"
                 f"<td class='l'><code>{_e(run.execution_id)}</code></td>"
                 f"<td class='l'>{_link(run.report_path, out_dir)} <span class='muted'>{_e(run.failure_reason)}</span></td></tr>")
         parts.append("</table>")
@@ -366,11 +393,11 @@ def result_lines(result: dict[str, Any] | None, *, failure: str = "") -> list[st
     lines = [f"Window {w['start']} .. {w['end']} (UTC, end excluded): {result['status']}"]
     if result.get("failure_reason"):
         lines.append(f"  reason: {result['failure_reason']}")
-    c = result["counts"]
+    c = normalized_counts(result["counts"])
     lines.append(f"  records: captured {c['captured']}, labelled {c['labelled']}, matched {c['matched']} "
                  f"(coverage {result.get('label_coverage', 0):.0%}); unmatched captures {c['unmatched_captures']}, "
-                 f"unmatched labels {c['unmatched_labels']}; duplicates {c['duplicate_captures']}/{c['duplicate_labels']} "
-                 f"(capture/label); malformed lines {c['malformed_capture_lines']}/{c['malformed_label_lines']}")
+                 f"unmatched labels {c['unmatched_labels']}; duplicate captures {c['duplicate_captures']}; "
+                 f"labels replaced by a newer one {c['replaced_labels']}; malformed lines {c['malformed_capture_lines']}/{c['malformed_label_lines']}")
     checks = {ch["metric_name"]: ch for ch in result.get("checks", [])}
     shown = list(result.get("constraints") or {}) or [m for m in ("accuracy", "f1", "auc", "mae", "rmse", "r2")
                                                       if m in result.get("metrics", {})]

@@ -244,7 +244,7 @@ def test_half_labelled_respects_min_label_coverage(env):
     assert code == 0 and result["status"] == "Completed" and result["label_coverage"] == 0.5
     assert result["counts"] | {} == {
         "captured": 4, "labelled": 2, "matched": 2, "unmatched_captures": 2, "unmatched_labels": 0,
-        "duplicate_captures": 0, "duplicate_labels": 0, "malformed_capture_lines": 0, "malformed_label_lines": 0}
+        "duplicate_captures": 0, "replaced_labels": 0, "malformed_capture_lines": 0, "malformed_label_lines": 0}
 
 
 def test_labels_for_unknown_ids_are_counted_not_matched(env):
@@ -255,12 +255,13 @@ def test_labels_for_unknown_ids_are_counted_not_matched(env):
     assert result["status"] == "Completed"
 
 
-def test_duplicate_labels_latest_wins_and_duplicate_captures_first_wins(env):
+def test_a_newer_label_replaces_and_duplicate_captures_first_wins(env):
     env.captures(binary_rows([1, 1]) + [("sts_0", "0,0.1\n")])  # sts_0 captured twice: the first counts
     env.labels([("sts_0", 0), ("sts_1", 1)], name="a.jsonl")
     env.labels([("sts_0", 1)], name="b.jsonl")  # a later file corrects sts_0
     _, result = env.run()
-    assert result["counts"]["duplicate_captures"] == 1 and result["counts"]["duplicate_labels"] == 1
+    assert result["counts"]["duplicate_captures"] == 1 and result["counts"]["replaced_labels"] == 1
+    assert "duplicate_labels" not in result["counts"]  # a relabel is a replacement, not a duplicate
     assert result["counts"]["captured"] == 2 and result["counts"]["labelled"] == 2
     assert result["metrics"]["accuracy"] == 1.0  # sts_0: predicted 1 (first capture), label 1 (latest)
 
@@ -403,7 +404,7 @@ def test_regression_end_to_end(env):
     _, result = env.run()
     assert result["status"] == "CompletedWithViolations"
     assert {v["metric_name"] for v in result["violations"]} == {"mae", "rmse", "r2"}
-    assert result["counts"]["duplicate_labels"] == 6
+    assert result["counts"]["replaced_labels"] == 6
 
 
 def test_single_class_window_has_undefined_auc_and_does_not_judge_it(env):

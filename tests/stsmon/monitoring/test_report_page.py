@@ -67,6 +67,27 @@ def test_report_writes_page_charts_and_data(tmp_path):
     assert "<script" not in page
 
 
+def test_a_relabelled_window_is_replacements_not_faults(tmp_path):
+    """The drill relabels a window: every label of it gets a newer one. Those are replaced labels,
+    charted apart (not in red as malformed or duplicate lines) and in their own table column; results
+    written before the count was named so (``duplicate_labels``) read the same way."""
+    clean = result(0, 0.78)
+    clean["counts"] = {"captured": 870, "labelled": 870, "matched": 870, "unmatched_captures": 0,
+                       "unmatched_labels": 0, "duplicate_captures": 0, "replaced_labels": 0,
+                       "malformed_capture_lines": 0, "malformed_label_lines": 0}
+    drill = result(1, 0.61)
+    drill["counts"] = dict(clean["counts"], replaced_labels=870)
+    old = result(2, 0.61)
+    old["counts"] = {k: v for k, v in drill["counts"].items() if k != "replaced_labels"} | {"duplicate_labels": 870}
+    runs = [report.RunResult.from_result(f"e{i}", r) for i, r in enumerate((clean, drill, old))]
+    series = report.record_series(runs)
+    assert series["faults"] == [0, 0, 0] and series["replaced"] == [0, 870, 870]
+    page = report.build_report(runs, [], tmp_path / "rep").read_text()
+    assert "<th>replaced labels</th>" in page and page.count("<td>870</td><td class='l'><code>") == 2
+    lines = report.result_lines(drill)
+    assert any("labels replaced by a newer one 870" in line and "duplicate captures 0" in line for line in lines)
+
+
 def test_report_replaces_the_folder_and_handles_no_runs(tmp_path):
     out = tmp_path / "rep"
     report.build_report(sample_runs(), ALARMS, out)
