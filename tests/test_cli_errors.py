@@ -25,6 +25,8 @@ CASES = [
     (["traffic", "--input", "/no/such/pairs.csv"], 2, "input file not found: /no/such/pairs.csv"),
     (["traffic", "--concurrency", "0"], 2, "--concurrency"),
     (["traffic", "--target", "gcp"], 2, "'gcp' is not one of"),
+    (["traffic", "--shift", "sideways"], 2, "--shift 'sideways' is not one of mismatched, truncated or file:PATH"),
+    (["traffic", "--shift", "file:/no/such/other.tsv"], 2, "--shift file: /no/such/other.tsv not found"),
     (["ground-truth"], 1, "no traffic record in"),
     (["ground-truth", "--error-rate", "1.5"], 2, "--error-rate"),
     (["ground-truth", "--mode", "psychic"], 2, "'psychic' is not one of"),

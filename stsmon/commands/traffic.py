@@ -7,13 +7,20 @@ original). Locally the client points at the local endpoint's URL
 (``endpoints/{name}/endpoint.json``); with ``--target aws`` it calls the
 deployed endpoint with your AWS credentials.
 
+``--shift`` sends shifted traffic instead, for the label-free drill
+(``stsmon/traffic_shift.py``): ``mismatched`` (each pair's second sentence
+is another pair's, seeded by ``--seed``), ``truncated`` (each sentence cut to
+the first half of its words) — both of the input — or ``file:PATH`` (another
+domain: the pairs of PATH, ``sentence1<TAB>sentence2`` lines or one sentence
+per line). Shifted pairs carry no true label.
+
 The record of the run — every input, inference id, true label (when the
 input has labels) and prediction — goes to ``runs/traffic-<time>.json`` in
 the state folder and to ``testendpoint_out.json`` in the current folder (the
 original's hand-off file); ``stsmon ground-truth`` reads the true labels from
 it::
 
-    {"target", "endpoint_name", "url", "input", "problem_type", "inference_id_prefix",
+    {"target", "endpoint_name", "url", "input", "shift", "problem_type", "inference_id_prefix",
      "started", "ended", "duration_seconds", "requests", "succeeded", "failed",
      "inferences": [{"inference_id": "sts_1", "sentence1", "sentence2", "label": 1,
                      "prediction": {"label": 1, "probability": 0.87}, "error": null,
@@ -44,6 +51,7 @@ from stscontracts import names
 from ..clock import Clock
 from ..errors import NotDeployedError, StsmonError, UsageError
 from ..state import StateDir
+from ..traffic_shift import Shift, parse_shift, shifted_pairs
 from .common import command_clients, context_option, state_dir_option, target_option
 
 RECORD_FILENAME = "testendpoint_out.json"
@@ -287,6 +295,7 @@ def run_traffic(
     out_file: Path,
     progress: Callable[[int], None] = lambda n: None,
     clock: Clock,
+    shift: Shift | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Send ``pairs`` and write the run record (start and end from ``clock``); returns (record, written paths)."""
     started = clock.now()
@@ -303,6 +312,7 @@ def run_traffic(
         "endpoint_name": endpoint_name,
         "url": url,
         "input": input_desc,
+        "shift": shift.describe() if shift else None,
         "problem_type": problem,
         "inference_id_prefix": prefix,
         "started": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -334,22 +344,38 @@ def run_traffic(
 @click.option("--start", type=click.IntRange(min=0), default=1, show_default=True, help="n of the first inference id.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=Path(RECORD_FILENAME),
               show_default=True, help="Copy of the run record (the original's hand-off file).")
+@click.option("--shift", "shift_text", default=None, metavar="mismatched|truncated|file:PATH",
+              help="Send shifted traffic with no labels (the label-free drill): the input's pairs mismatched or "
+                   "truncated, or another domain's pairs from PATH (sentence1<TAB>sentence2 lines, or one sentence "
+                   "per line, consecutive lines paired).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --shift mismatched.")
 def command(target: str, state_dir: Path | None, context: tuple[str, ...], endpoint: str | None,
             input_path: Path | None, limit: int | None, rate: float | None, concurrency: int, prefix: str,
-            start: int, out_file: Path) -> None:
+            start: int, out_file: Path, shift_text: str | None, seed: int) -> None:
     """Send the test split to the endpoint, one pair per request, with inference ids."""
     if not prefix or len(prefix) > 40 or not prefix.isprintable() or prefix[0].isspace():
         raise UsageError(f"--prefix must be 1-40 printable characters, got {prefix!r}")
+    shift = parse_shift(shift_text) if shift_text is not None else None
+    if shift is not None and shift.kind == "file" and input_path is not None:
+        raise UsageError("--shift file:PATH sends the pairs of PATH: leave out --input")
+    if shift is not None and shift.kind == "file":  # read before anything is looked up or sent
+        domain = [Pair(a, b, None) for a, b in shifted_pairs(shift, [])][:limit]
     from ..clients.stacks import deployed_outputs
 
     with command_clients(target, state_dir, context) as clients:
         state = clients.state
         outputs = deployed_outputs(clients)
-        if input_path is None:
-            path = latest_test_split(clients, outputs.get("TrainingPipelineName") or clients.config.pipeline_name)
+        if shift is not None and shift.kind == "file":
+            path, pairs = shift.path, domain
         else:
-            path = input_path
-        pairs = read_pairs(path)[:limit]
+            if input_path is None:
+                path = latest_test_split(clients, outputs.get("TrainingPipelineName") or clients.config.pipeline_name)
+            else:
+                path = input_path
+            pairs = read_pairs(path)[:limit]
+            if shift is not None:
+                pairs = [Pair(a, b, None) for a, b in
+                         shifted_pairs(shift, [(p.sentence1, p.sentence2) for p in pairs], seed=seed)]
         name = endpoint or outputs.get("EndpointName")
         if not name:
             raise NotDeployedError(f"no endpoint is deployed {clients.runtime.where()} (no EndpointName output; "
@@ -357,13 +383,14 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], endpo
         check_in_service(clients, name)
         url = clients.runtime.endpoint_url(name)
         client = clients.sagemaker_runtime(concurrency=concurrency)
-        click.echo(f"Sending {len(pairs)} pairs from {path} to {name} at {url} "
+        shifted = f" ({shift.describe()}, no labels)" if shift else ""
+        click.echo(f"Sending {len(pairs)} pairs{shifted} from {path} to {name} at {url} "
                    f"(ids {prefix}{start}..{prefix}{start + len(pairs) - 1})", err=True)
         with click.progressbar(length=len(pairs), label="traffic", file=sys.stderr) as bar:
             record, written = run_traffic(state=state, target=clients.target, endpoint_name=name, url=url, pairs=pairs,
                                           input_desc=str(path), client=client, prefix=prefix, start=start,
                                           concurrency=concurrency, rate=rate, out_file=out_file, progress=bar.update,
-                                          clock=clients.clock)
+                                          clock=clients.clock, shift=shift)
     click.echo(f"{record['succeeded']} of {record['requests']} succeeded in {record['duration_seconds']:.1f} s; "
                f"record: {written[0]} and {written[1]}")
     if record["failed"]:

@@ -179,3 +179,50 @@ def test_parse_prediction_forms():
     assert traffic.parse_prediction(b"0,0.120000\n", "text/csv") == {"label": 0, "probability": 0.12}
     assert traffic.parse_prediction(b"3.250000\n", "text/csv") == {"score": 3.25}
     assert traffic.parse_prediction(b'{"predictions":[{"score":1.5}]}', "application/json") == {"score": 1.5}
+
+
+def test_shifted_traffic_goes_through_the_same_client_path(tmp_path, monkeypatch, start_server, toy_model_dir):
+    """--shift mismatched / file:PATH send the shifted pairs through the boto3 client, with no labels."""
+    from stsmon import traffic_shift
+    from stsmon.endpoint.capture import scan_capture
+
+    server = start_server(toy_model_dir, name="sts-endpoint", workers=1)
+    split = write_split(tmp_path / "test.csv", ROWS)
+    domain = tmp_path / "docs.tsv"
+    domain.write_text("The name is rebound.\tNext, the expression is evaluated.\nA b.\tC d.\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    base = ["--state-dir", str(server.state.root), "--endpoint", "sts-endpoint"]
+    result = CliRunner().invoke(traffic.command, base + ["--input", str(split), "--shift", "mismatched", "--seed", "5"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "testendpoint_out.json").read_text())
+    expected = traffic_shift.mismatched([(r[1], r[2]) for r in ROWS], seed=5)
+    assert [(i["sentence1"], i["sentence2"]) for i in record["inferences"]] == expected
+    assert record["shift"] == "mismatched pairs" and record["problem_type"] is None
+    assert all("label" not in i and i["error"] is None for i in record["inferences"])
+    result = CliRunner().invoke(traffic.command, base + ["--shift", f"file:{domain}", "--prefix", "dom_"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "testendpoint_out.json").read_text())
+    assert [(i["inference_id"], i["sentence1"]) for i in record["inferences"]] == [
+        ("dom_1", "The name is rebound."), ("dom_2", "A b.")]
+    assert record["input"] == str(domain) and record["shift"] == f"another domain from {domain}"
+    server.stop()
+    captured = {r["eventMetadata"]["inferenceId"]: r["captureData"]["endpointInput"]["data"]
+                for r in scan_capture(server.capture_root).records}
+    assert captured["dom_2"] == "A b.,C d.\n" and len(captured) == 5
+
+
+def test_bad_shift_file_is_refused_before_anything_is_sent(tmp_path, monkeypatch):
+    bad = tmp_path / "other.tsv"
+    bad.write_text("ok\tfine\nonly one column\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(traffic.command, ["--state-dir", str(tmp_path / "state"), "--shift", f"file:{bad}"])
+    assert isinstance(result.exception, UsageError) and result.exception.exit_code == 2
+    assert f"{bad}:2: expected 2 tab-separated sentences" in str(result.exception)
+    assert not (tmp_path / "testendpoint_out.json").exists() and not (tmp_path / "state").exists()
+    result = CliRunner().invoke(traffic.command, ["--state-dir", str(tmp_path / "state"), "--shift", "sideways"])
+    assert isinstance(result.exception, UsageError) and "--shift 'sideways' is not one of" in str(result.exception)
+    result = CliRunner().invoke(traffic.command, ["--state-dir", str(tmp_path / "state"), "--shift", f"file:{bad}",
+                                                  "--input", str(bad)])
+    assert isinstance(result.exception, UsageError) and "leave out --input" in str(result.exception)
