@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "Synthesize the CDK app into cdk.out (npx cdk synth)."),
     "deploy": ("deploy", "Deploy the cloud assembly locally (or start/stop the local endpoint)."),
     "train": ("train", "Start the training pipeline, wait, print step statuses and metrics."),
+    "model": ("model", "The model registry's versions: list, describe, approve, reject, compare, rollback."),
     "traffic": ("traffic", "Send the test split to the endpoint with inference ids."),
     "ground-truth": ("ground_truth", "Write ground-truth labels for captured inference ids."),
     "monitor": ("monitor", "Run the model-quality monitor now or manage its schedule."),

@@ -18,11 +18,18 @@ if TYPE_CHECKING:
 
 
 def aws_deploy_argv(project: Path, assembly: Path, stacks: tuple[str, ...], exclusively: bool,
-                    cdk_args: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """``cdk deploy`` of the synthesized assembly (no synth): the stacks named, else ``--all``."""
+                    cdk_args: list[str] | tuple[str, ...] = (), *, pinned_package: str | None = None) -> list[str]:
+    """``cdk deploy`` of the synthesized assembly (no synth): the stacks named, else ``--all``.
+
+    With ``pinned_package`` the app is synthesized again into ``assembly`` with
+    ``-c MODEL_PACKAGE_ARN=<it>`` (a pin is part of the templates: the
+    approved-package custom resource's ``ModelPackageArn``), then deployed.
+    """
     from ..commands.synth import cdk_command
 
-    argv = [*cdk_command(project), "deploy", *cdk_args, "--app", str(assembly), "--no-notices",
+    source = ["--app", str(assembly)] if not pinned_package else \
+        ["--output", str(assembly), "-c", f"MODEL_PACKAGE_ARN={pinned_package}"]
+    argv = [*cdk_command(project), "deploy", *cdk_args, *source, "--no-notices",
             "--require-approval", "broadening"]
     if exclusively:
         argv.append("--exclusively")
@@ -143,7 +150,11 @@ class AwsRuntime:
         if problem:
             raise StsmonError(f"not deploying: {problem}")
         cdk_args = self.environment.cdk_args() if self.environment is not None else []
-        argv = (aws_diff_argv if dry_run else aws_deploy_argv)(Path.cwd(), assembly, stacks, exclusively, cdk_args)
+        pinned = getattr(serving, "package_arn", None)
+        if dry_run:
+            argv = aws_diff_argv(Path.cwd(), assembly, stacks, exclusively, cdk_args)
+        else:
+            argv = aws_deploy_argv(Path.cwd(), assembly, stacks, exclusively, cdk_args, pinned_package=pinned)
         result = subprocess.run(argv, env={**os.environ})
         if result.returncode:
             raise StsmonError(f"cdk {'diff' if dry_run else 'deploy'} failed (exit code {result.returncode})")

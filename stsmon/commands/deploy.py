@@ -46,7 +46,9 @@ def command(
     stack needs an approved model package: run `stsmon train` after deploying
     the foundation and training stacks, then deploy again.
     With --target aws this runs `cdk deploy` on the same assembly (the
-    serving options, which shape the local endpoint, do not apply there).
+    serving options, which shape the local endpoint, do not apply there;
+    --package-arn synthesizes the app again with -c MODEL_PACKAGE_ARN=...
+    into the assembly folder, since on AWS a pin is part of the templates).
     """
     from ..localcloud.handlers import ServingOptions
 

@@ -402,6 +402,43 @@ class LocalSageMaker:
             return ""
         return str((config.get("DataCaptureConfig") or {}).get("KmsKeyId") or "")
 
+    def _resource_record(self, operation: str, folder: Path, name: str, what: str) -> tuple[dict[str, Any], datetime]:
+        """A local model's or endpoint config's record and when it was written (its creation: a changed
+        model or config is a new one with a new name, as SageMaker replaces them)."""
+        path = folder / f"{name}.json"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except (OSError, ValueError):
+            raise client_error(operation, "ValidationException", f'Could not find {what} "{name}".') from None
+        return record, written
+
+    def describe_endpoint_config(self, *, EndpointConfigName: str) -> dict[str, Any]:  # noqa: N803
+        """The config ``stsmon deploy`` recorded (its template properties, resolved)."""
+        from ...endpoint.handlers import _configs_dir
+
+        record, written = self._resource_record("DescribeEndpointConfig", _configs_dir(self.state), EndpointConfigName,
+                                                "endpoint configuration")
+        out: dict[str, Any] = {"EndpointConfigName": record["EndpointConfigName"],
+                               "EndpointConfigArn": record["EndpointConfigArn"],
+                               "ProductionVariants": record.get("ProductionVariants") or [],
+                               "CreationTime": written}
+        _put(out, "DataCaptureConfig", record.get("DataCaptureConfig"))
+        _put(out, "KmsKeyId", record.get("KmsKeyId"))
+        return conform_output("sagemaker", "describe_endpoint_config", out)
+
+    def describe_model(self, *, ModelName: str) -> dict[str, Any]:  # noqa: N803
+        """The model ``stsmon deploy`` recorded: its containers as the template declares them (a model
+        package's ARN in ``ModelPackageName``), as DescribeModel returns them."""
+        from ...endpoint.handlers import _models_dir
+
+        record, written = self._resource_record("DescribeModel", _models_dir(self.state), ModelName, "model")
+        out: dict[str, Any] = {"ModelName": record["ModelName"], "ModelArn": record["ModelArn"], "CreationTime": written}
+        _put(out, "Containers", record.get("Containers"))
+        if record.get("EnableNetworkIsolation") is not None:
+            out["EnableNetworkIsolation"] = bool(record["EnableNetworkIsolation"])
+        return conform_output("sagemaker", "describe_model", out)
+
     def describe_endpoint(self, *, EndpointName: str) -> dict[str, Any]:  # noqa: N803
         from ...endpoint.process import endpoint_paths, read_record
 

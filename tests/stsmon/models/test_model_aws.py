@@ -1,0 +1,121 @@
+"""The AWS path of `stsmon model`: the same library functions over boto3 clients, with botocore's
+Stubber checking every request against the SageMaker and S3 models and answering in their shapes."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+from registry_fixture import ENDPOINT, GROUP, IMAGE, evaluation
+
+from stscontracts.config import Config
+from stsmon.aws.runtime import aws_deploy_argv
+from stsmon.models import release
+
+ACCOUNT, REGION = "111122223333", "eu-west-1"
+WHEN = datetime(2033, 5, 17, 12, 0, tzinfo=timezone.utc)
+
+
+def arn(n: int) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/{n}"
+
+
+def package(n: int, status: str, description: str | None = None) -> dict:
+    out = {"ModelPackageName": GROUP, "ModelPackageGroupName": GROUP, "ModelPackageVersion": n, "ModelPackageArn": arn(n),
+           "CreationTime": WHEN, "ModelPackageStatus": "Completed",
+           "ModelPackageStatusDetails": {"ValidationStatuses": []}, "ModelApprovalStatus": status,
+           "InferenceSpecification": {"Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://bkt/run{n}/model.tar.gz"}],
+                                      "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+           "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
+                                                            "S3Uri": f"s3://bkt/run{n}/evaluation.json"}}},
+           "CustomerMetadataProperties": {"ProblemType": "BinaryClassification"}}
+    if description:
+        out["ApprovalDescription"] = description
+    return out
+
+
+def body(document: dict) -> dict:
+    raw = json.dumps(document).encode()
+    return {"Body": StreamingBody(io.BytesIO(raw), len(raw))}
+
+
+def expect_served(sm: Stubber, n: int) -> None:
+    sm.add_response("describe_endpoint", {"EndpointName": ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/sts-endpoint",
+                                          "EndpointConfigName": "cfg", "EndpointStatus": "InService",
+                                          "CreationTime": WHEN, "LastModifiedTime": WHEN}, {"EndpointName": ENDPOINT})
+    sm.add_response("describe_endpoint_config", {"EndpointConfigName": "cfg", "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/cfg",
+                                                 "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m"}],
+                                                 "CreationTime": WHEN}, {"EndpointConfigName": "cfg"})
+    sm.add_response("describe_model", {"ModelName": "m", "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/m",
+                                       "CreationTime": WHEN, "Containers": [{"ModelPackageName": arn(n)}]}, {"ModelName": "m"})
+
+
+def expect_list(sm: Stubber, s3: Stubber, packages: list[dict], accuracy: dict[int, float]) -> None:
+    sm.add_response("list_model_packages", {"ModelPackageSummaryList": [
+        {k: p[k] for k in ("ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn", "CreationTime",
+                           "ModelPackageStatus", "ModelApprovalStatus")} for p in packages]},
+        {"ModelPackageGroupName": GROUP, "SortBy": "CreationTime", "SortOrder": "Descending"})
+    for p in packages:
+        expect_describe(sm, s3, p, accuracy[p["ModelPackageVersion"]])
+
+
+def expect_describe(sm: Stubber, s3: Stubber, p: dict, accuracy: float) -> None:
+    sm.add_response("describe_model_package", p, {"ModelPackageName": p["ModelPackageArn"]})
+    s3.add_response("get_object", body(evaluation(accuracy)),
+                    {"Bucket": "bkt", "Key": f"run{p['ModelPackageVersion']}/evaluation.json"})
+
+
+@pytest.fixture
+def stubbed(boto_client, aws_clients):
+    sm_client, s3_client = boto_client("sagemaker", REGION), boto_client("s3", REGION)
+    sm, s3 = Stubber(sm_client), Stubber(s3_client)
+    clients = aws_clients({"sagemaker": sm_client, "s3": s3_client},
+                          config=Config(endpoint_name=ENDPOINT, region=REGION))
+    with sm, s3:
+        yield clients, sm, s3
+        sm.assert_no_pending_responses()
+        s3.assert_no_pending_responses()
+
+
+def test_approve_on_aws_sends_update_model_package_with_the_description(stubbed):
+    clients, sm, s3 = stubbed
+    expect_served(sm, 1)
+    expect_list(sm, s3, [package(2, "PendingManualApproval"), package(1, "Approved")], {2: 0.8, 1: 0.78})
+    sm.add_response("update_model_package", {"ModelPackageArn": arn(2)},
+                    {"ModelPackageArn": arn(2), "ModelApprovalStatus": "Approved", "ApprovalDescription": "looks good"})
+    expect_describe(sm, s3, package(2, "Approved", "looks good"), 0.8)
+    before, after = release.set_status(clients, "2", "Approved", description="looks good")
+    assert (before.status, after.status, after.description) == ("PendingManualApproval", "Approved", "looks good")
+
+
+def test_approve_below_the_gate_on_aws_sends_no_update(stubbed):
+    clients, sm, s3 = stubbed
+    expect_served(sm, 1)
+    expect_list(sm, s3, [package(2, "PendingManualApproval"), package(1, "Approved")], {2: 0.5, 1: 0.78})
+    with pytest.raises(release.GateRefused, match="accuracy 0.5000 fails the gate"):
+        release.set_status(clients, "v2", "Approved")
+
+
+def test_rollback_target_on_aws_reads_what_the_endpoint_serves(stubbed):
+    clients, sm, s3 = stubbed
+    expect_served(sm, 3)
+    expect_list(sm, s3, [package(3, "Approved"), package(2, "Rejected"), package(1, "Approved")], {3: .8, 2: .7, 1: .78})
+    from stsmon.models import versions
+
+    served, target = release.rollback_target(versions.list_versions(clients))
+    assert (served.arn, target.arn) == (arn(3), arn(1))
+
+
+def test_a_pinned_aws_deploy_synthesizes_with_the_pin(tmp_path):
+    """On AWS the pin is in the templates (the custom resource's ModelPackageArn, from MODEL_PACKAGE_ARN): the
+    deploy synthesizes the app with it into the assembly folder instead of deploying the old assembly."""
+    (tmp_path / "node_modules" / ".bin").mkdir(parents=True)
+    (tmp_path / "node_modules" / ".bin" / "cdk").write_text("")
+    argv = aws_deploy_argv(tmp_path, Path("cdk.out"), ("sts-serving", "sts-monitoring"), True, pinned_package=arn(1))
+    assert argv[1:] == ["deploy", "--output", "cdk.out", "-c", f"MODEL_PACKAGE_ARN={arn(1)}", "--no-notices",
+                        "--require-approval", "broadening", "--exclusively", "sts-serving", "sts-monitoring"]
