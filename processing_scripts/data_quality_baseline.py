@@ -44,7 +44,7 @@ from steputil import AtomicWriter, UserError, load_model, predict, read_split, r
 
 #: Defaults of the distribution comparison, chosen from bench/data_quality_thresholds.py (docs/monitoring.md).
 DEFAULT_METHOD = "Robust"
-DEFAULT_THRESHOLD = 0.1
+DEFAULT_THRESHOLD = 0.05
 
 
 def vocabulary_of(pipeline) -> list[str]:
