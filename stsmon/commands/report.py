@@ -29,6 +29,7 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], out_d
     from ..clients.stacks import deployed_outputs
     from ..monitoring import report as rep
     from ..monitoring import runs
+    from ..monitoring.data_quality_report import judged
 
     with command_clients(target, state_dir, context) as clients:
         state = clients.state
@@ -39,16 +40,28 @@ def command(target: str, state_dir: Path | None, context: tuple[str, ...], out_d
 
             raise NotDeployedError(f"the monitoring stack is not deployed {clients.runtime.where()} (no "
                                    f"MonitoringPipelineName output): {clients.deploy_hint()}")
-        results = []
+        results, output_uris = [], {}
         for run in runs.list_runs(clients, pipeline, output_uri=outputs.get("MonitoringOutputUri"), limit=limit):
             report_uri = f"{run.output_uri}/{names.REPORT_FILE}" if run.output_uri and run.result else None
             results.append(rep.RunResult.from_result(
                 run.execution_id, run.result, failure=run.failure_reason,
                 report_path=clients.runtime.show_uri(report_uri) if report_uri else None))
+            output_uris[run.execution_id] = run.output_uri
+        window_stats = baseline_stats = None
+        latest = (judged(results) or [None])[-1]
+        if latest is not None and output_uris.get(latest.execution_id):
+            from ..models.versions import served_arn
+
+            window_stats, why = runs.data_quality_statistics(clients, output_uris[latest.execution_id])
+            baseline_stats, why_base = runs.baseline_data_quality_statistics(clients, served_arn(clients))
+            for reason in (why, why_base):
+                if reason:
+                    click.echo(f"no data-quality histograms: {reason}", err=True)
         alarms = runs.alarm_states(clients, runs.monitoring_alarm_prefixes(clients.config.prefix))
         title = f"Model quality of {outputs.get('EndpointName', clients.config.endpoint_name)}"
     target_dir = out_dir or state.root / "reports" / "monitoring"
-    index = rep.build_report(results, alarms, target_dir, title=title)
+    index = rep.build_report(results, alarms, target_dir, title=title, window_statistics=window_stats,
+                             baseline_statistics=baseline_stats)
     for line in rep.summary_lines(results, alarms, last=last):
         click.echo(line)
     click.echo(f"Report: {index}")

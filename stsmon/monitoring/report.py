@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ class RunResult:
     confusion_matrix: dict[str, dict[str, int]] | None
     problem_type: str
     report_path: str | None  # the run's own report.html (local path or s3:// URI)
+    data_quality: dict[str, Any] = field(default_factory=dict)  # the result's data_quality block
 
     @classmethod
     def from_result(cls, execution_id: str, result: dict[str, Any] | None, *, failure: str = "",
@@ -62,6 +63,7 @@ class RunResult:
             _time(window.get("start")), _time(window.get("end")), normalized_counts(result.get("counts")),
             dict(result.get("metrics") or {}), dict(result.get("constraints") or {}), list(result.get("violations") or []),
             result.get("confusion_matrix"), result.get("problem_type", ""), report_path,
+            dict(result.get("data_quality") or {}),
         )
 
 
@@ -277,7 +279,7 @@ def _link(target: str | None, out_dir: Path) -> str:
 
 
 def render_page(runs: Sequence[RunResult], alarms: list[dict[str, Any]], charts: list[str], names: list[str],
-                out_dir: Path, title: str) -> str:
+                out_dir: Path, title: str, data_quality_section: str = "") -> str:
     latest = runs[-1] if runs else None
     counts = {s: sum(1 for r in runs if r.status == s) for s in STATUS_COLOURS}
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -325,6 +327,8 @@ def render_page(runs: Sequence[RunResult], alarms: list[dict[str, Any]], charts:
             parts.append("<img src='confusion_matrix.png' alt='confusion matrix of the latest window' style='max-width:420px'>")
         if "records_over_time.png" in charts:
             parts.append("<img src='records_over_time.png' alt='records per window'>")
+    if data_quality_section:
+        parts.append(data_quality_section)
     if runs:
         parts.append("<h2>Runs</h2><table><tr><th class='l'>window end (UTC)</th><th class='l'>status</th>"
                      + "".join(f"<th>{_e(n)}</th>" for n in names)
@@ -350,9 +354,42 @@ def render_page(runs: Sequence[RunResult], alarms: list[dict[str, Any]], charts:
     return "\n".join(parts)
 
 
+def _data_quality_part(runs: Sequence[RunResult], staging: Path, charts: list[str],
+                       window_statistics: dict[str, Any] | None,
+                       baseline_statistics: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """Draw the data-quality charts into ``staging`` (appending their names to ``charts``); returns
+    (the page's section, the data behind it for report.json)."""
+    from . import data_quality_report as dq
+
+    if not dq.judged(runs) and not any(r.data_quality for r in runs):
+        return "", {}
+    plt = _plt()
+    if dq.chart_drift(runs, staging / "data_quality_drift.png", plt):
+        charts.append("data_quality_drift.png")
+    latest = (dq.judged(runs) or [None])[-1]
+    drawn = dq.chart_histograms(latest, window_statistics, baseline_statistics,
+                                staging / "data_quality_histograms.png", plt)
+    if drawn:
+        charts.append("data_quality_histograms.png")
+    if dq.chart_estimated(runs, staging / "estimated_quality.png", plt):
+        charts.append("estimated_quality.png")
+    series, thresholds = dq.drift_series(runs)
+    data = {"drift": {name: [v if math.isfinite(v) else None for v in values] for name, values in series.items()},
+            "thresholds": [t if math.isfinite(t) else None for t in thresholds],
+            "most_drifted": dq.most_drifted(latest) if latest else [], "histograms": drawn}
+    return dq.section_html(runs, charts, drawn, _e), data
+
+
 def build_report(runs: Sequence[RunResult], alarms: list[dict[str, Any]], out_dir: Path,
-                 title: str = "Model quality monitoring") -> Path:
-    """Write the page and its charts into ``out_dir`` (replaced as a whole); returns index.html."""
+                 title: str = "Model quality monitoring", *,
+                 window_statistics: dict[str, Any] | None = None,
+                 baseline_statistics: dict[str, Any] | None = None) -> Path:
+    """Write the page and its charts into ``out_dir`` (replaced as a whole); returns index.html.
+
+    ``window_statistics`` / ``baseline_statistics``: the latest judged window's data-quality
+    statistics.json and the served package's baseline one, for the histograms of its most-drifted
+    features (without them the data-quality section has no histograms).
+    """
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
@@ -366,12 +403,16 @@ def build_report(runs: Sequence[RunResult], alarms: list[dict[str, Any]], out_di
         latest_labelled = next((r for r in reversed(list(runs)) if r.confusion_matrix), None)
         if chart_confusion(latest_labelled, staging / "confusion_matrix.png"):
             charts.append("confusion_matrix.png")
-        (staging / "index.html").write_text(render_page(runs, alarms, charts, names, out_dir, title), encoding="utf-8")
+        section, dq_data = _data_quality_part(runs, staging, charts, window_statistics, baseline_statistics)
+        (staging / "index.html").write_text(render_page(runs, alarms, charts, names, out_dir, title, section),
+                                            encoding="utf-8")
         data = {"runs": [{"execution_id": r.execution_id, "status": r.status, "failure_reason": r.failure_reason,
                           "window_start": r.window_start.isoformat() if r.window_start else None,
                           "window_end": r.window_end.isoformat() if r.window_end else None,
-                          "counts": r.counts, "metrics": r.metrics, "violations": r.violations} for r in runs],
-                "alarms": [{"name": a["name"], "state": a.get("state")} for a in alarms], "charts": charts}
+                          "counts": r.counts, "metrics": r.metrics, "violations": r.violations,
+                          "data_quality_status": r.data_quality.get("status")} for r in runs],
+                "alarms": [{"name": a["name"], "state": a.get("state")} for a in alarms], "charts": charts,
+                "data_quality": dq_data}
         (staging / "report.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)

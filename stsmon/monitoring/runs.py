@@ -152,6 +152,52 @@ def read_result(clients: Any, output_uri: str) -> dict[str, Any] | None:
     return documents.validate(result, documents.MONITORING_RESULT, where=f"{output_uri}/{names.RESULT_FILE}")
 
 
+def read_json_document(clients: Any, uri: str) -> tuple[dict[str, Any] | None, str]:
+    """(a JSON object at an S3 URI, "") or (None, why not): a missing or unreadable document is a
+    reason shown in the report, not an error of the report."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ..clients.errors import error_message
+
+    bucket, key = _s3_parts(uri)
+    try:
+        doc = json.loads(clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        return None, f"{uri}: {error_message(exc)}"
+    except BotoCoreError as exc:
+        return None, f"{uri}: {exc}"
+    except ValueError as exc:
+        return None, f"{uri} is not JSON: {exc}"
+    return (doc, "") if isinstance(doc, dict) else (None, f"{uri} is not a JSON object")
+
+
+def data_quality_statistics(clients: Any, output_uri: str) -> tuple[dict[str, Any] | None, str]:
+    """A monitoring run's data-quality statistics.json (``{output}/data-quality/statistics.json``)."""
+    return read_json_document(clients, f"{output_uri.rstrip('/')}/{names.DATA_QUALITY_DIR}/{names.STATISTICS_FILE}")
+
+
+def baseline_data_quality_statistics(clients: Any, package_arn: str) -> tuple[dict[str, Any] | None, str]:
+    """The data-quality baseline statistics.json of a model package
+    (``DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri``)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ..clients.errors import error_message
+
+    if not package_arn:
+        return None, "the endpoint serves no registered model package"
+    try:
+        package = clients.sagemaker.describe_model_package(ModelPackageName=package_arn)
+    except ClientError as exc:
+        return None, f"describe_model_package({package_arn}): {error_message(exc)}"
+    except BotoCoreError as exc:
+        return None, f"describe_model_package({package_arn}): {exc}"
+    uri = ((((package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}).get("Statistics") or {})
+           .get("S3Uri"))
+    if not uri:
+        return None, f"{package_arn} has no data-quality baseline (DriftCheckBaselines.ModelDataQuality)"
+    return read_json_document(clients, uri)
+
+
 def read_run(clients: Any, execution: dict[str, Any], steps: list[dict[str, Any]]) -> MonitorRun:
     """The run of a finished execution: the monitor job's output and exit message, the result."""
     from botocore.exceptions import BotoCoreError, ClientError
