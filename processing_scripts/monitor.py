@@ -18,10 +18,18 @@ hours it
    the label's ``eventMetadata.eventId``,
 4. computes Model Monitor's model-quality metrics (binary classification or
    regression), compares them with the baseline's ``constraints.json``,
-5. writes ``statistics.json``, ``constraint_violations.json``, ``report.html``,
+5. checks the window's captured pairs and predictions against the served
+   package's data-quality baseline (``--data-quality-baseline-dir``) and
+   estimates the window's quality from the served probabilities, with no
+   label needed (``monitor_data_quality``): its own status in
+   ``monitoring_result.json`` (``data_quality``), Model Monitor's
+   data-quality ``statistics.json`` and ``constraint_violations.json`` in
+   ``data-quality/``,
+6. writes ``statistics.json``, ``constraint_violations.json``, ``report.html``,
    ``cloudwatch_metrics.json`` and ``monitoring_result.json`` into
-   ``--output-dir`` (all or nothing), and with ``--publish-cloudwatch true``
-   publishes the metrics with CloudWatch ``PutMetricData``.
+   ``--output-dir`` (all or nothing, with the data-quality files), and with
+   ``--publish-cloudwatch true`` publishes the metrics with CloudWatch
+   ``PutMetricData`` (the data-quality ones whatever the model-quality status).
 
 What a run reads does not depend on how much history the bucket keeps: one
 ``ListObjectsV2`` (with ``Delimiter``) for the endpoint's variants, then per
@@ -35,7 +43,10 @@ boto3's own configuration (the container's role; locally the runtime's
 
 Status, as Model Monitor's: ``Completed``, ``CompletedWithViolations`` or
 ``Failed`` with a reason (no capture in the window, no labels, label coverage
-below ``--min-label-coverage``). Exit codes:
+below ``--min-label-coverage``). This is the model-quality check's; the
+data-quality check has its own (``data_quality.status``: the same three, or
+``NotEvaluated`` without a data-quality baseline) and does not change it or
+the exit code: its violations are results, which its alarms watch. Exit codes:
 
 - 0: Completed or CompletedWithViolations (violations are a result; their
   alarms watch the published metrics);
@@ -53,7 +64,9 @@ hours, local folders and S3), ``monitor_records`` (capture and label files
 into columns, predictions, labels, the join), ``model_metrics`` (the metrics,
 shared with evaluate.py and baseline.py), ``monitor_baseline`` (constraints
 and their check), ``monitor_outputs`` (the files and CloudWatch) and
-``monitor_report`` (the HTML page). This file is the job and its command
+``monitor_report`` (the HTML page), ``monitor_data_quality`` (the
+label-free half, on ``data_quality``, ``pair_features`` and
+``performance_estimation``). This file is the job and its command
 line; it runs from a folder holding those modules (:data:`PROGRAM_FILES`)
 and the contracts package ``stscontracts``.
 
@@ -77,9 +90,10 @@ from typing import Any, Sequence
 from stscontracts import names
 
 try:  # imported as processing_scripts.monitor (tests, local runtime)
-    from . import model_metrics, monitor_baseline, monitor_outputs, monitor_records, monitor_window
+    from . import model_metrics, monitor_baseline, monitor_data_quality, monitor_outputs, monitor_records, monitor_window
 except ImportError:  # run as a script next to its sibling modules (SageMaker)
     import model_metrics  # type: ignore[no-redef]
+    import monitor_data_quality  # type: ignore[no-redef]
     import monitor_baseline  # type: ignore[no-redef]
     import monitor_outputs  # type: ignore[no-redef]
     import monitor_records  # type: ignore[no-redef]
@@ -88,7 +102,8 @@ except ImportError:  # run as a script next to its sibling modules (SageMaker)
 #: The files this program needs next to it (SageMaker runs it from the code folder), besides
 #: the contracts package (``stscontracts/``, shipped in every code folder).
 PROGRAM_FILES = ("monitor.py", "monitor_window.py", "monitor_records.py", "model_metrics.py",
-                 "monitor_baseline.py", "monitor_outputs.py", "monitor_report.py")
+                 "monitor_baseline.py", "monitor_outputs.py", "monitor_report.py",
+                 "monitor_data_quality.py", "data_quality.py", "pair_features.py", "performance_estimation.py")
 
 MonitorError = monitor_window.MonitorError
 ReadFailed = monitor_window.ReadFailed
@@ -133,6 +148,8 @@ class Settings:
     download_dir: Path | None = None
     label_delay_hours: int = 0
     exit_message_file: Path | None = None
+    data_quality_baseline_dir: Path | None = None
+    data_quality_sample: int = monitor_data_quality.SAMPLE_MAX
 
     @property
     def label_end(self) -> datetime:
@@ -148,12 +165,18 @@ class Settings:
         return max(self.window_end, latest + timedelta(hours=1))
 
 
-def run_monitor(settings: Settings, baseline: Baseline, read: ReadStats | None = None) -> dict[str, Any]:
+def run_monitor(settings: Settings, baseline: Baseline, read: ReadStats | None = None,
+                data_baseline: tuple[Any, str] | None = None) -> dict[str, Any]:
     """Compute the window's result from local folders (no files written): monitoring_result.json's content.
 
     The returned dict also carries ``_statistics`` (statistics.json's content)
-    for the writer. ``read``: what was downloaded from S3 for it, if anything.
+    and ``_data_quality_statistics`` (the data-quality statistics.json's, or
+    None) for the writer. ``read``: what was downloaded from S3 for it, if
+    anything. ``data_baseline``: :func:`monitor_data_quality.load_data_quality_baseline`'s
+    answer (default: loaded from ``settings.data_quality_baseline_dir``).
     """
+    if data_baseline is None:
+        data_baseline = monitor_data_quality.load_data_quality_baseline(settings.data_quality_baseline_dir)
     problem_type = baseline.problem_type
     capture_files = monitor_window.files_in_hours(
         settings.capture_dir, settings.window_start, settings.window_end, endpoint=settings.endpoint_name or None
@@ -189,9 +212,18 @@ def run_monitor(settings: Settings, baseline: Baseline, read: ReadStats | None =
     checks: list[dict] = []
     if not failure_reason:
         violations, checks = monitor_baseline.check_constraints(baseline.constraints, metrics_block)
-        status = STATUS_VIOLATIONS if violations else STATUS_COMPLETED
+        model_status = STATUS_VIOLATIONS if violations else STATUS_COMPLETED
     else:
-        status = STATUS_FAILED
+        model_status = STATUS_FAILED
+
+    data_quality_block, data_quality_statistics = monitor_data_quality.run_data_quality(
+        capture_files, *data_baseline, problem_type=problem_type, prediction=matched.captured_prediction,
+        score=matched.captured_score, model_constraints=baseline.constraints,
+        comparisons=monitor_baseline.COMPARISONS, execution_time=iso(settings.execution_time),
+        limit=settings.data_quality_sample)
+    model_quality = {"status": model_status, "reason": failure_reason}
+    status, failure_reason = combined_status(model_quality, data_quality_block, no_labels=counts["captured"] > 0
+                                             and counts["matched"] == 0)
 
     scalar = {name: metrics_block[name]["value"]
               for name in monitor_baseline.SCALAR_METRICS[problem_type] if name in metrics_block}
@@ -219,9 +251,34 @@ def run_monitor(settings: Settings, baseline: Baseline, read: ReadStats | None =
         "files": {"capture": len(capture_files), "ground_truth": len(label_files)},
         "read": read.as_dict() if read is not None else None,
         "malformed_examples": {"capture": matched.capture_examples[:5], "ground_truth": matched.label_examples[:5]},
+        "model_quality": model_quality,
+        "data_quality": data_quality_block,
         "_statistics": statistics,
+        "_data_quality_statistics": data_quality_statistics,
         "_baseline_statistics": baseline.statistics,
     }
+
+
+def combined_status(model_quality: dict[str, str], data_quality: dict[str, Any], *, no_labels: bool) -> tuple[str, str]:
+    """(the run's status, its failure reason) from the two checks'.
+
+    Labels arrive late or never, so a window with captures and no label at all
+    is not a failed run when the data-quality check judged it: the
+    model-quality half is then ``NotEvaluated`` (its reason kept in
+    ``model_quality``) and the run has the data-quality check's status.
+    Otherwise a Failed model-quality check fails the run as it always did (no
+    capture, label coverage below the minimum), and violations of either
+    check make it CompletedWithViolations.
+    """
+    judged = data_quality.get("status") in (STATUS_COMPLETED, STATUS_VIOLATIONS)
+    if model_quality["status"] == STATUS_FAILED:
+        if no_labels and judged:
+            model_quality["status"] = monitor_data_quality.DQ_NOT_EVALUATED
+            return data_quality["status"], ""
+        return STATUS_FAILED, model_quality["reason"]
+    if model_quality["status"] == STATUS_VIOLATIONS or data_quality.get("status") == STATUS_VIOLATIONS:
+        return STATUS_VIOLATIONS, ""
+    return STATUS_COMPLETED, ""
 
 
 # --------------------------------------------------------------------------- command line
@@ -282,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", default="", help="AWS region of every client (S3, CloudWatch)")
     p.add_argument("--baseline-dir", type=Path, default=Path("/opt/ml/processing/input/baseline"),
                    help="constraints.json (+ statistics.json if present)")
+    p.add_argument("--data-quality-baseline-dir", type=Path,
+                   default=Path(f"/opt/ml/processing/input/{names.INPUT_DATA_QUALITY_BASELINE}"),
+                   help="the served package's data-quality baseline (statistics.json, constraints.json, "
+                        "vocabulary.txt, calibration.json); absent or without them: the data-quality check is "
+                        "NotEvaluated")
+    p.add_argument("--data-quality-sample", type=_int_arg(100), default=monitor_data_quality.SAMPLE_MAX,
+                   help="records of the window whose pair features are computed at most (an evenly spread "
+                        "sample beyond)")
     p.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/output"))
     p.add_argument("--exit-message-file", type=Path, default=Path("/opt/ml/output/message"),
                    help="on a Failed result the reason is written here (SageMaker: the job's ExitMessage)")
@@ -337,13 +402,15 @@ def settings_from_args(argv: Sequence[str] | None, now: datetime) -> Settings:
         download_dir=args.download_dir,
         label_delay_hours=args.label_delay_hours,
         exit_message_file=args.exit_message_file,
+        data_quality_baseline_dir=args.data_quality_baseline_dir,
+        data_quality_sample=args.data_quality_sample,
     )
 
 
-def run_window(settings: Settings, baseline: Baseline) -> dict[str, Any]:
+def run_window(settings: Settings, baseline: Baseline, data_baseline: tuple[Any, str] | None = None) -> dict[str, Any]:
     """The window's result; S3 inputs are downloaded (the window's hours only) and removed afterwards."""
     if not (settings.capture_uri or settings.ground_truth_uri):
-        return run_monitor(settings, baseline)
+        return run_monitor(settings, baseline, data_baseline=data_baseline)
     from botocore.exceptions import BotoCoreError, ClientError
 
     dest = Path(tempfile.mkdtemp(prefix="window-", dir=_made(settings.download_dir)))
@@ -363,7 +430,7 @@ def run_window(settings: Settings, baseline: Baseline) -> dict[str, Any]:
         local = replace(settings,
                         capture_dir=capture_root if settings.capture_uri else settings.capture_dir,
                         ground_truth_dir=label_root if settings.ground_truth_uri else settings.ground_truth_dir)
-        return run_monitor(local, baseline, stats)
+        return run_monitor(local, baseline, stats, data_baseline)
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 
@@ -378,13 +445,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(argv, now=datetime.now(timezone.utc))  # the program's entry: its clock
         baseline = load_baseline(settings.baseline_dir, settings.problem_type)
+        data_baseline = monitor_data_quality.load_data_quality_baseline(settings.data_quality_baseline_dir)
         if settings.publish_cloudwatch and not (settings.endpoint_name and settings.schedule_name):
             raise MonitorError("--publish-cloudwatch true needs --endpoint-name and --schedule-name (the dimensions)")
     except MonitorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        computed = run_window(settings, baseline)
+        computed = run_window(settings, baseline, data_baseline)
     except ReadFailed as exc:
         write_exit_message(settings.exit_message_file, str(exc))
         print(f"error: {exc}", file=sys.stderr)
@@ -399,8 +467,17 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({read['list_calls']} list calls over {read['prefixes']} prefixes)")
     if result["failure_reason"]:
         print(f"reason: {result['failure_reason']}")
+    elif result["model_quality"]["status"] == monitor_data_quality.DQ_NOT_EVALUATED:
+        print(f"model quality: {result['model_quality']['status']} ({result['model_quality']['reason']})")
     for v in result["violations"]:
         print(f"violation: {v['description']}")
+    dq = result["data_quality"]
+    print(f"data quality: {dq['status']}" + (f" ({dq['reason']})" if dq.get("reason") else "")
+          + (f", {dq['records']} records{' (a sample)' if dq.get('sampled') else ''}" if "records" in dq else ""))
+    for v in dq["violations"]:
+        print(f"data-quality violation: {v['feature_name']}: {v['constraint_check_type']}: {v['description']}")
+    for v in (dq.get("estimated") or {}).get("violations", []):
+        print(f"estimated-quality violation: {v['description']}")
     if settings.publish_cloudwatch:
         payload = json.loads((settings.output_dir / CLOUDWATCH_FILE).read_text(encoding="utf-8"))
         try:

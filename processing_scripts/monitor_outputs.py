@@ -1,7 +1,7 @@
-"""The monitor's outputs: the five files (all or nothing) and the CloudWatch metrics.
+"""The monitor's outputs: the files (all or nothing) and the CloudWatch metrics.
 
 ``statistics.json``, ``constraint_violations.json`` (Model Monitor's
-formats), ``report.html`` (monitor_report), ``cloudwatch_metrics.json``
+formats; the data-quality check's, when it ran, in ``data-quality/``), ``report.html`` (monitor_report), ``cloudwatch_metrics.json``
 (``PutMetricData`` input) and ``monitoring_result.json``, written to a
 staging folder and renamed into place, the result file last; then, when
 asked, ``PutMetricData`` in batches of 20.
@@ -62,7 +62,38 @@ def cloudwatch_payload(result: dict[str, Any], namespace: str) -> dict[str, Any]
             if isinstance(value, (int, float)) and math.isfinite(value):
                 data.append({"MetricName": name, "Timestamp": stamp, "Dimensions": dims,
                              "Value": float(value), "Unit": "None"})
+    data += [{"MetricName": name, "Timestamp": stamp, "Dimensions": dims, "Value": value, "Unit": unit}
+             for name, value, unit in data_quality_metrics(result.get("data_quality") or {})]
     return {"Namespace": namespace, "MetricData": data}
+
+
+def data_quality_metrics(block: dict[str, Any]) -> list[tuple[str, float, str]]:
+    """(name, value, unit) of the data-quality part, whatever the model-quality status (no labels needed):
+
+    - when the check ran (Completed or CompletedWithViolations): Model Monitor's
+      ``feature_baseline_drift_<feature>`` (the distance the check compared:
+      Robust or Simple) of each feature that has one, ``data_quality_violations``
+      and ``baseline_drift_violations`` (counts);
+    - when there are estimates: ``estimated_<metric>`` and its interval
+      ``estimated_<metric>_lower`` / ``_upper``.
+    """
+    out: list[tuple[str, float, str]] = []
+    if block.get("status") in (STATUS_COMPLETED, STATUS_VIOLATIONS):
+        for feature in block.get("features", []):
+            distance = feature.get("distance")
+            if isinstance(distance, (int, float)) and math.isfinite(distance):
+                out.append((names.feature_drift_metric(feature["feature"]), float(distance), "None"))
+        violations = block.get("violations", [])
+        out.append((names.METRIC_DATA_QUALITY_VIOLATIONS, float(len(violations)), "Count"))
+        drifted = sum(1 for v in violations if v["constraint_check_type"] == "baseline_drift_check")
+        out.append((names.METRIC_DRIFT_VIOLATIONS, float(drifted), "Count"))
+    for metric, estimate in ((block.get("estimated") or {}).get("metrics") or {}).items():
+        name = names.estimated_metric(metric)
+        for suffix, key in (("", "value"), ("_lower", "lower"), ("_upper", "upper")):
+            value = estimate.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                out.append((name + suffix, float(value), "None"))
+    return out
 
 
 def publish_cloudwatch(payload: dict[str, Any], cloudwatch: Any = None, *, region: str = "") -> int:
@@ -88,6 +119,7 @@ def write_outputs(result: dict[str, Any], output_dir: Path, namespace: str) -> d
     """
     statistics = result.pop("_statistics")
     baseline_statistics = result.pop("_baseline_statistics")
+    data_quality_statistics = result.pop("_data_quality_statistics", None)
     payload = cloudwatch_payload(result, namespace)
     html = monitor_report.render_html(result, statistics, baseline_statistics)
     files = {
@@ -97,12 +129,18 @@ def write_outputs(result: dict[str, Any], output_dir: Path, namespace: str) -> d
         REPORT_FILE: html,
         RESULT_FILE: json.dumps(result, indent=2),
     }
+    if data_quality_statistics is not None:  # Model Monitor's data-quality files, in their own folder
+        violations = {"violations": result["data_quality"]["violations"]}
+        files = {f"{names.DATA_QUALITY_DIR}/{names.STATISTICS_FILE}": json.dumps(data_quality_statistics, indent=2),
+                 f"{names.DATA_QUALITY_DIR}/{names.VIOLATIONS_FILE}": json.dumps(violations, indent=2), **files}
     output_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".monitor-", dir=output_dir))
     try:
         for name, text in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_text(text + ("\n" if not text.endswith("\n") else ""), encoding="utf-8")
         for name in files:  # the result file last: its presence means the set is complete
+            (output_dir / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, output_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

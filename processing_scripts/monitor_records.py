@@ -725,6 +725,10 @@ class Matched:
     counts: dict[str, int]  # COUNT_KEYS
     capture_examples: list[str]  # the first malformed capture lines / unusable predictions
     label_examples: list[str]
+    #: Every captured record's prediction and probability (the first of each id, labelled or not):
+    #: the quality estimated before labels reads them.
+    captured_prediction: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    captured_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -803,6 +807,8 @@ def match(capture_files: Sequence[Path], label_files: Sequence[Path], problem_ty
         counts=counts,
         capture_examples=captures.examples + captures.unusable,
         label_examples=labels.examples + labels.unusable,
+        captured_prediction=captures.value[usable[kept]],
+        captured_score=captures.score[usable[kept]],
     )
 
 

@@ -267,7 +267,7 @@ def _split_csv_line(line: str) -> list[str]:
     return next(csv.reader([line], strict=True), [])
 
 
-def _request_pairs(data: str, content_type: str) -> list[tuple[str, str]]:
+def request_pairs(data: str, content_type: str) -> list[tuple[str, str]]:
     """The pairs of a captured request (the endpoint's formats: docs/CONTRACTS.md §1); [] if unusable."""
     import json
 
@@ -292,7 +292,7 @@ def _request_pairs(data: str, content_type: str) -> list[tuple[str, str]]:
         return []
 
 
-def _answer_rows(data: str, content_type: str) -> list[dict]:
+def answer_rows(data: str, content_type: str) -> list[dict]:
     """The predictions of a captured answer as ``{"probability", "predicted_label"}`` / ``{"score"}``."""
     import json
 
@@ -327,8 +327,8 @@ def preprocess_handler(inference_record, logger=None):
     gives one row with every value None: the completeness check counts it.
     """
     request, answer = inference_record.endpoint_input, inference_record.endpoint_output
-    pairs = _request_pairs(request.data, request.observedContentType) if request is not None else []
-    predictions = _answer_rows(answer.data, answer.observedContentType) if answer is not None else []
+    pairs = request_pairs(request.data, request.observedContentType) if request is not None else []
+    predictions = answer_rows(answer.data, answer.observedContentType) if answer is not None else []
     names = [name for name, _ in PAIR_FEATURES]
     if not pairs:
         if logger is not None:

@@ -98,6 +98,8 @@ PREPROCESSOR_FILE = "preprocessor.py"
 #: The monitor's data-quality outputs: statistics.json and constraint_violations.json in this
 #: sub-folder of its output (Model Monitor's data-quality formats).
 DATA_QUALITY_DIR = "data-quality"
+#: The monitoring job's input folder name of the served package's data-quality baseline.
+INPUT_DATA_QUALITY_BASELINE = "data-quality-baseline"
 #: What one monitoring run concluded (status, counts, metrics, violations, files read).
 RESULT_FILE = "monitoring_result.json"
 #: The run's own HTML report.
@@ -133,6 +135,29 @@ DIMENSION_SCHEDULE = "MonitoringSchedule"
 DIMENSION_PIPELINE = "PipelineName"
 #: What monitor.py publishes next to the quality metrics: 1 for a Failed window, else 0.
 METRIC_MONITORING_FAILED = "monitoring_failed"
+#: Namespace SageMaker Model Monitor publishes data-quality metrics to (model-monitor backend).
+MODEL_MONITOR_DATA_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+#: Model Monitor's data-quality metric of a feature's distance to the baseline (both backends; ours
+#: publishes it to :data:`METRICS_NAMESPACE`): ``feature_baseline_drift_<feature>``.
+FEATURE_DRIFT_PREFIX = "feature_baseline_drift_"
+#: The data-quality check's violations of the window (every check type), and those of
+#: ``baseline_drift_check`` alone (the drift alarm watches it).
+METRIC_DATA_QUALITY_VIOLATIONS = "data_quality_violations"
+METRIC_DRIFT_VIOLATIONS = "baseline_drift_violations"
+#: Quality estimated before labels (CBPE): ``estimated_<metric>`` and its 95 % interval
+#: ``estimated_<metric>_lower`` / ``_upper`` (binary classification: accuracy, precision, recall, f1).
+ESTIMATED_METRIC_PREFIX = "estimated_"
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def feature_drift_metric(feature: str) -> str:
+    """``feature_baseline_drift_<feature>`` (Model Monitor's name)."""
+    return f"{FEATURE_DRIFT_PREFIX}{feature}"
+
+
+def estimated_metric(metric: str) -> str:
+    """``estimated_<metric>``: the CBPE estimate of a model-quality metric."""
+    return f"{ESTIMATED_METRIC_PREFIX}{metric}"
 #: SageMaker's count of failed executions of a pipeline (in :data:`PIPELINE_METRICS_NAMESPACE`).
 METRIC_EXECUTION_FAILED = "ExecutionFailed"
 
