@@ -152,3 +152,38 @@ def test_the_histogram_inputs_are_read_from_the_run_and_the_served_package(aws_c
         assert doc is None and why.startswith("s3://sts-bucket/mon/e2/data-quality/statistics.json: ")
         assert monitor_runs.baseline_data_quality_statistics(clients, "") == (
             None, "the endpoint serves no registered model package")
+
+
+def test_the_section_reads_what_the_monitor_writes(tmp_path):
+    """Two real windows through monitor.main (the fixture of tests/processing_scripts/
+    test_monitor_data_quality.py): in-distribution, then mismatched, no labels; the report's section
+    draws them from the written monitoring_result.json and data-quality/statistics.json."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "processing_scripts"))
+    import test_monitor_data_quality as fx
+
+    from stscontracts import names
+
+    found, statistics_doc = [], None
+    for hour, rows in enumerate((fx._in_distribution(), fx._mismatched())):
+        w = fx.Window(tmp_path / f"w{hour}")
+        w.dq = fx._baseline(tmp_path / "dq-baseline") if hour == 0 else tmp_path / "dq-baseline"
+        w.traffic(rows)
+        code, result = w.run()
+        assert code == 0
+        result["window"] = {k: (T0 + timedelta(hours=hour + int(k == "end"))).isoformat() for k in ("start", "end")}
+        found.append(report.RunResult.from_result(f"e{hour}", result))
+        statistics_doc = w.dq_file(names.STATISTICS_FILE)
+    baseline_doc = json.loads((tmp_path / "dq-baseline" / names.STATISTICS_FILE).read_text())
+    assert [r.data_quality["status"] for r in found] == ["Completed", "CompletedWithViolations"]
+    top = dqr.most_drifted(found[-1])
+    assert set(top) & {"word1_f1", "char3_jaccard", "rouge_l_f1"}
+    page = report.build_report(found, [], tmp_path / "rep", window_statistics=statistics_doc,
+                               baseline_statistics=baseline_doc).read_text()
+    for chart in dqr.CHARTS:
+        assert f"src='{chart}'" in page
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert data["data_quality"]["histograms"] == top  # every most-drifted feature is in both documents
+    assert all(v == 0 for v in data["data_quality"]["drift"]["word1_f1"][:1])  # the in-distribution hour
