@@ -4,7 +4,7 @@ Two ways to say what to serve::
 
     python -m stsmon.endpoint serve --spec endpoints/NAME/serving.json
     python -m stsmon.endpoint serve --model model.tar.gz|MODEL_DIR --name NAME [--port 8080]
-        [--capture-dir DIR --sampling 100] [--workers N] [--max-batch 64] ...
+        [--capture-dir DIR --sampling 100] [--workers N] [--max-batch 64] [--batch-wait 0.0005] ...
 
 The first is how ``stsmon deploy`` starts it in the background; the second is
 for trying a model by hand and for the benchmarks. Stop with Ctrl-C or
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sampling", type=float, default=100.0, help="capture sampling percentage (default 100)")
     s.add_argument("--flush-interval", type=float, default=1.0, help="capture flush interval, seconds (max 1)")
     s.add_argument("--max-batch", type=int, default=WorkerLimits.max_batch, help="requests per predict_fn call")
+    s.add_argument("--batch-wait", type=float, default=WorkerLimits.batch_wait,
+                   help="dynamic batching: seconds a busy worker waits for more requests to batch "
+                        f"(0 = off; default {WorkerLimits.batch_wait:g})")
     s.add_argument("--max-queue", type=int, default=WorkerLimits.max_queue, help="queued requests per worker before 503")
     s.add_argument("--timeout", type=float, default=WorkerLimits.timeout, help="invocation timeout, seconds")
     s.add_argument("--record", type=Path, help="write the endpoint record (status, url, pids) to this file")
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             env[key] = value
         try:
+            limits = WorkerLimits(max_batch=args.max_batch, max_queue=args.max_queue, timeout=args.timeout,
+                                  batch_wait=args.batch_wait)
             capture = (CaptureSettings(folder=args.capture_dir.resolve(), destination_uri=str(args.capture_dir),
                                        sampling_percentage=args.sampling, flush_interval=args.flush_interval)
                        if args.capture_dir else None)
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = ServerSpec(
             endpoint_name=args.name, model_dir=str(model_dir), model_env=env, host=args.host, port=args.port,
             workers=args.workers, capture=capture,
-            limits=WorkerLimits(max_batch=args.max_batch, max_queue=args.max_queue, timeout=args.timeout),
+            limits=limits,
             record_path=str(args.record) if args.record else None,
         )
         spec_file = None

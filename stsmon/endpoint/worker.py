@@ -36,7 +36,6 @@ import random
 import signal
 import socket
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from stscontracts import names
 
 from ..clock import Clock
 from .capture import CaptureWriter
+from .batching import Batcher
 from .capture_record import CaptureEvent
 from .model import DEFAULT_ACCEPT, InferenceHandler, Result, container_request
 from .protocol import DISCARD_LIMIT, HttpConnection, Request
@@ -56,12 +56,9 @@ log = logging.getLogger("stsmon.endpoint.worker")
 #: back quickly from the CPU-bound inference thread to read requests and write
 #: answers (Python's default, 5 ms, shows up directly in p99 latency).
 SWITCH_INTERVAL = 0.0005
-#: An inference thread whose last batch ended less than this ago (s) counts as busy.
-BUSY_GAP = 0.002
 #: Accept balancing (see server.ConnectionBalance): waits before taking a connection anyway.
 ACCEPT_DEFERRALS = 5
 ACCEPT_DEFER_SECONDS = 0.002
-BATCH_WAIT = float(__import__('os').environ.get('STSMON_BATCH_WAIT', '0.001'))
 #: While draining, a keep-alive connection idle this long (s) is closed.
 DRAIN_IDLE_GRACE = 0.25
 
@@ -90,8 +87,15 @@ class WorkerLimits:
     max_connections: int = 1024
     idle_timeout: float = 60.0
     drain_timeout: float = 30.0
-    #: Dynamic batching: how long a busy inference thread waits for more requests (s; 0 = off).
+    #: Dynamic batching: how long a busy inference thread waits for more requests (s; 0 = off;
+    #: ``--batch-wait`` of ``python -m stsmon.endpoint serve``; see batching.Batcher).
     batch_wait: float = 0.0005
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.batch_wait <= 1:
+            raise ValueError(f"batch_wait must be 0-1 seconds, got {self.batch_wait!r}")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {self.max_batch!r}")
 
 
 class Job:
@@ -151,13 +155,11 @@ class Worker:
         self.account = account
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connections: set[HttpConnection] = set()
-        self.pending: collections.deque[Job] = collections.deque()
         self.inflight: dict[int, Job] = {}
-        self.cv = threading.Condition()
+        self.batcher = Batcher(handler, max_batch=limits.max_batch, batch_wait=limits.batch_wait,
+                               open_connections=self.connections.__len__, deliver=self._from_batcher)
         self.draining = False
-        self.stopping = False
         self._done: asyncio.Future | None = None
-        self._thread: threading.Thread | None = None
         self._accepting = False
         self._runtime_prefix = "/endpoints/"
         self._variant_header = ("X-Amzn-Invoked-Production-Variant", variant)
@@ -179,8 +181,7 @@ class Worker:
         self._accepting = True
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.begin_drain)
-        self._thread = threading.Thread(target=self._infer_loop, name="inference", daemon=True)
-        self._thread.start()
+        self.batcher.start()
         loop.call_later(1.0, self._sweep)
         try:
             loop.run_until_complete(self._done)
@@ -230,11 +231,8 @@ class Worker:
         self.loop.call_later(0.02, self._check_drained, deadline)
 
     def _shutdown(self) -> None:
-        with self.cv:
-            self.stopping = True
-            self.cv.notify_all()
-        if self._thread is not None:
-            self._thread.join(5.0)
+        self.batcher.stop(5.0)
+        log.info("inference: %d batch(es), %d invocation(s)", self.batcher.batches, self.batcher.jobs)
         if self.capture is not None:
             stats = self.capture.close()
             log.info("capture closed: %d written, %d dropped, %d file(s)", stats.written, stats.dropped, stats.files)
@@ -397,7 +395,7 @@ class Worker:
             else:
                 self._plain(conn, 400, problem, keep)
             return
-        if len(self.pending) >= self.limits.max_queue:
+        if len(self.batcher) >= self.limits.max_queue:
             self.counts["503"] += 1
             msg = "the endpoint is overloaded; retry after 1 second"
             extra = (("Retry-After", "1"),)
@@ -410,53 +408,13 @@ class Worker:
         job = Job(conn, runtime, body, headers.get("content-type", ""), program_type, accept, inference_id,
                   self.clock.now().timestamp(), time.monotonic() + self.limits.timeout, keep)
         self.inflight[id(job)] = job
-        with self.cv:
-            self.pending.append(job)
-            self.cv.notify()
+        self.batcher.submit(job)
 
     # -- inference thread -------------------------------------------------------
 
-    def _infer_loop(self) -> None:
-        handler = self.handler
-        cv = self.cv
-        pending = self.pending
-        max_batch = self.limits.max_batch
-        batch_wait = self.limits.batch_wait
-        last_end = 0.0
-        while True:
-            with cv:
-                while not pending and not self.stopping:
-                    cv.wait()
-                if not pending:
-                    return
-                # Dynamic batching: when the thread is busy (its last batch ended a moment
-                # ago) and more connections are open than requests are waiting, those
-                # clients' next requests are probably on their way: waiting up to
-                # batch_wait for them lets one predict_fn call serve several requests
-                # (per pair: 2.0 ms alone, 1.1 ms in fours, 1.0 ms in eights). An idle
-                # endpoint answers at once.
-                if batch_wait > 0 and time.monotonic() - last_end < BUSY_GAP:
-                    deadline = time.monotonic() + batch_wait
-                    while (len(pending) < max_batch and len(self.connections) > len(pending)
-                           and not self.stopping):
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            break
-                        cv.wait(left)
-                batch = []
-                while pending and len(batch) < max_batch:
-                    batch.append(pending.popleft())
-            live = [job for job in batch if not job.done]
-            if not live:
-                continue
-            try:
-                results = handler.infer([(j.body, j.program_type, j.accept) for j in live])
-            except Exception:  # a bug in the batching itself: fail these, keep serving
-                log.exception("inference batch failed")
-                msg = b"internal error while running the model; see the endpoint log"
-                results = [Result(500, msg, "text/plain; charset=utf-8", "server", msg.decode())] * len(live)
-            self.loop.call_soon_threadsafe(self._deliver, live, results)
-            last_end = time.monotonic()
+    def _from_batcher(self, jobs: list[Job], results) -> None:
+        """Called in the inference thread: answer on the loop."""
+        self.loop.call_soon_threadsafe(self._deliver, jobs, results)
 
     # -- answering --------------------------------------------------------------
 
