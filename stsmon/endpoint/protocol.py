@@ -18,6 +18,7 @@ The owner (:class:`stsmon.endpoint.worker.Worker`) implements
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 
@@ -46,6 +47,15 @@ REASONS = {
     505: "HTTP Version Not Supported",
 }
 
+# The grammar of RFC 9112 as h11 (0.16, h11/_abnf.py) reads it; the framing tests
+# (tests/stsmon/endpoint/test_http_framing.py) fuzz ours against h11.
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) (HTTP/[0-9]\.[0-9])")
+_HEADER_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?)[ \t]*")
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
+_DIGITS = re.compile(r"[0-9]+")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_TRAILER, _DISCARD = range(6)
 
 
@@ -64,7 +74,7 @@ class HttpConnection(asyncio.Protocol):
 
     __slots__ = (
         "owner", "transport", "buf", "state", "request", "need", "chunks", "body_size",
-        "busy", "closed", "last_active", "started", "base_max_body", "max_body", "too_large",
+        "busy", "closed", "last_active", "started", "base_max_body", "max_body", "too_large", "scanned",
     )
 
     def __init__(self, owner, max_body: int) -> None:
@@ -83,6 +93,7 @@ class HttpConnection(asyncio.Protocol):
         self.base_max_body = max_body
         self.max_body = max_body  # of the current request (the owner's ``body_limit(target)`` when it has one)
         self.too_large = False
+        self.scanned = 0  # bytes of an incomplete head already searched (each byte is searched once)
 
     # asyncio callbacks ----------------------------------------------------
 
@@ -135,9 +146,14 @@ class HttpConnection(asyncio.Protocol):
                 if not buf:
                     self.started = 0.0
                     return
-                end = buf.find(b"\r\n\r\n")
+                end = buf.find(b"\r\n\r\n", max(0, self.scanned - 3))
                 if end < 0 and len(buf) <= MAX_HEAD:
+                    if _BARE_LF.search(buf, self.scanned):  # a head that can never end: say so now
+                        self._fail(400, "bare LF line ending (use CRLF)")
+                        return
+                    self.scanned = len(buf)
                     return
+                self.scanned = 0
                 if end < 0 or end > MAX_HEAD:
                     self._fail(431, "request header section too large")
                     return
@@ -164,16 +180,12 @@ class HttpConnection(asyncio.Protocol):
                     if len(buf) > 1024:
                         self._fail(400, "malformed chunked body")
                     return
-                line = bytes(buf[:end]).split(b";", 1)[0].strip()
+                m = _CHUNK_LINE.fullmatch(buf, 0, end)
+                if m is None:
+                    self._fail(400, "malformed chunk size")
+                    return
+                size = int(m.group(1), 16)
                 del buf[:end + 2]
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    self._fail(400, "malformed chunk size")
-                    return
-                if size < 0:
-                    self._fail(400, "malformed chunk size")
-                    return
                 if size == 0:
                     self.state = _CHUNK_TRAILER
                     continue
@@ -208,37 +220,46 @@ class HttpConnection(asyncio.Protocol):
                 end = buf.find(b"\r\n")
                 if end < 0:
                     return
+                if end > MAX_HEAD:
+                    self._fail(431, "trailer section too large")
+                    return
                 line = bytes(buf[:end])
                 del buf[:end + 2]
                 if not line:  # end of trailers
                     self.request.body = b"".join(self.chunks)
                     self.chunks = []
                     self._complete()
+                elif _HEADER_LINE.fullmatch(line) is None:  # trailers are read, checked and dropped
+                    self._fail(400, "malformed trailer line")
+                    return
 
     def _start(self, head: bytes) -> bool:
         """Parse a request head; set up body reading. False when the connection failed."""
         lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ")
-        if len(parts) != 3 or not parts[0] or not parts[1]:
+        m = _REQUEST_LINE.fullmatch(lines[0])
+        version = m.group(3) if m else lines[0].rpartition(b" ")[2]
+        if version != b"HTTP/1.1" and version != b"HTTP/1.0" and version.startswith(b"HTTP/") and (
+                m or lines[0].count(b" ") == 2):
+            self._fail(505, "only HTTP/1.0 and HTTP/1.1 are supported")
+            return False
+        if m is None:
             self._fail(400, "malformed request line")
             return False
-        method_b, target_b, version = parts
-        if version != b"HTTP/1.1" and version != b"HTTP/1.0":
-            if version.startswith(b"HTTP/"):
-                self._fail(505, "only HTTP/1.0 and HTTP/1.1 are supported")
-            else:
-                self._fail(400, "malformed request line")
-            return False
+        method = m.group(1).decode("ascii")
+        target = m.group(2).decode("ascii")
         headers: dict[str, str] = {}
         for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name != name.strip() or b" " in name:
+            h = _HEADER_LINE.fullmatch(line)
+            if h is None:  # also obsolete line folding (RFC 9112 §5.2: 400) and bare LF
                 self._fail(400, "malformed header line")
                 return False
-            key = name.decode("latin-1").lower()
-            val = value.strip().decode("latin-1")
+            key = h.group(1).decode("latin-1").lower()
+            val = h.group(2).decode("latin-1")
             if key in headers:
-                if key in ("content-length", "host"):
+                if key == "host":
+                    self._fail(400, "more than one Host header")
+                    return False
+                if key == "content-length":
                     if headers[key] != val:
                         self._fail(400, f"conflicting {key} headers")
                         return False
@@ -246,12 +267,6 @@ class HttpConnection(asyncio.Protocol):
                 headers[key] = headers[key] + ", " + val
             else:
                 headers[key] = val
-        try:
-            method = method_b.decode("ascii")
-            target = target_b.decode("ascii")
-        except UnicodeDecodeError:
-            self._fail(400, "malformed request line")
-            return False
         conn = headers.get("connection", "").lower()
         if version == b"HTTP/1.1":
             keep_alive = "close" not in conn
@@ -271,6 +286,10 @@ class HttpConnection(asyncio.Protocol):
             if te.lower() != "chunked":
                 self._fail(501, f"transfer encoding {te!r} is not supported")
                 return False
+        if version == b"HTTP/1.1" and "host" not in headers:
+            self._fail(400, "missing Host header (required in HTTP/1.1)")
+            return False
+        if te is not None:
             self.chunks = []
             self.body_size = 0
             self.state = _CHUNK_SIZE
@@ -279,7 +298,7 @@ class HttpConnection(asyncio.Protocol):
         if cl is None:
             length = 0
         else:
-            if not cl.isdigit():
+            if _DIGITS.fullmatch(cl) is None:
                 self._fail(400, f"bad Content-Length {cl!r}")
                 return False
             length = int(cl)
