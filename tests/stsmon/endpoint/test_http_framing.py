@@ -1,8 +1,8 @@
 """The endpoint's HTTP/1.1 request framing, fuzzed against h11 as the oracle.
 
-``stsmon.endpoint.protocol.HttpConnection`` is hand-written (it measured
-faster than uvicorn + httptools with the same batching: docs/endpoint.md §
-"Why a hand-written HTTP server"). A parser that frames a byte stream
+``stsmon.endpoint.protocol.HttpConnection`` is hand-written (measured against
+uvicorn + httptools doing the same batching: docs/endpoint.md § "The HTTP
+layer"). A parser that frames a byte stream
 differently from the server in front of it is how requests get smuggled, so
 every generated stream goes through both ours and h11 (python-hyper/h11
 0.16.0, a maintained RFC 9112 parser; ``requirements-dev.txt``), in-process
