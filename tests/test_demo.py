@@ -257,3 +257,126 @@ def test_rerun_is_safe_and_skips_synth(demo_run, repo_root):
     assert len(listed) == 1  # same definition and data: the approved package is reused
     record = json.loads((demo_run["state"].root / "demo" / "trainmodel_out.json").read_text())
     assert record["model_package_arn"] == listed[0]["ModelPackageArn"]
+
+
+def test_a_release_pending_compare_approve_swap_then_roll_back(demo_run, repo_root, msrp):
+    """The release flow on the demo's deployment (issue 13): a second version, trained on 600 MSRP pairs and
+    registered PendingManualApproval, is not served by a deploy; compare runs both on its test split;
+    approve, then a deploy swaps it into the running endpoint while requests keep coming (none is
+    dropped) and the monitor's baseline becomes its own; rollback serves v1 again, pinned, and the
+    monitor's baseline is v1's again. (Last in this file: the rerun test above expects one package.)"""
+    import threading
+
+    import boto3
+    from botocore.config import Config
+
+    from stsmon.localcloud.api.runtime_client import LocalSageMakerRuntime
+
+    work, state, env = demo_run["work"], demo_run["state"], demo_run["env"]
+    common = ["--state-dir", str(state.root)]
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        """A command in a process of its own (train, deploy, rollback: what starts or swaps servers)."""
+        done = stsmon([*args, *common], cwd=repo_root, env=env)
+        if ok:
+            assert done.returncode == 0, " ".join(args) + "\n" + done.stdout[-3000:] + done.stderr[-3000:]
+        return done
+
+    def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        """A registry command in this process (the suite's network guard is on here too)."""
+        import contextlib
+        import io
+
+        from stsmon import cli as cli_module
+
+        out, err, old = io.StringIO(), io.StringIO(), os.getcwd()
+        os.chdir(repo_root)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = cli_module.main([*args, *common])
+        finally:
+            os.chdir(old)
+        done = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+        if ok:
+            assert code == 0, " ".join(args) + "\n" + done.stdout[-3000:] + done.stderr[-3000:]
+        return done
+
+    def versions() -> dict[int, dict]:
+        return {v["version"]: v for v in json.loads(cli("model", "list", "--json").stdout)}
+
+    def monitor_baseline() -> str:
+        from stsmon.localcloud.deployer import load_record
+
+        return load_record(state, "sts-monitoring").outputs["BaselineUri"]
+
+    def baseline_of(n: int) -> str:
+        package = Registry(state.registry_db).describe_model_package(ModelPackageName=f"stsPackageGroup/{n}")
+        return package["DriftCheckBaselines"]["ModelQuality"]["Constraints"]["S3Uri"].rsplit("/", 1)[0] + "/"
+
+    sample = work / "msrp-600.txt"
+    lines = (msrp / "stsmsrpc.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    sample.write_text("".join(lines[:601]), encoding="utf-8")
+    run("train", "--input-data", str(sample), "--out", str(work / "train-v2.json"),
+        "-p", "ModelApprovalStatus=PendingManualApproval", "-p", "QualityThreshold=0.5")
+    listed = versions()
+    assert (listed[2]["status"], listed[2]["served"], listed[1]["served"]) == ("PendingManualApproval", False, True)
+    assert monitor_baseline() == baseline_of(1)
+
+    assembly = ["--assembly", str(work / "cdk.out")]
+    run("deploy", *assembly)  # a pending version is not served
+    assert versions()[1]["served"]
+
+    compared = json.loads(cli("model", "compare", "1", "2", "--json", "--resamples", "300").stdout)
+    assert compared["pairs"] == 90 and "the test split of the run that registered v2" in compared["data"]
+    # and on what the endpoint was asked in the demo's labelled window (its drill labels: the newest ones)
+    sent = json.loads((state.root / "demo" / "testendpoint_out.json").read_text())["inferences"]
+    assert compared["windows"]["pairs"] == len([r for r in sent if not r.get("error")])
+    assert compared["windows"]["data"].startswith("1 labelled monitoring window(s): ")
+    assert {m["name"] for m in compared["metrics"]} == {"accuracy", "precision", "recall", "f1", "auc"}
+    accuracy = next(m for m in compared["metrics"] if m["name"] == "accuracy")
+    assert accuracy["difference_ci95"][0] <= accuracy["difference"] <= accuracy["difference_ci95"][1]
+
+    if listed[2]["gate"]["passes"]:
+        cli("model", "approve", "2", "-d", "reviewed: compared on its test split")
+    else:  # 600 pairs make a weaker model: the configured gate (accuracy >= 0.7) refuses it without --force
+        refused = cli("model", "approve", "2", ok=False)
+        assert refused.returncode == 2 and "fails the gate" in refused.stderr and "Traceback" not in refused.stderr
+        cli("model", "approve", "2", "--force", "-d", "reviewed: a small-sample candidate, approved for the drill")
+    assert versions()[2]["status"] == "Approved"
+
+    url = LocalSageMakerRuntime(state, "us-east-1").url("sts-endpoint")
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1", endpoint_url=url,
+                          aws_access_key_id="local", aws_secret_access_key="local",
+                          config=Config(retries={"total_max_attempts": 1}, read_timeout=30))
+    stop, answers, failures = threading.Event(), [], []
+
+    def send() -> None:
+        while not stop.is_set():
+            try:
+                reply = client.invoke_endpoint(EndpointName="sts-endpoint", ContentType="text/csv", Accept="text/csv",
+                                               Body=b'"A man is playing a guitar.","A man plays the guitar."\n')
+                answers.append(reply["Body"].read())
+            except Exception as exc:  # every failure is a dropped request
+                failures.append(repr(exc))
+
+    senders = [threading.Thread(target=send) for _ in range(2)]
+    for thread in senders:
+        thread.start()
+    try:
+        run("deploy", "sts-serving", "sts-monitoring", *assembly)
+    finally:
+        stop.set()
+        for thread in senders:
+            thread.join()
+    assert failures == [] and len(answers) > 10
+    assert versions()[2]["served"] and monitor_baseline() == baseline_of(2)
+
+    rolled = run("model", "rollback", *assembly)
+    assert "The endpoint serves v1 again (was v2)" in rolled.stdout
+    listed = versions()
+    assert listed[1]["served"] and not listed[2]["served"]
+    assert monitor_baseline() == baseline_of(1) != baseline_of(2)
+    refused = cli("model", "rollback", *assembly, ok=False)
+    assert refused.returncode == 2 and "no Approved version older than v1" in refused.stderr
+    # Leave the deployment as the demo left it: only v1 Approved.
+    cli("model", "reject", "2", "-d", "rolled back")

@@ -9,6 +9,7 @@ import click
 
 from .common import context_option, state_dir_option, target_option
 
+MANUAL_APPROVAL = "PendingManualApproval"
 STEPS = (
     "Data: find or fetch the MSRP corpus",
     "Synth: the CDK app into a cloud assembly",
@@ -38,9 +39,13 @@ STEPS = (
               help="Train even when the pipeline definition and the data are those of the package already registered.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Requests in flight while sending the test split.")
+@click.option("--manual-approval", is_flag=True,
+              help="Register new versions PendingManualApproval (MODEL_APPROVAL_STATUS) and approve them in a "
+                   "review step (`stsmon model approve`, refused if the evaluation fails the quality gate) "
+                   "before deploying.")
 @click.pass_context
 def command(ctx: click.Context, target: str, state_dir: Path | None, context: tuple[str, ...], input_data: str | None,
-            assembly: Path, fresh: bool, no_drill: bool, retrain: bool, concurrency: int) -> None:
+            assembly: Path, fresh: bool, no_drill: bool, retrain: bool, concurrency: int, manual_approval: bool) -> None:
     """Run the complete original workflow on this machine, no AWS account
     needed: synth, local deploy, train, deploy the endpoint with data capture,
     send the test split, label it, monitor, then a drift drill (noisy labels
@@ -63,6 +68,8 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
 
     project = Path.cwd()
     d.check_project(project)
+    if manual_approval:  # the pipeline's ModelApprovalStatus default, as `cdk -c` would set it
+        context = (*context, f"MODEL_APPROVAL_STATUS={MANUAL_APPROVAL}")
     assembly = assembly if assembly.is_absolute() else project / assembly
     with command_clients(target, state_dir, context) as clients:
         _demo(ctx, clients, project=project, assembly=assembly, context=context, input_data=input_data, fresh=fresh,
@@ -145,6 +152,15 @@ def _demo(ctx: click.Context, clients: Any, *, project: Path, assembly: Path, co
             ctx.invoke(steps["train"], input_data=str(data), out_file=record_file, **common)
             record = json.loads(record_file.read_text())
             d.remember_training(state, key, record)
+        if record.get("model_approval_status") == MANUAL_APPROVAL:
+            from .model import approve
+
+            echo(f"    {record['model_package_arn']} is {MANUAL_APPROVAL}: the review step approves it "
+                 "(stsmon model approve; refused if its evaluation fails the quality gate)")
+            ctx.invoke(approve, version=str(record["model_package_version"]), force=False,
+                       description="approved by stsmon demo --manual-approval: its evaluation passes the quality gate",
+                       **common)
+            record["model_approval_status"] = "Approved"
         result.files["train_record"] = str(record_file)
         result.facts["model_package_arn"] = record.get("model_package_arn")
         result.facts["evaluation_metrics"] = record.get("metrics")

@@ -154,22 +154,25 @@ def reject(target: str, state_dir: Path | None, context: tuple[str, ...], descri
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Labelled pairs to compare on (a split CSV or an MSRP-layout file). Default: the test split "
                    "of the training run that registered B.")
+@click.option("--windows", type=click.IntRange(0, 100), default=3, show_default=True,
+              help="Also compare on the newest N monitoring windows that have labels (0: not).")
 @click.option("--resamples", type=click.IntRange(100, 100_000), default=1000, show_default=True,
               help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampled indices.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON document.")
 @click.argument("a")
 @click.argument("b")
-def compare(target: str, state_dir: Path | None, context: tuple[str, ...], data: Path | None, resamples: int,
-            seed: int, as_json: bool, a: str, b: str) -> None:
+def compare(target: str, state_dir: Path | None, context: tuple[str, ...], data: Path | None, windows: int,
+            resamples: int, seed: int, as_json: bool, a: str, b: str) -> None:
     """Compare version A with version B (e.g. the served one with a candidate) on the same labelled
     pairs: each metric of both, their difference, paired-bootstrap 95 % intervals, and a plain verdict
-    on the quality metric (QUALITY_METRIC). Each version answers with its own inference program."""
+    on the quality metric (QUALITY_METRIC); and on what the endpoint was asked in the newest labelled
+    monitoring windows, when there are some. Each version answers with its own inference program."""
     from ..models.compare import compare as run_compare
     from ..models.compare import format_comparison
 
     with command_clients(target, state_dir, context) as clients:
-        result = run_compare(clients, a, b, data=data, resamples=resamples, seed=seed)
+        result = run_compare(clients, a, b, data=data, windows=windows, resamples=resamples, seed=seed)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -126,42 +126,70 @@ class MetricComparison:
 
 
 @dataclass(frozen=True)
+class Section:
+    """The comparison on one set of pairs (the test split, or the monitoring windows)."""
+
+    data: str
+    pairs: int
+    metrics: list[MetricComparison]
+    agreement: float  # share of pairs with the same predicted label (classification) or |score diff| < 0.5
+
+    def row(self, name: str) -> MetricComparison:
+        return next(m for m in self.metrics if m.name == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"data": self.data, "pairs": self.pairs, "agreement": self.agreement,
+                "metrics": [{"name": m.name, "higher_is_better": m.higher_is_better, "a": m.a, "b": m.b,
+                             "difference": m.difference, "a_ci95": list(m.a_interval), "b_ci95": list(m.b_interval),
+                             "difference_ci95": list(m.difference_interval), "outcome": m.outcome}
+                            for m in self.metrics]}
+
+
+def _verdict(section: Section, metric: str, a: str, b: str, where: str) -> str:
+    row = section.row(metric)
+    lo, hi = row.difference_interval
+    change = f"{row.difference:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f})"
+    if row.outcome == "better":
+        return f"{b} is better than {a} on {row.name} {where}: {change}, paired bootstrap on {section.pairs} pairs."
+    if row.outcome == "worse":
+        return f"{b} is worse than {a} on {row.name} {where}: {change}, paired bootstrap on {section.pairs} pairs."
+    return (f"No clear difference between {b} and {a} on {row.name} {where}: {change} includes 0 "
+            f"({section.pairs} pairs; more data would tell them apart, if they differ).")
+
+
+@dataclass(frozen=True)
 class Comparison:
     a: v.Version
     b: v.Version
-    data: str
-    pairs: int
     problem_type: str
-    metrics: list[MetricComparison]
-    agreement: float  # share of pairs with the same predicted label (classification) or |score diff| < 0.5
+    test: Section
     verdict_metric: str
     resamples: int
     seed: int
-    notes: list[str] = field(default_factory=list)
+    windows: Section | None = None
+    window_note: str = ""
+
+    @property
+    def pairs(self) -> int:
+        return self.test.pairs
 
     @property
     def verdict(self) -> str:
-        row = next(m for m in self.metrics if m.name == self.verdict_metric)
-        lo, hi = row.difference_interval
-        change = f"{row.difference:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f})"
-        a, b = self.a.label, self.b.label
-        if row.outcome == "better":
-            return f"{b} is better than {a} on {row.name}: {change}, paired bootstrap on {self.pairs} pairs."
-        if row.outcome == "worse":
-            return f"{b} is worse than {a} on {row.name}: {change}, paired bootstrap on {self.pairs} pairs."
-        return (f"No clear difference between {b} and {a} on {row.name}: {change} includes 0 "
-                f"({self.pairs} pairs; a larger test set would tell them apart, if they differ).")
+        return _verdict(self.test, self.verdict_metric, self.a.label, self.b.label, "on the test split")
+
+    @property
+    def windows_verdict(self) -> str:
+        if self.windows is None:
+            return ""
+        return _verdict(self.windows, self.verdict_metric, self.a.label, self.b.label, "on the monitoring windows")
 
     def as_dict(self) -> dict[str, Any]:
         return {"a": {"version": self.a.number, "arn": self.a.arn, "status": self.a.status},
                 "b": {"version": self.b.number, "arn": self.b.arn, "status": self.b.status},
-                "data": self.data, "pairs": self.pairs, "problem_type": self.problem_type,
-                "resamples": self.resamples, "seed": self.seed, "agreement": self.agreement,
-                "metrics": [{"name": m.name, "higher_is_better": m.higher_is_better, "a": m.a, "b": m.b,
-                             "difference": m.difference, "a_ci95": list(m.a_interval), "b_ci95": list(m.b_interval),
-                             "difference_ci95": list(m.difference_interval), "outcome": m.outcome}
-                            for m in self.metrics],
-                "verdict_metric": self.verdict_metric, "verdict": self.verdict, "notes": self.notes}
+                "problem_type": self.problem_type, "resamples": self.resamples, "seed": self.seed,
+                **self.test.as_dict(), "verdict_metric": self.verdict_metric, "verdict": self.verdict,
+                "windows": {**self.windows.as_dict(), "verdict": self.windows_verdict} if self.windows else None,
+                "windows_note": self.window_note}
 
 
 def paired_bootstrap(problem_type: str, y: np.ndarray, pred_a: list[dict[str, Any]], pred_b: list[dict[str, Any]],
@@ -263,10 +291,18 @@ def test_data(clients: Any, a: v.Version, b: v.Version, data: Path | None) -> tu
     return latest_test_split(clients, clients.config.pipeline_name), "the test split of the latest training run"
 
 
-def compare(clients: Any, ref_a: str, ref_b: str, *, data: Path | None = None, resamples: int = RESAMPLES,
-            seed: int = SEED) -> Comparison:
-    """Compare versions ``ref_a`` and ``ref_b`` (see the module docstring)."""
+def _agreement(problem_type: str, pred_a: list[dict[str, Any]], pred_b: list[dict[str, Any]]) -> float:
+    if problem_type == REGRESSION:
+        return float(np.mean([abs(pa["score"] - pb["score"]) < 0.5 for pa, pb in zip(pred_a, pred_b)]))
+    return float(np.mean([pa["label"] == pb["label"] for pa, pb in zip(pred_a, pred_b)]))
+
+
+def compare(clients: Any, ref_a: str, ref_b: str, *, data: Path | None = None, windows: int = 3,
+            resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
+    """Compare versions ``ref_a`` and ``ref_b`` (see the module docstring); also on the last ``windows``
+    labelled monitoring windows when there are some (:mod:`.windows`)."""
     from ..test_split import read_pairs
+    from .windows import labelled_windows
 
     found = v.list_versions(clients, with_metrics=False)
     a, b = v.find(found, ref_a), v.find(found, ref_b)
@@ -285,33 +321,55 @@ def compare(clients: Any, ref_a: str, ref_b: str, *, data: Path | None = None, r
     y = np.array([p.label for p in labelled], dtype=float)
     if problem_type == BINARY_CLASSIFICATION and not set(np.unique(y)) <= {0.0, 1.0}:
         raise UsageError(f"{path}: labels must be 0 or 1 for {problem_type}")
-    pairs = [(p.sentence1, p.sentence2) for p in labelled]
+    live = labelled_windows(clients, windows)
+    n = len(labelled)
+    pairs = [(p.sentence1, p.sentence2) for p in labelled] + live.pairs
     pred_a, pred_b = score(clients, [a, b], pairs)
-    rows = paired_bootstrap(problem_type, y, pred_a, pred_b, resamples=resamples, seed=seed)
-    if problem_type == REGRESSION:
-        agreement = float(np.mean([abs(pa["score"] - pb["score"]) < 0.5 for pa, pb in zip(pred_a, pred_b)]))
-    else:
-        agreement = float(np.mean([pa["label"] == pb["label"] for pa, pb in zip(pred_a, pred_b)]))
-    names = [m.name for m in rows]
+    names = list(REGRESSION_METRICS if problem_type == REGRESSION else CLASSIFICATION_METRICS)
     wanted = clients.config.quality_metric
     verdict_metric = wanted if wanted in names else names[0]
-    return Comparison(a, b, f"{where} ({path})", len(labelled), problem_type, rows, agreement, verdict_metric,
-                      resamples, seed)
+    test = Section(f"{where} ({path})", n, paired_bootstrap(problem_type, y, pred_a[:n], pred_b[:n],
+                                                            resamples=resamples, seed=seed),
+                   _agreement(problem_type, pred_a[:n], pred_b[:n]))
+    window_section, note = None, live.note
+    if len(live.pairs) >= 2:
+        spans = ", ".join(f"{w['start']}/{w['end']}" for w in live.windows)
+        y_live = np.array(live.labels, dtype=float)
+        window_section = Section(f"{len(live.windows)} labelled monitoring window(s): {spans}", len(live.pairs),
+                                 paired_bootstrap(problem_type, y_live, pred_a[n:], pred_b[n:],
+                                                  resamples=resamples, seed=seed),
+                                 _agreement(problem_type, pred_a[n:], pred_b[n:]))
+        if live.skipped:
+            note = f"{live.skipped} labelled request(s) left out (not one readable pair)"
+    elif windows > 0 and not note:
+        note = "the labelled monitoring windows have fewer than 2 readable pairs"
+    return Comparison(a, b, problem_type, test, verdict_metric, resamples, seed, window_section, note)
+
+
+def _table(section: Section, a: str, b: str) -> list[str]:
+    def cell(value: float, interval: tuple[float, float], signed: bool = False) -> str:
+        fmt = "{:+.3f}" if signed else "{:.3f}"
+        return f"{fmt.format(value)} [{fmt.format(interval[0])}, {fmt.format(interval[1])}]"
+
+    lines = [f"  {'metric':<10} {a:>22} {b:>22} {b + ' - ' + a:>28}"]
+    for m in section.metrics:
+        mark = {"better": f"  {b} better", "worse": f"  {b} worse", "unclear": ""}[m.outcome]
+        lines.append(f"  {m.name:<10} {cell(m.a, m.a_interval):>22} {cell(m.b, m.b_interval):>22} "
+                     f"{cell(m.difference, m.difference_interval, True):>28}{mark}")
+    lines.append(f"  predictions agree on {section.agreement:.1%} of the pairs")
+    return lines
 
 
 def format_comparison(result: Comparison) -> list[str]:
-    a, b = result.a, result.b
-    lines = [f"{a.label} ({a.status}) vs {b.label} ({b.status}) on {result.pairs} labelled pairs: {result.data}",
-             f"  {'metric':<10} {a.label:>22} {b.label:>22} {b.label + ' - ' + a.label:>28}"]
-    for m in result.metrics:
-        def cell(value: float, interval: tuple[float, float], signed: bool = False) -> str:
-            fmt = "{:+.3f}" if signed else "{:.3f}"
-            return f"{fmt.format(value)} [{fmt.format(interval[0])}, {fmt.format(interval[1])}]"
-
-        mark = {"better": f"  {b.label} better", "worse": f"  {b.label} worse", "unclear": ""}[m.outcome]
-        lines.append(f"  {m.name:<10} {cell(m.a, m.a_interval):>22} {cell(m.b, m.b_interval):>22} "
-                     f"{cell(m.difference, m.difference_interval, True):>28}{mark}")
-    lines.append(f"  predictions agree on {result.agreement:.1%} of the pairs; 95 % intervals from a paired bootstrap "
-                 f"({result.resamples} resamples, seed {result.seed})")
+    a, b = result.a.label, result.b.label
+    lines = [f"{a} ({result.a.status}) vs {b} ({result.b.status}) on {result.test.pairs} labelled pairs: "
+             f"{result.test.data}", *_table(result.test, a, b)]
+    if result.windows is not None:
+        lines += [f"On {result.windows.pairs} labelled pairs of {result.windows.data}", *_table(result.windows, a, b)]
+    elif result.window_note:
+        lines.append(f"Monitoring windows: {result.window_note}.")
+    lines.append(f"95 % intervals from a paired bootstrap ({result.resamples} resamples, seed {result.seed}).")
     lines.append(f"Verdict: {result.verdict}")
+    if result.windows is not None:
+        lines.append(f"         {result.windows_verdict}")
     return lines

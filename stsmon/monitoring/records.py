@@ -66,6 +66,9 @@ class CapturedInference:
     inference_time: str
     output: str
     output_type: str
+    input: str = ""  # captureData.endpointInput.data, as captured (see input_encoding)
+    input_type: str = ""
+    input_encoding: str = ""
 
 
 def hour_of_folder(folder: str) -> datetime | None:
@@ -89,7 +92,8 @@ def iter_capture_lines(lines: Iterable[str], where: str) -> Iterator[CapturedInf
             meta = record["eventMetadata"]
             out = record["captureData"]["endpointOutput"]
             event_id = meta["eventId"]
-        except (ValueError, KeyError, TypeError):
+            given = record["captureData"].get("endpointInput") or {}
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
         inference_id = meta.get("inferenceId") or None
         yield CapturedInference(
@@ -99,4 +103,7 @@ def iter_capture_lines(lines: Iterable[str], where: str) -> Iterator[CapturedInf
             inference_time=meta.get("inferenceTime", ""),
             output=out.get("data", ""),
             output_type=out.get("observedContentType", ""),
+            input=given.get("data", "") if isinstance(given, dict) else "",
+            input_type=given.get("observedContentType", "") if isinstance(given, dict) else "",
+            input_encoding=given.get("encoding", "") if isinstance(given, dict) else "",
         )

@@ -122,7 +122,8 @@ def test_compare_scores_both_versions_with_their_own_programs(two_versions):
     assert result["agreement"] == 1.0 and result["verdict_metric"] == "accuracy"
     accuracy = result["metrics"][0]
     assert accuracy["a"] == accuracy["b"] and 0.5 <= accuracy["a"] <= 1.0 and accuracy["difference_ci95"] == [0.0, 0.0]
-    assert result["verdict"].startswith("No clear difference between v2 and v1 on accuracy: +0.0000")
+    assert result["verdict"].startswith("No clear difference between v2 and v1 on accuracy on the test split: +0.0000")
+    assert result["windows"] is None and result["windows_note"] == "no monitoring deployed"
 
 
 def test_the_comparison_reads_as_a_table_and_a_verdict(tmp_path, clock):
@@ -136,12 +137,37 @@ def test_the_comparison_reads_as_a_table_and_a_verdict(tmp_path, clock):
                                 resamples=200)
     va = Version("arn:a/1", 1, "Approved", clock.now())
     vb = Version("arn:a/2", 2, "PendingManualApproval", clock.now())
-    result = cmp.Comparison(va, vb, "test.csv", 400, "BinaryClassification", rows, 0.7, "accuracy", 200, 0)
+    test = cmp.Section("test.csv", 400, rows, 0.7)
+    result = cmp.Comparison(va, vb, "BinaryClassification", test, "accuracy", 200, 0,
+                            window_note="no monitoring window has labels yet")
     lines = cmp.format_comparison(result)
     assert lines[0] == "v1 (Approved) vs v2 (PendingManualApproval) on 400 labelled pairs: test.csv"
     assert lines[2].split()[0] == "accuracy" and lines[2].endswith("v2 better")
-    assert lines[-1].startswith("Verdict: v2 is better than v1 on accuracy: +0.")
+    assert "Monitoring windows: no monitoring window has labels yet." in lines
+    assert lines[-1].startswith("Verdict: v2 is better than v1 on accuracy on the test split: +0.")
     assert "paired bootstrap on 400 pairs" in lines[-1]
+    live = cmp.Comparison(va, vb, "BinaryClassification", test, "accuracy", 200, 0,
+                          windows=cmp.Section("1 labelled monitoring window(s): A/B", 400, rows[::-1][::-1], 0.7))
+    lines = cmp.format_comparison(live)
+    assert "On 400 labelled pairs of 1 labelled monitoring window(s): A/B" in lines
+    assert lines[-1].strip().startswith("v2 is better than v1 on accuracy on the monitoring windows")
+
+
+def test_a_captured_request_gives_its_pair_as_the_endpoint_read_it():
+    import base64
+
+    from stsmon.models.windows import _pair
+    from stsmon.monitoring.records import CapturedInference
+
+    def rec(data, kind, encoding="CSV"):
+        return CapturedInference("k", "k", "e", "", "", "", data, kind, encoding)
+
+    assert _pair(rec('"He said ""no"".",She refused.\n', "text/csv")) == ('He said "no".', "She refused.")
+    encoded = base64.b64encode(b"a b,c d\n").decode()
+    assert _pair(rec(encoded, "text/csv", "BASE64")) == ("a b", "c d")
+    assert _pair(rec('{"instances": [{"sentence1": "x", "sentence2": "y"}]}', "application/json", "JSON")) == ("x", "y")
+    assert _pair(rec("a,b\nc,d\n", "text/csv")) is None  # two pairs in one request: one label cannot score both
+    assert _pair(rec("x", "application/x-npy")) is None
 
 
 def test_compare_refuses_unlabelled_data_and_a_version_with_itself(two_versions, tmp_path):
