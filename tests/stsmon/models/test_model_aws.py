@@ -119,3 +119,65 @@ def test_a_pinned_aws_deploy_synthesizes_with_the_pin(tmp_path):
     argv = aws_deploy_argv(tmp_path, Path("cdk.out"), ("sts-serving", "sts-monitoring"), True, pinned_package=arn(1))
     assert argv[1:] == ["deploy", "--output", "cdk.out", "-c", f"MODEL_PACKAGE_ARN={arn(1)}", "--no-notices",
                         "--require-approval", "broadening", "--exclusively", "sts-serving", "sts-monitoring"]
+
+
+def test_compare_on_aws_reads_the_registering_runs_test_split_and_both_models_through_the_clients(
+        boto_client, aws_clients, tmp_path):
+    """compare --target aws: which versions (SageMaker, stubbed), the test split of the execution that
+    registered B (its MetadataProperties.GeneratedBy -> Preprocess job -> its test output in S3) and both
+    model archives are read through the clients (S3 in moto); each model scores with its own program."""
+    import sys
+    import tarfile
+
+    import boto3
+    from moto import mock_aws
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "endpoint"))
+    from endpoint_fixtures import build_toy_model
+
+    from stsmon.models.compare import compare
+
+    folder = build_toy_model(tmp_path / "toy")
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(folder)))
+    execution = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/stspipeline/execution/abc123"
+    job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/pipelines-abc123-preprocess-x1"
+    rows = ['1,"the cat sat on the mat","a cat sat on the mat"', '0,"the sky is blue","bananas are yellow"',
+            '1,"stocks fell sharply","shares fell sharply"', '0,"I like tea","the train was late"'] * 5
+    with mock_aws():
+        s3_client = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+        s3_client.create_bucket(Bucket="bkt", CreateBucketConfiguration={"LocationConstraint": REGION})
+        for n in (1, 2):
+            s3_client.put_object(Bucket="bkt", Key=f"run{n}/model.tar.gz", Body=archive.read_bytes())
+        s3_client.put_object(Bucket="bkt", Key="sts/pipelines/abc123/test/test.csv", Body="\n".join(rows) + "\n")
+        sm_client = boto_client("sagemaker", REGION)
+        clients = aws_clients({"sagemaker": sm_client, "s3": s3_client},
+                              config=Config(endpoint_name=ENDPOINT, region=REGION))
+        with Stubber(sm_client) as sm:
+            expect_served(sm, 1)
+            v2 = {**package(2, "PendingManualApproval"), "MetadataProperties": {"GeneratedBy": execution}}
+            sm.add_response("list_model_packages", {"ModelPackageSummaryList": [
+                {k: p[k] for k in ("ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn", "CreationTime",
+                                   "ModelPackageStatus", "ModelApprovalStatus")} for p in (v2, package(1, "Approved"))]},
+                {"ModelPackageGroupName": GROUP, "SortBy": "CreationTime", "SortOrder": "Descending"})
+            sm.add_response("describe_model_package", v2, {"ModelPackageName": arn(2)})
+            sm.add_response("describe_model_package", package(1, "Approved"), {"ModelPackageName": arn(1)})
+            sm.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+                {"StepName": "Preprocess", "StepStatus": "Succeeded", "Metadata": {"ProcessingJob": {"Arn": job}}}]},
+                {"PipelineExecutionArn": execution, "SortOrder": "Ascending"})
+            sm.add_response("describe_processing_job", {
+                "ProcessingJobName": "pipelines-abc123-preprocess-x1", "ProcessingJobArn": job,
+                "ProcessingJobStatus": "Completed", "CreationTime": WHEN, "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/r",
+                "AppSpecification": {"ImageUri": IMAGE},
+                "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                          "VolumeSizeInGB": 30}},
+                "ProcessingOutputConfig": {"Outputs": [{"OutputName": "test", "S3Output": {
+                    "S3Uri": "s3://bkt/sts/pipelines/abc123/test", "LocalPath": "/opt/ml/processing/test",
+                    "S3UploadMode": "EndOfJob"}}]}}, {"ProcessingJobName": "pipelines-abc123-preprocess-x1"})
+            result = compare(clients, "1", "2", windows=0, resamples=200)
+            sm.assert_no_pending_responses()
+    assert (result.test.pairs, result.test.agreement) == (20, 1.0)
+    assert "the test split of the run that registered v2" in result.test.data
+    assert result.test.row("accuracy").difference_interval == (0.0, 0.0)
