@@ -31,10 +31,12 @@ P_LABEL_DELAY = "LabelDelayHours"
 P_MIN_COVERAGE = "MinLabelCoverage"
 P_PUBLISH = "PublishCloudWatch"
 P_BASELINE = "BaselineConstraintsUri"
+P_DATA_BASELINE = "DataQualityBaselineUri"
 P_INSTANCE = "MonitoringInstanceType"
 
 
 BASELINE_DIR = f"{PROCESSING_ROOT}/input/baseline"
+DATA_QUALITY_BASELINE_DIR = f"{PROCESSING_ROOT}/input/{names.INPUT_DATA_QUALITY_BASELINE}"
 OUTPUT_DIR = f"{PROCESSING_ROOT}/output"
 #: Where monitor.py downloads the window's capture and label files (the job's volume).
 DOWNLOAD_DIR = f"{PROCESSING_ROOT}/window"
@@ -46,7 +48,8 @@ def build_monitoring_definition(cfg: Config, code_prefix: str) -> dict[str, Any]
     """The monitoring pipeline definition with placeholders for the bucket,
     role, KMS key, region and the default baseline URI
     (``placeholders.BASELINE_URI``, resolved at deploy time from the served
-    model package)."""
+    model package) and of its data-quality baseline
+    (``placeholders.DATA_QUALITY_BASELINE_URI``, likewise)."""
     with offline_sdk(cfg.region):
         return definition_dict(_pipeline(cfg, code_prefix))
 
@@ -67,6 +70,7 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
         P_MIN_COVERAGE: ParameterFloat(P_MIN_COVERAGE, default_value=cfg.monitor_min_label_coverage),
         P_PUBLISH: ParameterString(P_PUBLISH, default_value="true", enum_values=["true", "false"]),
         P_BASELINE: ParameterString(P_BASELINE, default_value=placeholders.BASELINE_URI),
+        P_DATA_BASELINE: ParameterString(P_DATA_BASELINE, default_value=placeholders.DATA_QUALITY_BASELINE_URI),
         P_INSTANCE: ParameterString(P_INSTANCE, default_value=cfg.monitoring_instance_type),
     }
     # The monitor reads S3 and publishes CloudWatch metrics itself, so this job keeps network access.
@@ -80,6 +84,7 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
         inputs=[
             code_input(literals),
             processing_input("baseline", params[P_BASELINE], BASELINE_DIR),
+            processing_input(names.INPUT_DATA_QUALITY_BASELINE, params[P_DATA_BASELINE], DATA_QUALITY_BASELINE_DIR),
         ],
         outputs=[processing_output(names.OUTPUT_MONITORING, OUTPUT_DIR, output_uri)],
         arguments=[
@@ -88,6 +93,7 @@ def _pipeline(cfg: Config, code_prefix: str) -> Any:
             "--region", placeholders.REGION,
             "--download-dir", DOWNLOAD_DIR,
             "--baseline-dir", BASELINE_DIR,
+            "--data-quality-baseline-dir", DATA_QUALITY_BASELINE_DIR,
             "--output-dir", OUTPUT_DIR,
             "--exit-message-file", EXIT_MESSAGE_FILE,
             "--execution-time", ExecutionVariables.START_DATETIME,

@@ -19,10 +19,11 @@ BUCKET = f"{_TAG}-bucket"
 ROLE_ARN = f"arn:aws:iam::000000000000:role/{_TAG}-role"
 KMS_KEY_ARN = f"arn:aws:kms:us-east-1:000000000000:key/{_TAG}-key"
 BASELINE_URI = f"s3://{_TAG}-bucket/{_TAG}-baseline"
+DATA_QUALITY_BASELINE_URI = f"s3://{_TAG}-bucket/{_TAG}-dq-baseline"
 #: The stack's region (``AWS::Region``): the monitor makes its clients there.
 REGION = f"{_TAG}-region"
 
-ALL = (BASELINE_URI, BUCKET, ROLE_ARN, KMS_KEY_ARN, REGION)
+ALL = (BASELINE_URI, DATA_QUALITY_BASELINE_URI, BUCKET, ROLE_ARN, KMS_KEY_ARN, REGION)
 
 
 def substitute(value: Any, replacements: Mapping[str, str]) -> Any:

@@ -63,6 +63,7 @@ class MonitoringStack(Stack):
         if cfg.monitor_backend == "pipeline":
             values = replacements(foundation)
             values[placeholders.BASELINE_URI] = self.package.baseline_uri
+            values[placeholders.DATA_QUALITY_BASELINE_URI] = self.package.data_quality_baseline_uri
             values[placeholders.REGION] = self.region  # monitor.py makes its S3 and CloudWatch clients here
             monitor = PipelineQualityMonitor(
                 self,

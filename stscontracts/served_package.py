@@ -19,8 +19,11 @@ Properties:
                             up the package again (see docs/aws.md).
 
 Attributes (Fn::GetAtt): ModelPackageArn, ModelPackageVersion, ModelDataUrl,
-Image, BaselineConstraintsUri, BaselineStatisticsUri, BaselineUri, and per
-metric ``<metric>Threshold`` / ``<metric>Comparison``.
+Image, BaselineConstraintsUri, BaselineStatisticsUri, BaselineUri,
+DataQualityBaselineUri (the folder of ``DriftCheckBaselines.ModelDataQuality``;
+a package without one: BaselineUri, where the monitor finds no data-quality
+baseline and says so), and per metric ``<metric>Threshold`` /
+``<metric>Comparison``.
 
 Lifecycle. The *selection* is the properties that decide which package is
 served (group, pinned ARN, endpoint, Refresh); ``MetricNames`` only decides
@@ -162,6 +165,8 @@ def package_attributes(package: dict) -> dict:
     quality = package.get("ModelMetrics", {}).get("ModelQuality", {})
     constraints = (drift.get("Constraints") or quality.get("Constraints") or {}).get("S3Uri", "")
     statistics = (drift.get("Statistics") or {}).get("S3Uri", "")
+    data_quality = ((package.get("DriftCheckBaselines", {}).get("ModelDataQuality") or {}).get("Constraints")
+                    or {}).get("S3Uri", "")
     if not constraints:
         raise ServedPackageError(
             f"Model package {package['ModelPackageArn']} has no baseline constraints "
@@ -175,6 +180,7 @@ def package_attributes(package: dict) -> dict:
         "BaselineConstraintsUri": constraints,
         "BaselineStatisticsUri": statistics,
         "BaselineUri": posixpath.dirname(constraints) + "/",
+        "DataQualityBaselineUri": posixpath.dirname(data_quality or constraints) + "/",
     }
 
 

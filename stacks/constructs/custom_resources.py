@@ -195,6 +195,11 @@ class ServedModelPackage(Construct):
         return self.resource.get_att_string("BaselineUri")
 
     @property
+    def data_quality_baseline_uri(self) -> str:
+        """The folder of the package's data-quality baseline (``DriftCheckBaselines.ModelDataQuality``)."""
+        return self.resource.get_att_string("DataQualityBaselineUri")
+
+    @property
     def baseline_constraints_uri(self) -> str:
         return self.resource.get_att_string("BaselineConstraintsUri")
 

@@ -43,18 +43,24 @@ def test_parameters_and_defaults_from_config(definition):
         "MinLabelCoverage": ("Float", 0.4),
         "PublishCloudWatch": ("String", "true"),
         "BaselineConstraintsUri": ("String", placeholders.BASELINE_URI),
+        "DataQualityBaselineUri": ("String", placeholders.DATA_QUALITY_BASELINE_URI),
         "MonitoringInstanceType": ("String", "ml.m5.large"),
     }
 
 
-def test_inputs_are_code_and_baseline_only_no_growing_prefix(step):
+def test_inputs_are_code_and_baselines_only_no_growing_prefix(step):
     """Capture and ground truth grow every hour (up to the retention): a processing input would copy
     all of it onto the volume before every run. monitor.py reads the window's hours from S3 itself."""
     inputs = {i["InputName"]: i["S3Input"] for i in step["Arguments"]["ProcessingInputs"]}
-    assert set(inputs) == {"code", "baseline"}
+    assert set(inputs) == {"code", "baseline", "data-quality-baseline"}
     assert inputs["code"]["S3Uri"] == f"s3://{BUCKET}/{CODE_PREFIX}"
     assert inputs["baseline"]["S3Uri"] == {"Get": "Parameters.BaselineConstraintsUri"}
     assert inputs["baseline"]["LocalPath"] == "/opt/ml/processing/input/baseline"
+    dq = inputs["data-quality-baseline"]
+    assert dq["S3Uri"] == {"Get": "Parameters.DataQualityBaselineUri"}
+    assert dq["LocalPath"] == "/opt/ml/processing/input/data-quality-baseline"
+    arguments = step["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--data-quality-baseline-dir") + 1] == dq["LocalPath"]
     for name, s3 in inputs.items():
         assert "datacapture" not in str(s3["S3Uri"]) and "ground-truth" not in str(s3["S3Uri"]), name
 
@@ -104,6 +110,8 @@ def test_arguments_parse_with_the_monitor_interface(step):
         "download_dir": Path("/opt/ml/processing/window"),
         "region": placeholders.REGION,
         "baseline_dir": Path("/opt/ml/processing/input/baseline"),
+        "data_quality_baseline_dir": Path("/opt/ml/processing/input/data-quality-baseline"),
+        "data_quality_sample": 5000,
         "output_dir": Path("/opt/ml/processing/output"),
         "exit_message_file": Path("/opt/ml/output/message"),  # SageMaker's: the job's ExitMessage
         "execution_time": "2026-11-27T13:05:00.123Z",

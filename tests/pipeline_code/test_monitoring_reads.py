@@ -147,8 +147,11 @@ def test_one_run_reads_the_same_bytes_with_1_or_30_days_of_history(tmp_path, mon
             definition = placeholders.substitute(built, {
                 placeholders.BUCKET: bucket, placeholders.REGION: REGION,
                 placeholders.BASELINE_URI: f"s3://{bucket}/sts/baseline/constraints.json",
+                placeholders.DATA_QUALITY_BASELINE_URI: f"s3://{bucket}/sts/baseline/",
                 placeholders.ROLE_ARN: "arn:aws:iam::123456789012:role/sts", placeholders.KMS_KEY_ARN: "k"})
-            params = dict(parameters, BaselineConstraintsUri=f"s3://{bucket}/sts/baseline/constraints.json")
+            # A package without a data-quality baseline (its folder holds the model-quality files only).
+            params = dict(parameters, BaselineConstraintsUri=f"s3://{bucket}/sts/baseline/constraints.json",
+                          DataQualityBaselineUri=f"s3://{bucket}/sts/baseline/")
             (step,) = definition["Steps"]
             copied, read, result = _run_processing_step(s3, step, params, tmp_path / f"days-{days}" / "opt" / "ml")
             totals[days] = (copied, read)

@@ -295,6 +295,18 @@ def package_description(arn=ARN):
     }
 
 
+def test_the_data_quality_baseline_is_the_folder_of_its_constraints():
+    package = package_description()
+    folder = "s3://b/sts/pipelines/e1/BaselineDataQuality/data-quality-baseline"
+    package["DriftCheckBaselines"]["ModelDataQuality"] = {
+        "Statistics": {"ContentType": "application/json", "S3Uri": f"{folder}/statistics.json"},
+        "Constraints": {"ContentType": "application/json", "S3Uri": f"{folder}/constraints.json"},
+    }
+    data = approved_package.package_attributes(package)
+    assert data["DataQualityBaselineUri"] == f"{folder}/"
+    assert data["BaselineUri"] == CONSTRAINTS.rsplit("/", 1)[0] + "/"
+
+
 def stub_constraints(s3_stub, document):
     body = json.dumps(document).encode()
     s3_stub.add_response(
@@ -329,6 +341,9 @@ def test_latest_approved_package_with_thresholds_from_its_constraints():
     assert data["ModelPackageArn"] == ARN and data["ModelPackageVersion"] == "7"
     assert data["BaselineConstraintsUri"] == CONSTRAINTS
     assert data["BaselineUri"] == CONSTRAINTS.rsplit("/", 1)[0] + "/"
+    # No DriftCheckBaselines.ModelDataQuality (a package older than it): the model-quality folder, where
+    # the monitor finds no data-quality baseline and reports the check NotEvaluated.
+    assert data["DataQualityBaselineUri"] == data["BaselineUri"]
     assert (data["accuracyThreshold"], data["accuracyComparison"]) == ("0.71", "LessThanThreshold")
     assert data["f1Threshold"] == "0.75"
     # A metric the constraints lack gets a threshold that never alarms.

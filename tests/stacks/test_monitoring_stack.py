@@ -50,6 +50,7 @@ def test_monitoring_pipeline_defaults_to_the_served_baseline(dev):
     definition = pipeline_definition(resource)
     params = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
     assert params["BaselineConstraintsUri"] == f"<{lookup_id}.BaselineUri>"
+    assert params["DataQualityBaselineUri"] == f"<{lookup_id}.DataQualityBaselineUri>"
     code = next(i for i in definition["Steps"][0]["Arguments"]["ProcessingInputs"] if i["InputName"] == "code")
     assert code["S3Input"]["S3Uri"] == f"s3://sts-artifacts-000000000000-us-east-1/{dev.stacks.training.code.key_prefix}"
 
