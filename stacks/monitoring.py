@@ -23,6 +23,7 @@ from stscontracts.schedule import longest_gap
 from .common import log_retention, removal
 from .constructs.custom_resources import PipelineCleanup, ServedModelPackage
 from .constructs.quality_monitor import (
+    DataQualityAlarms,
     MonitoringDashboard,
     NativeQualityMonitor,
     PipelineQualityMonitor,
@@ -118,9 +119,22 @@ class MonitoringStack(Stack):
             topic=foundation.alarm_topic, prefix=cfg.prefix,
         )
         alarm_arns += [alarm.attr_arn for alarm in alarms.alarms.values()]
+        data_quality_widgets: dict = {}
+        if cfg.monitor_backend == "pipeline":
+            # Label-free (monitor.py's data-quality half): drift, and the quality estimated before labels.
+            estimated = [m for m in cfg.monitored_metrics if m in names.ESTIMATED_METRICS
+                         and cfg.problem_type == names.BINARY_CLASSIFICATION]
+            data_alarms = DataQualityAlarms(
+                self, "DataQualityAlarms", monitor=monitor, package=self.package,
+                estimated=[cfg.metric(m) for m in estimated], topic=foundation.alarm_topic, prefix=cfg.prefix,
+            )
+            alarm_arns += [alarm.attr_arn for alarm in data_alarms.alarms.values()]
+            data_quality_widgets = dict(data_quality=monitor.metric_data_quality, estimated=estimated)
         dashboard = MonitoringDashboard(
             self, "Dashboard", dashboard_name=f"{cfg.prefix}-model-quality", endpoint=serving.endpoint,
             monitor=monitor, metrics=cfg.monitored_metrics, alarm_arns=alarm_arns,
+            features=names.data_quality_features(cfg.problem_type), drift_threshold=cfg.drift_threshold,
+            **data_quality_widgets,
         )
         CfnOutput(self, "MonitoringScheduleName", value=cfg.monitoring_schedule_name, description="Schedule of the monitor")
         CfnOutput(self, "MonitoringOutputUri", value=output_uri, description="Reports: {uri}{execution id}/")

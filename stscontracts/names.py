@@ -150,6 +150,25 @@ ESTIMATED_METRIC_PREFIX = "estimated_"
 ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1")
 
 
+#: The features the data-quality check watches, in column order (processing_scripts/pair_features.py
+#: computes them and, being Model Monitor's self-contained record preprocessor, keeps its own copy of
+#: the list; tests/processing_scripts/test_pair_features.py holds the two equal).
+DATA_QUALITY_PAIR_FEATURES = (
+    "sentence1_tokens", "sentence2_tokens", "sentence1_chars", "sentence2_chars",
+    "sentence1_unseen_share", "sentence2_unseen_share", "non_ascii_share", "empty_pair", "identical_pair",
+    "word1_f1", "word2_f1", "char3_jaccard", "bleu_mean", "rouge_l_f1", "word_edit_norm", "len_ratio",
+)
+DATA_QUALITY_PREDICTION_FEATURES = {
+    BINARY_CLASSIFICATION: ("probability", "predicted_label"),
+    REGRESSION: ("score",),
+}
+
+
+def data_quality_features(problem_type: str) -> tuple[str, ...]:
+    """Every watched feature of a problem type: the pair's, then the prediction's."""
+    return DATA_QUALITY_PAIR_FEATURES + DATA_QUALITY_PREDICTION_FEATURES[problem_type]
+
+
 def feature_drift_metric(feature: str) -> str:
     """``feature_baseline_drift_<feature>`` (Model Monitor's name)."""
     return f"{FEATURE_DRIFT_PREFIX}{feature}"

@@ -141,6 +141,13 @@ class PipelineQualityMonitor(Construct):
         """A quality metric as monitor.py publishes it (Model Monitor's names)."""
         return _quality_metric(names.METRICS_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
 
+    def metric_data_quality(self, metric: str, statistic: str = "Maximum") -> cloudwatch.Metric:
+        """A metric of monitor.py's data-quality half (``feature_baseline_drift_<feature>``,
+        ``baseline_drift_violations``, ``estimated_<metric>``, ...): same namespace and dimensions
+        as the quality metrics, the worst value of the hour by default."""
+        return _quality_metric(names.METRICS_NAMESPACE, metric, self.endpoint_name, self.schedule_name).with_(
+            statistic=statistic)
+
     def metric_monitoring_failed(self, period: Duration = QUALITY_PERIOD) -> cloudwatch.Metric:
         """monitor.py's ``monitoring_failed`` (1 for a Failed window, else 0; one data point per run), worst of the period."""
         return cloudwatch.Metric(
@@ -310,8 +317,70 @@ class QualityAlarms(Construct):
             self.alarms[metric] = alarm
 
 
+class DataQualityAlarms(Construct):
+    """The label-free alarms of the pipeline backend (monitor.py's data-quality half).
+
+    - ``{prefix}-data-quality-drift``: ``baseline_drift_violations`` of the hour
+      (Maximum) >= 1, i.e. some watched feature's distance to the served
+      package's data-quality baseline exceeded its constraint's
+      ``comparison_threshold`` (the monitor decides with the package's own
+      constraints, so the alarm fires exactly when constraint_violations.json
+      has a baseline_drift_check);
+    - ``{prefix}-estimated-{metric}`` per estimated metric: the CBPE estimate's
+      worst value of the hour against the same threshold and operator as the
+      realized metric's alarm (the served package's model-quality constraint).
+
+    No data in an hour (no run, no capture, no data-quality baseline) is not
+    breaching: the monitor's own alarms watch for missing runs.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        monitor: PipelineQualityMonitor,
+        package: ServedModelPackage,
+        estimated: Sequence[Metric],
+        topic: sns.ITopic,
+        prefix: str,
+    ) -> None:
+        super().__init__(scope, id)
+        self.alarms: dict[str, cloudwatch.CfnAlarm] = {}
+
+        def alarm(cid: str, name: str, description: str, metric: cloudwatch.Metric, threshold: Any, comparison: str) -> None:
+            self.alarms[cid] = cloudwatch.CfnAlarm(
+                self,
+                cid,
+                alarm_name=name,
+                alarm_description=description,
+                namespace=metric.namespace,
+                metric_name=metric.metric_name,
+                dimensions=[cloudwatch.CfnAlarm.DimensionProperty(name=k, value=v) for k, v in metric.dimensions.items()],
+                statistic=metric.statistic,
+                period=int(QUALITY_PERIOD.to_seconds()),
+                evaluation_periods=1,
+                threshold=threshold,
+                comparison_operator=comparison,
+                treat_missing_data="notBreaching",
+                alarm_actions=[topic.topic_arn],
+                ok_actions=[topic.topic_arn],
+            )
+
+        alarm("Drift", f"{prefix}-data-quality-drift",
+              "A watched input or prediction feature drifted from the served package's data-quality baseline "
+              "(no labels needed)",
+              monitor.metric_data_quality(names.METRIC_DRIFT_VIOLATIONS, "Maximum"), 1,
+              "GreaterThanOrEqualToThreshold")
+        for row in estimated:
+            alarm(f"Estimated{row.name}", f"{prefix}-estimated-{row.name}",
+                  f"{row.name} estimated before labels (CBPE) violates the baseline constraint",
+                  monitor.metric_data_quality(names.estimated_metric(row.name), row.alarm_statistic),
+                  package.threshold(row.name), package.comparison(row.name))
+
+
 class MonitoringDashboard(Construct):
-    """Invocations, latency, errors, quality metrics over time, alarm states."""
+    """Invocations, latency, errors, quality metrics over time, data quality, alarm states."""
 
     def __init__(
         self,
@@ -323,7 +392,14 @@ class MonitoringDashboard(Construct):
         monitor: QualityMonitor,
         metrics: Sequence[str],
         alarm_arns: Sequence[str],
+        data_quality: Callable[[str, str], cloudwatch.Metric] | None = None,
+        features: Sequence[str] = (),
+        estimated: Sequence[str] = (),
+        drift_threshold: float | None = None,
     ) -> None:
+        """``data_quality(metric, statistic)``: the monitor's data-quality metric (None: no
+        data-quality widgets); ``features``: the watched features; ``estimated``: the metrics
+        estimated before labels, each charted with its interval beside the realized one."""
         super().__init__(scope, id)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7))
         self.dashboard.add_widgets(
@@ -338,6 +414,34 @@ class MonitoringDashboard(Construct):
         self.dashboard.add_widgets(
             *[cloudwatch.GraphWidget(title=f"Quality: {metric}", left=[monitor.metric_quality(metric)], width=8) for metric in metrics]
         )
+        if data_quality is not None and features:
+            annotations = ([cloudwatch.HorizontalAnnotation(value=drift_threshold, label="DRIFT_THRESHOLD")]
+                           if drift_threshold is not None else [])
+            self.dashboard.add_widgets(
+                cloudwatch.GraphWidget(
+                    title="Data quality: baseline drift per feature (no labels needed)",
+                    left=[data_quality(names.feature_drift_metric(f), "Maximum").with_(label=f) for f in features],
+                    left_annotations=annotations, width=16, height=8,
+                ),
+                cloudwatch.GraphWidget(
+                    title="Data-quality violations",
+                    left=[data_quality(names.METRIC_DATA_QUALITY_VIOLATIONS, "Maximum"),
+                          data_quality(names.METRIC_DRIFT_VIOLATIONS, "Maximum")],
+                    width=8, height=8,
+                ),
+            )
+        if data_quality is not None and estimated:
+            self.dashboard.add_widgets(*[
+                cloudwatch.GraphWidget(
+                    title=f"Estimated (before labels) vs realized: {metric}",
+                    left=[data_quality(names.estimated_metric(metric), "Average").with_(label="estimated"),
+                          data_quality(f"{names.estimated_metric(metric)}_lower", "Average").with_(label="95% lower"),
+                          data_quality(f"{names.estimated_metric(metric)}_upper", "Average").with_(label="95% upper"),
+                          monitor.metric_quality(metric).with_(label="realized")],
+                    width=24 // len(estimated),
+                )
+                for metric in estimated
+            ])
         if alarm_arns:
             self.dashboard.add_widgets(
                 cloudwatch.AlarmStatusWidget(

@@ -77,3 +77,11 @@ def test_preprocess_handler_rows():
     assert json_rows == rows[:1]
     unreadable = pair_features.preprocess_handler(_record("{not json", "application/json", "", "text/csv"))
     assert unreadable == [dict.fromkeys(NAMES)]
+
+
+def test_the_watched_features_are_the_contracts():
+    """The stacks (alarms, dashboard) name the features from stscontracts; the preprocessor file keeps its own list."""
+    from stscontracts import names as contract_names
+
+    for problem_type in contract_names.PROBLEM_TYPES:
+        assert tuple(n for n, _ in pair_features.features(problem_type)) == contract_names.data_quality_features(problem_type)

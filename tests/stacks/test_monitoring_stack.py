@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from cdk_helpers import logical_id, pipeline_definition, policy_statements, render
+from stscontracts import names
 
 
 def test_monitored_package_is_the_one_the_endpoint_serves(dev):
@@ -59,7 +60,9 @@ def test_quality_alarms_use_the_constraints_of_the_served_package(dev):
     template = dev.template("monitoring")
     lookup_id = logical_id(template, "Custom::StsApprovedModelPackage", "MonitoredPackage/Resource")
     alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in dev.resources("monitoring", "AWS::CloudWatch::Alarm").values()}
-    assert set(alarms) == {"accuracy", "precision", "recall", "f1", "auc", "ExecutionFailed", "monitoring_failed"}
+    assert set(alarms) == {"accuracy", "precision", "recall", "f1", "auc", "ExecutionFailed", "monitoring_failed",
+                           "baseline_drift_violations", "estimated_accuracy", "estimated_precision", "estimated_recall",
+                           "estimated_f1"}
     for metric in ("accuracy", "precision", "recall", "f1", "auc"):
         alarm = alarms[metric]
         assert alarm["Namespace"] == "stsmodelmonitor"
@@ -110,6 +113,41 @@ def test_dashboard_shows_traffic_latency_errors_quality_and_alarms(dev):
     assert outputs["MonitoringScheduleName"]["Value"] == "sts-model-quality"
     assert outputs["MonitoringOutputUri"]["Value"] == "s3://sts-artifacts-000000000000-us-east-1/sts/monitoring/sts-model-quality/"
     assert outputs["MonitoringPipelineName"]["Value"] == "stsPipelineMonitoring"
+
+
+def test_label_free_alarms_watch_drift_and_the_estimated_quality(dev):
+    """Issue 12: an alarm on data-quality drift and one per estimated metric, against the served package's
+    model-quality constraints, all on what monitor.py publishes with no label."""
+    template = dev.template("monitoring")
+    lookup_id = logical_id(template, "Custom::StsApprovedModelPackage", "MonitoredPackage/Resource")
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in dev.resources("monitoring", "AWS::CloudWatch::Alarm").values()}
+    drift = alarms["sts-data-quality-drift"]
+    assert {k: drift[k] for k in ("Namespace", "MetricName", "Statistic", "Period", "Threshold", "ComparisonOperator",
+                                  "TreatMissingData")} == {
+        "Namespace": "stsmodelmonitor", "MetricName": "baseline_drift_violations", "Statistic": "Maximum",
+        "Period": 3600, "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching"}
+    assert {d["Name"]: d["Value"] for d in drift["Dimensions"]} == {"Endpoint": "sts-endpoint", "MonitoringSchedule": "sts-model-quality"}
+    assert drift["AlarmActions"] == drift["OKActions"] and len(drift["AlarmActions"]) == 1
+    for metric in ("accuracy", "precision", "recall", "f1"):
+        alarm = alarms[f"sts-estimated-{metric}"]
+        assert alarm["MetricName"] == f"estimated_{metric}" and alarm["Statistic"] == "Minimum"
+        # the realized metric's threshold and operator: an estimated drop below the constraint alarms
+        assert alarm["Threshold"] == {"Fn::GetAtt": [lookup_id, f"{metric}Threshold"]}
+        assert alarm["ComparisonOperator"] == {"Fn::GetAtt": [lookup_id, f"{metric}Comparison"]}
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert "sts-estimated-auc" not in alarms  # CBPE estimates accuracy, precision, recall and F1 only
+    body = json.loads(render(dev.one("monitoring", "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]))
+    widgets = {w["properties"].get("title"): w["properties"] for w in body["widgets"]}
+    drift_widget = widgets["Data quality: baseline drift per feature (no labels needed)"]
+    charted = {m[1] for m in drift_widget["metrics"]}
+    assert charted == {f"feature_baseline_drift_{f}" for f in names.data_quality_features("BinaryClassification")}
+    assert drift_widget["annotations"]["horizontal"][0]["value"] == dev.config.drift_threshold
+    estimated = widgets["Estimated (before labels) vs realized: accuracy"]
+    assert [m[1] for m in estimated["metrics"]] == ["estimated_accuracy", "estimated_accuracy_lower",
+                                                     "estimated_accuracy_upper", "accuracy"]
+    status = widgets["Alarms"]["alarms"]
+    assert len(status) == len(alarms)
 
 
 def test_dev_stops_monitoring_executions_on_destroy(dev, prod):
