@@ -25,6 +25,8 @@ from .constructs.custom_resources import PipelineCleanup, ServedModelPackage
 from .constructs.quality_monitor import (
     DataQualityAlarms,
     MonitoringDashboard,
+    NativeDataQualityMonitor,
+    NativeDriftAlarms,
     NativeQualityMonitor,
     PipelineQualityMonitor,
     QualityAlarms,
@@ -130,6 +132,30 @@ class MonitoringStack(Stack):
             )
             alarm_arns += [alarm.attr_arn for alarm in data_alarms.alarms.values()]
             data_quality_widgets = dict(data_quality=monitor.metric_data_quality, estimated=estimated)
+        else:
+            # Model Monitor's own data-quality schedule, on the same baseline as the pipeline backend's check.
+            data_monitor = NativeDataQualityMonitor(
+                self,
+                "DataQualityMonitor",
+                prefix=cfg.prefix,
+                schedule_name=cfg.data_quality_schedule_name,
+                schedule_expression=cfg.monitor_schedule,
+                endpoint=serving.endpoint,
+                package=self.package,
+                role=foundation.execution_role,
+                key=foundation.key,
+                image_uri=model_monitor_image(cfg.region),
+                instance_type=cfg.monitoring_instance_type,
+                output_uri=foundation.uri(names.monitoring_prefix(cfg.prefix), cfg.data_quality_schedule_name) + "/",
+            )
+            drift = NativeDriftAlarms(
+                self, "DataQualityAlarms", monitor=data_monitor, features=names.data_quality_features(cfg.problem_type),
+                threshold=cfg.drift_threshold, topic=foundation.alarm_topic, prefix=cfg.prefix,
+            )
+            alarm_arns += [alarm.alarm_arn for alarm in drift.alarms]
+            data_quality_widgets = dict(data_quality=data_monitor.metric_data_quality, violation_counts=False)
+            CfnOutput(self, "DataQualityScheduleName", value=cfg.data_quality_schedule_name,
+                      description="Model Monitor's data-quality schedule")
         dashboard = MonitoringDashboard(
             self, "Dashboard", dashboard_name=f"{cfg.prefix}-model-quality", endpoint=serving.endpoint,
             monitor=monitor, metrics=cfg.monitored_metrics, alarm_arns=alarm_arns,

@@ -130,6 +130,11 @@ class Config:
         return f"{self.base_job_prefix}-model-quality"
 
     @property
+    def data_quality_schedule_name(self) -> str:
+        """The native backend's data-quality schedule (Model Monitor: one job definition per schedule)."""
+        return f"{self.base_job_prefix}-data-quality"
+
+    @property
     def gate_higher_is_better(self) -> bool:
         return metrics.higher_is_better(self.quality_metric, self.problem_type)
 

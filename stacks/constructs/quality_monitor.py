@@ -267,6 +267,140 @@ class NativeQualityMonitor(Construct):
         return _quality_metric(names.MODEL_MONITOR_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
 
 
+class NativeDataQualityMonitor(Construct):
+    """Model Monitor's data-quality job definition and its own hourly schedule, fed by the served
+    package's data-quality baseline (``DriftCheckBaselines.ModelDataQuality``: the same statistics
+    and constraints the pipeline backend checks against).
+
+    Model Monitor parses the capture itself; the baseline step's ``preprocessor.py``
+    (``pair_features.py`` with the model's training vocabulary) is its record preprocessor, so
+    each captured request becomes the same watched features the baseline has (AWS docs,
+    "Preprocessing and Postprocessing": ``preprocess_handler(inference_record)``).
+    It publishes ``feature_baseline_drift_<feature>`` to ``aws/sagemaker/Endpoints/data-metrics``
+    (dimensions Endpoint, MonitoringSchedule) when ``publish_cloudwatch_metrics`` is Enabled.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        prefix: str,
+        schedule_name: str,
+        schedule_expression: str,
+        endpoint: CaptureEndpoint,
+        package: ServedModelPackage,
+        role: iam.IRole,
+        key: kms.IKey,
+        image_uri: str,
+        instance_type: str,
+        output_uri: str,
+    ) -> None:
+        super().__init__(scope, id)
+        self.endpoint_name = endpoint.endpoint_name
+        self.schedule_name = schedule_name
+        self.output_uri = output_uri
+        cfn = sagemaker.CfnDataQualityJobDefinition
+        literal = {"image": image_uri, "instance": instance_type, "schedule": schedule_name}
+        # Immutable like the model-quality one: the name moves with the settings and the package version.
+        digest = hashlib.sha256(json.dumps(literal, sort_keys=True).encode()).hexdigest()[:8]
+        job_name = Fn.join("", [f"{prefix}-dq-{digest}-v", package.model_package_version])
+        folder = package.data_quality_baseline_uri  # ends with "/"
+        self.job_definition = cfn(
+            self,
+            "JobDefinition",
+            job_definition_name=job_name,
+            endpoint_name=endpoint.endpoint_name,
+            role_arn=role.role_arn,
+            data_quality_app_specification=cfn.DataQualityAppSpecificationProperty(
+                image_uri=image_uri,
+                record_preprocessor_source_uri=Fn.join("", [folder, names.PREPROCESSOR_FILE]),
+                environment={"publish_cloudwatch_metrics": "Enabled"},
+            ),
+            data_quality_baseline_config=cfn.DataQualityBaselineConfigProperty(
+                constraints_resource=cfn.ConstraintsResourceProperty(s3_uri=Fn.join("", [folder, names.CONSTRAINTS_FILE])),
+                statistics_resource=cfn.StatisticsResourceProperty(s3_uri=Fn.join("", [folder, names.STATISTICS_FILE])),
+            ),
+            data_quality_job_input=cfn.DataQualityJobInputProperty(
+                endpoint_input=cfn.EndpointInputProperty(
+                    endpoint_name=endpoint.endpoint_name, local_path="/opt/ml/processing/input/endpoint",
+                    s3_input_mode="File", s3_data_distribution_type="FullyReplicated",
+                ),
+            ),
+            data_quality_job_output_config=cfn.MonitoringOutputConfigProperty(
+                kms_key_id=key.key_arn,
+                monitoring_outputs=[cfn.MonitoringOutputProperty(s3_output=cfn.S3OutputProperty(
+                    local_path="/opt/ml/processing/output", s3_uri=output_uri, s3_upload_mode="EndOfJob"))],
+            ),
+            job_resources=cfn.MonitoringResourcesProperty(cluster_config=cfn.ClusterConfigProperty(
+                instance_count=1, instance_type=instance_type, volume_size_in_gb=20, volume_kms_key_id=key.key_arn)),
+            network_config=cfn.NetworkConfigProperty(
+                enable_inter_container_traffic_encryption=True, enable_network_isolation=True),
+            stopping_condition=cfn.StoppingConditionProperty(max_runtime_in_seconds=1800),
+        )
+        self.job_definition.node.add_dependency(endpoint.endpoint)
+        self.schedule = sagemaker.CfnMonitoringSchedule(
+            self,
+            "Schedule",
+            monitoring_schedule_name=schedule_name,
+            endpoint_name=endpoint.endpoint_name,
+            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
+                monitoring_job_definition_name=job_name,
+                monitoring_type="DataQuality",
+                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(schedule_expression=schedule_expression),
+            ),
+        )
+        self.schedule.add_dependency(self.job_definition)
+
+    def metric_data_quality(self, metric: str, statistic: str = "Maximum") -> cloudwatch.Metric:
+        """Model Monitor's data-quality metric (``feature_baseline_drift_<feature>``, ...)."""
+        return _quality_metric(names.MODEL_MONITOR_DATA_NAMESPACE, metric, self.endpoint_name, self.schedule_name).with_(
+            statistic=statistic)
+
+
+#: CloudWatch evaluates at most 10 metrics in one metric-math alarm (a hard limit: "Alarms based on
+#: metric math expressions can reference a maximum of 10 metrics", CloudWatch alarm limits).
+MATH_ALARM_METRICS = 10
+
+
+class NativeDriftAlarms(Construct):
+    """Drift alarms of the native data-quality schedule: the largest ``feature_baseline_drift_<feature>``
+    of the hour above the baseline's ``comparison_threshold`` (``DRIFT_THRESHOLD``), one alarm per
+    group of at most :data:`MATH_ALARM_METRICS` features (``{prefix}-data-quality-drift-1``, ...)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        monitor: NativeDataQualityMonitor,
+        features: Sequence[str],
+        threshold: float,
+        topic: sns.ITopic,
+        prefix: str,
+    ) -> None:
+        super().__init__(scope, id)
+        self.alarms: list[cloudwatch.Alarm] = []
+        groups = [features[i:i + MATH_ALARM_METRICS] for i in range(0, len(features), MATH_ALARM_METRICS)]
+        for n, group in enumerate(groups, start=1):
+            using = {f"f{i}": monitor.metric_data_quality(names.feature_drift_metric(f)) for i, f in enumerate(group)}
+            alarm = cloudwatch.Alarm(
+                self,
+                f"Drift{n}",
+                alarm_name=f"{prefix}-data-quality-drift-{n}",
+                alarm_description=f"Baseline drift above {threshold:g} (Model Monitor) in one of: {', '.join(group)}",
+                metric=cloudwatch.MathExpression(expression=f"MAX([{','.join(using)}])", using_metrics=using,
+                                                 period=QUALITY_PERIOD, label="largest feature_baseline_drift"),
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(topic))
+            alarm.add_ok_action(cw_actions.SnsAction(topic))
+            self.alarms.append(alarm)
+
+
 class QualityAlarms(Construct):
     """One alarm per quality metric against the served package's constraints.
 
@@ -396,10 +530,12 @@ class MonitoringDashboard(Construct):
         features: Sequence[str] = (),
         estimated: Sequence[str] = (),
         drift_threshold: float | None = None,
+        violation_counts: bool = True,
     ) -> None:
         """``data_quality(metric, statistic)``: the monitor's data-quality metric (None: no
         data-quality widgets); ``features``: the watched features; ``estimated``: the metrics
-        estimated before labels, each charted with its interval beside the realized one."""
+        estimated before labels, each charted with its interval beside the realized one;
+        ``violation_counts``: chart the monitor's violation counts (Model Monitor publishes none)."""
         super().__init__(scope, id)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7))
         self.dashboard.add_widgets(
@@ -421,14 +557,14 @@ class MonitoringDashboard(Construct):
                 cloudwatch.GraphWidget(
                     title="Data quality: baseline drift per feature (no labels needed)",
                     left=[data_quality(names.feature_drift_metric(f), "Maximum").with_(label=f) for f in features],
-                    left_annotations=annotations, width=16, height=8,
+                    left_annotations=annotations, width=16 if violation_counts else 24, height=8,
                 ),
-                cloudwatch.GraphWidget(
+                *([cloudwatch.GraphWidget(
                     title="Data-quality violations",
                     left=[data_quality(names.METRIC_DATA_QUALITY_VIOLATIONS, "Maximum"),
                           data_quality(names.METRIC_DRIFT_VIOLATIONS, "Maximum")],
                     width=8, height=8,
-                ),
+                )] if violation_counts else []),
             )
         if data_quality is not None and estimated:
             self.dashboard.add_widgets(*[

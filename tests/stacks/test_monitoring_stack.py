@@ -174,13 +174,70 @@ def test_model_monitor_backend_declares_the_native_schedule(prod):
     # Replacement-safe name: a hash of the settings plus the served package version.
     name = render(job["JobDefinitionName"])
     assert name.startswith("para-mq-") and name.endswith(f"-v<{lookup_id}.ModelPackageVersion>")
-    schedule = prod.one("monitoring", "AWS::SageMaker::MonitoringSchedule")["Properties"]
+    schedules = {s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"]: s["Properties"]
+                 for s in prod.resources("monitoring", "AWS::SageMaker::MonitoringSchedule").values()}
+    schedule = schedules["ModelQuality"]
     assert schedule["MonitoringScheduleName"] == "para-model-quality"
     assert schedule["MonitoringScheduleConfig"]["MonitoringType"] == "ModelQuality"
     assert schedule["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == "cron(0 * ? * * *)"
     assert schedule["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == job["JobDefinitionName"]
     alarms = [a["Properties"] for a in prod.resources("monitoring", "AWS::CloudWatch::Alarm").values()]
-    assert {a["Namespace"] for a in alarms} == {"aws/sagemaker/Endpoints/model-metrics"}
+    assert {a["Namespace"] for a in alarms if "Namespace" in a} == {"aws/sagemaker/Endpoints/model-metrics"}
+
+
+def test_model_monitor_backend_declares_the_native_data_quality_schedule_on_the_same_baseline(prod):
+    """Issue 12: MONITOR_BACKEND=model-monitor gets a DataQualityJobDefinition + its own schedule, fed by the
+    served package's DriftCheckBaselines.ModelDataQuality folder (the pipeline backend's baseline), with the
+    baseline step's preprocessor.py as the record preprocessor."""
+    template = prod.template("monitoring")
+    lookup_id = logical_id(template, "Custom::StsApprovedModelPackage", "MonitoredPackage/Resource")
+    job = prod.one("monitoring", "AWS::SageMaker::DataQualityJobDefinition")["Properties"]
+    folder = {"Fn::GetAtt": [lookup_id, "DataQualityBaselineUri"]}
+    app = job["DataQualityAppSpecification"]
+    assert app["ImageUri"].endswith("/sagemaker-model-monitor-analyzer:latest")
+    assert app["RecordPreprocessorSourceUri"] == {"Fn::Join": ["", [folder, "preprocessor.py"]]}
+    assert app["Environment"] == {"publish_cloudwatch_metrics": "Enabled"}
+    baseline = job["DataQualityBaselineConfig"]
+    assert baseline["ConstraintsResource"]["S3Uri"] == {"Fn::Join": ["", [folder, "constraints.json"]]}
+    assert baseline["StatisticsResource"]["S3Uri"] == {"Fn::Join": ["", [folder, "statistics.json"]]}
+    assert job["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == "para-endpoint"
+    assert "Fn::ImportValue" in job["JobResources"]["ClusterConfig"]["VolumeKmsKeyId"]
+    assert "Fn::ImportValue" in job["DataQualityJobOutputConfig"]["KmsKeyId"]
+    assert job["NetworkConfig"]["EnableNetworkIsolation"] is True
+    output = job["DataQualityJobOutputConfig"]["MonitoringOutputs"][0]["S3Output"]["S3Uri"]
+    assert output == "s3://para-artifacts-000000000000-us-east-1/para/monitoring/para-data-quality/"
+    name = render(job["JobDefinitionName"])
+    assert name.startswith("para-dq-") and name.endswith(f"-v<{lookup_id}.ModelPackageVersion>")
+    schedules = {s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"]: s["Properties"]
+                 for s in prod.resources("monitoring", "AWS::SageMaker::MonitoringSchedule").values()}
+    schedule = schedules["DataQuality"]
+    assert schedule["MonitoringScheduleName"] == "para-data-quality"
+    assert schedule["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == job["JobDefinitionName"]
+    assert schedule["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == "cron(0 * ? * * *)"
+    # Drift alarms: the largest feature_baseline_drift_<feature> of each group of <= 10 features (the
+    # metric-math limit) above DRIFT_THRESHOLD; together they cover every watched feature.
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in prod.resources("monitoring", "AWS::CloudWatch::Alarm").values()}
+    drift = [a for n, a in sorted(alarms.items()) if n.startswith("para-data-quality-drift-")]
+    assert len(drift) == 2
+    covered = []
+    for alarm in drift:
+        queries = alarm["Metrics"]
+        stats = [q["MetricStat"] for q in queries if "MetricStat" in q]
+        assert len(stats) <= 10
+        assert {s["Metric"]["Namespace"] for s in stats} == {"aws/sagemaker/Endpoints/data-metrics"}
+        assert all({d["Name"]: d["Value"] for d in s["Metric"]["Dimensions"]} ==
+                   {"Endpoint": "para-endpoint", "MonitoringSchedule": "para-data-quality"} for s in stats)
+        covered += [s["Metric"]["MetricName"] for s in stats]
+        (expression,) = [q for q in queries if q.get("ReturnData", True) and "Expression" in q]
+        assert expression["Expression"].startswith("MAX([")
+        assert alarm["Threshold"] == prod.config.drift_threshold
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["TreatMissingData"] == "notBreaching"
+    assert sorted(covered) == sorted(f"feature_baseline_drift_{f}" for f in names.data_quality_features("BinaryClassification"))
+    body = json.loads(render(prod.one("monitoring", "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]))
+    titles = {w["properties"].get("title") for w in body["widgets"]}
+    assert "Data quality: baseline drift per feature (no labels needed)" in titles
+    assert not any(t and t.startswith("Estimated") for t in titles)  # Model Monitor does not estimate
+    assert "Data-quality violations" not in titles  # nor publish violation counts
 
 
 def test_regression_alarms_watch_the_worst_value_of_the_hour(tmp_path):
