@@ -323,7 +323,7 @@ def test_a_release_pending_compare_approve_swap_then_roll_back(demo_run, repo_ro
     assert monitor_baseline() == baseline_of(1)
 
     assembly = ["--assembly", str(work / "cdk.out")]
-    run("deploy", *assembly)  # a pending version is not served
+    run("deploy", "sts-serving", "--exclusively", *assembly)  # a pending version is not served
     assert versions()[1]["served"]
 
     compared = json.loads(cli("model", "compare", "1", "2", "--json", "--resamples", "300").stdout)

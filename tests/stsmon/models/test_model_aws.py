@@ -181,3 +181,56 @@ def test_compare_on_aws_reads_the_registering_runs_test_split_and_both_models_th
     assert (result.test.pairs, result.test.agreement) == (20, 1.0)
     assert "the test split of the run that registered v2" in result.test.data
     assert result.test.row("accuracy").difference_interval == (0.0, 0.0)
+
+
+def test_rollback_on_aws_deploys_serving_and_monitoring_with_the_pin_then_checks_what_serves(
+        boto_client, aws_clients, tmp_path, monkeypatch):
+    """rollback --target aws: the served version and the previous Approved one from SageMaker (stubbed), the
+    deployed stacks from CloudFormation (stubbed), then `cdk deploy -c MODEL_PACKAGE_ARN=<v1>` of the
+    serving and monitoring stacks (the CLI process is recorded, not run), then the endpoint is asked again."""
+    import subprocess as sp
+
+    import stsmon.aws.runtime as aws_runtime
+
+    (tmp_path / "node_modules" / ".bin").mkdir(parents=True)
+    (tmp_path / "node_modules" / ".bin" / "cdk").write_text("")
+    assembly = tmp_path / "cdk.out"
+    assembly.mkdir()
+    (assembly / "manifest.json").write_text(json.dumps({"artifacts": {name: {
+        "type": "aws:cloudformation:stack", "environment": f"aws://{ACCOUNT}/{REGION}",
+        "properties": {"templateFile": f"{name}.template.json"}} for name in ("sts-serving", "sts-monitoring")}}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(aws_runtime, "caller_account", lambda client: ACCOUNT)
+    ran = []
+    monkeypatch.setattr(aws_runtime.subprocess, "run", lambda argv, **kw: ran.append(argv) or sp.CompletedProcess(argv, 0))
+
+    sm_client, cfn_client = boto_client("sagemaker", REGION), boto_client("cloudformation", REGION)
+    clients = aws_clients({"sagemaker": sm_client, "cloudformation": cfn_client},
+                          config=Config(endpoint_name=ENDPOINT, region=REGION))
+
+    def stack(name: str, outputs: dict) -> dict:
+        return {"Stacks": [{"StackName": name, "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/x",
+                            "CreationTime": WHEN, "StackStatus": "UPDATE_COMPLETE",
+                            "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]}
+
+    with Stubber(sm_client) as sm, Stubber(cfn_client) as cfn:
+        expect_served(sm, 3)
+        packages = [package(3, "Approved"), package(2, "Rejected"), package(1, "Approved")]
+        sm.add_response("list_model_packages", {"ModelPackageSummaryList": [
+            {k: p[k] for k in ("ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn", "CreationTime",
+                               "ModelPackageStatus", "ModelApprovalStatus")} for p in packages]},
+            {"ModelPackageGroupName": GROUP, "SortBy": "CreationTime", "SortOrder": "Descending"})
+        for p in packages:
+            sm.add_response("describe_model_package", p, {"ModelPackageName": p["ModelPackageArn"]})
+        cfn.add_response("describe_stacks", stack("sts-serving", {}), {"StackName": "sts-serving"})
+        cfn.add_response("describe_stacks", stack("sts-monitoring", {}), {"StackName": "sts-monitoring"})
+        expect_served(sm, 1)
+        cfn.add_response("describe_stacks", stack("sts-monitoring", {"BaselineUri": "s3://bkt/run1/baseline/"}),
+                         {"StackName": "sts-monitoring"})
+        done = release.rollback(clients, assembly, echo=lambda line: None)
+        sm.assert_no_pending_responses()
+        cfn.assert_no_pending_responses()
+    assert (done["from_version"], done["to_version"], done["baseline_uri"]) == (3, 1, "s3://bkt/run1/baseline/")
+    assert len(ran) == 1 and ran[0][1:] == [
+        "deploy", "--output", str(assembly), "-c", f"MODEL_PACKAGE_ARN={arn(1)}", "--no-notices",
+        "--require-approval", "broadening", "--exclusively", "sts-serving", "sts-monitoring"]
