@@ -38,14 +38,16 @@ def command() -> None:
 @target_option
 @state_dir_option
 @context_option
+@click.option("--max", "limit", type=click.IntRange(1, 10_000), default=20, show_default=True,
+              help="Show the newest N versions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as one JSON document.")
-def list_(target: str, state_dir: Path | None, context: tuple[str, ...], as_json: bool) -> None:
-    """Every version, newest first: approval status, creation time, the test metrics of its
+def list_(target: str, state_dir: Path | None, context: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """The versions, newest first: approval status, creation time, the test metrics of its
     evaluation, the quality gate, and which one the endpoint serves (*)."""
     from ..models.versions import gate, list_versions
 
     with command_clients(target, state_dir, context) as clients:
-        found = list_versions(clients)
+        found = list_versions(clients, limit=limit)
         group = clients.config.model_package_group_name
         rows = [(x, gate(clients, x), _shown_metrics(clients, x)) for x in found]
     if as_json:
@@ -103,12 +105,16 @@ def describe(target: str, state_dir: Path | None, context: tuple[str, ...], as_j
 def _set_status(target: str, state_dir: Path | None, context: tuple[str, ...], version: str, status: str,
                 description: str | None, force: bool = False) -> None:
     from ..models.release import set_status
+    from ..models.versions import gate
 
     with command_clients(target, state_dir, context) as clients:
         before, after = set_status(clients, version, status, description=description, force=force)
+        checked = gate(clients, after).describe()
         cfg = clients.config
         hint = clients.deploy_hint(f"{cfg.stack_name('serving')} {cfg.stack_name('monitoring')}")
     click.echo(f"{after.label}: {before.status} -> {after.status}" + (f' ("{after.description}")' if after.description else ""))
+    if status == "Approved":
+        click.echo(f"Its evaluation: {checked}" + (" (approved with --force)" if force else "") + ".")
     if status == "Approved" and not after.served:
         click.echo(f"The endpoint serves the latest Approved version after the next deploy: {hint} "
                    f"(the endpoint is updated in place, no request is dropped).")

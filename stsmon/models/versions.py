@@ -110,12 +110,17 @@ def served_arn(clients: Any) -> str:
         return ""
 
 
-def _summaries(clients: Any) -> list[dict[str, Any]]:
+def _summaries(clients: Any, limit: int | None = None) -> list[dict[str, Any]]:
     group = clients.config.model_package_group_name
+    found: list[dict[str, Any]] = []
     try:
         pages = clients.sagemaker.get_paginator("list_model_packages").paginate(
             ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending")
-        return [summary for page in pages for summary in page.get("ModelPackageSummaryList", [])]
+        for page in pages:
+            found += page.get("ModelPackageSummaryList", [])
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
+        return found
     except ClientError as exc:
         if is_not_found(exc):
             raise NotDeployedError(f"model package group {group} does not exist: "
@@ -144,10 +149,11 @@ def describe(clients: Any, arn: str, *, served: str = "", with_metrics: bool = T
     )
 
 
-def list_versions(clients: Any, *, with_metrics: bool = True) -> list[Version]:
-    """Every version of the configured group, newest first."""
+def list_versions(clients: Any, *, with_metrics: bool = True, limit: int | None = None) -> list[Version]:
+    """The versions of the configured group, newest first (all, or the newest ``limit``)."""
     served = served_arn(clients)
-    return [describe(clients, s["ModelPackageArn"], served=served, with_metrics=with_metrics) for s in _summaries(clients)]
+    return [describe(clients, s["ModelPackageArn"], served=served, with_metrics=with_metrics)
+            for s in _summaries(clients, limit)]
 
 
 _REF = re.compile(r"v?(\d+)", re.IGNORECASE)

@@ -106,6 +106,7 @@ def test_approving_a_version_that_fails_the_gate_needs_force(state):
     assert package(state, 4)["ModelApprovalStatus"] == "PendingManualApproval"
     code, out, err = model(state, "approve", "v4", "--force", "-d", "accepted: the new data is harder")
     assert code == 0, err
+    assert "Its evaluation: accuracy 0.6100 fails the gate (accuracy >= 0.7) (approved with --force)." in out
     assert package(state, 4)["ModelApprovalStatus"] == "Approved"
 
 
@@ -169,3 +170,16 @@ def test_the_served_package_is_read_through_the_validated_clients(state, local_c
     assert all(c["response_valid"] for c in clients.call_log.calls if "error" not in c)
     model = clients.sagemaker.describe_model(ModelName="sts-serving-Model-0123456789")
     assert model["Containers"] == [{"ModelPackageName": state.arns[0]}] and model["CreationTime"].tzinfo is not None
+
+
+def test_list_shows_the_newest_versions_up_to_max(state):
+    code, out, err = model(state, "list", "--max", "2", "--json")
+    assert code == 0, err
+    assert [x["version"] for x in json.loads(out)] == [4, 3]
+
+
+def test_the_gate_follows_the_metrics_direction():
+    """Regression metrics where lower is better (mae, rmse) pass at or below the threshold."""
+    assert versions.Gate("mae", 0.5, False, 0.4).passes and not versions.Gate("mae", 0.5, False, 0.6).passes
+    assert versions.Gate("r2", 0.3, True, 0.3).passes and not versions.Gate("r2", 0.3, True, None).passes
+    assert versions.Gate("mae", 0.5, False, 0.6).describe() == "mae 0.6000 fails the gate (mae <= 0.5)"
