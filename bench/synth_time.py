@@ -11,7 +11,7 @@ assets; this app's content-addressed pipeline definitions).
 
     .venv/bin/python bench/synth_time.py [--repeat 5] [--cold 3]
 
-Prints a markdown table. Target (issue 3): app <= 1.5 x the empty app (cold and warm medians are both reported).
+Prints a markdown table. Target (issue 14): app <= 1.5 x the empty app (cold and warm medians are both reported).
 The empty app is measured twice: with CDK's defaults (built-in CloudFormation
 validation on) and with that validation off, as this app runs it (it runs
 cfn-lint, checkov and cdk-nag instead; see docs/aws.md).
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -62,14 +63,19 @@ def no_network() -> list[str]:
     return []
 
 
-def synth(app_command: str | None, cwd: Path, outdir: Path) -> float:
-    """Wall time of one ``cdk synth`` into ``outdir`` (kept for the next run)."""
+def synth(app_command: str | None, cwd: Path, outdir: Path, cpu: list[float] | None = None) -> float:
+    """Wall time of one ``cdk synth`` into ``outdir`` (kept for the next run); its CPU time
+    (user + system of the CLI and every process it waited for) is appended to ``cpu``."""
     command = [*no_network(), str(CDK), "synth", "--all", "--quiet", "--no-notices", "--output", str(outdir)]
     if app_command:
         command += ["--app", app_command]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env(), capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         sys.exit(f"cdk synth failed in {cwd}:\n{result.stderr[-3000:]}")
     return elapsed
@@ -93,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         apps["stsmodelmonitor (4 stacks, nag on)"] = (None, ROOT)
         times: dict[str, list[float]] = {name: [] for name in apps}
         cold: dict[str, list[float]] = {name: [] for name in apps}
+        cold_cpu: dict[str, list[float]] = {name: [] for name in apps}
         # Alternate the apps in every round, so load changes hit all of them alike.
         for round_ in range(args.cold):
             for index, (name, (command, cwd)) in enumerate(apps.items()):
-                cold[name].append(synth(command, cwd, work / f"cold-{round_}-{index}"))
+                cold[name].append(synth(command, cwd, work / f"cold-{round_}-{index}", cold_cpu[name]))
         for _ in range(args.repeat + 1):
             for index, (name, (command, cwd)) in enumerate(apps.items()):
                 times[name].append(synth(command, cwd, work / f"out-{index}"))
@@ -105,12 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"`cdk synth` wall time: {args.cold} cold runs (each into an empty output folder) and {args.repeat} warm "
           f"runs (folder reused) per app, alternating; {platform.node()} ({os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}).\n")
-    print("| app | cold median (s) | cold / empty app cold | warm median (s) | warm min (s) | warm / empty app warm |")
-    print("|---|---|---|---|---|---|")
+    print("| app | cold median (s) | cold / empty app cold | cold CPU median (s) | warm median (s) | warm min (s) | warm / empty app warm |")
+    print("|---|---|---|---|---|---|---|")
     for name, values in times.items():
         warm = values[1:]
         c = statistics.median(cold[name])
-        print(f"| {name} | {c:.1f} | {c / empty_cold:.2f}x | {statistics.median(warm):.1f} | {min(warm):.1f} | "
+        print(f"| {name} | {c:.1f} | {c / empty_cold:.2f}x | {statistics.median(cold_cpu[name]):.1f} | "
+              f"{statistics.median(warm):.1f} | {min(warm):.1f} | "
               f"{statistics.median(warm) / empty:.2f}x |")
     return 0
 

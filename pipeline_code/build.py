@@ -5,7 +5,9 @@
 The CDK app starts it before it builds its stacks (:class:`BackgroundDefinitions`):
 importing the SageMaker SDK costs seconds of CPU, and in its own process that
 runs on another core while aws-cdk-lib loads and the constructs are built,
-instead of after them. The process sets the SDK's offline environment for
+instead of after them. The process imports placeholders for the packages the
+SDK imports but a definition never uses (``pipeline_code.unused_imports``),
+and sets the SDK's offline environment for
 itself only (``pipeline_code.sdk``); the parent's environment is untouched.
 """
 
@@ -147,6 +149,9 @@ class BackgroundDefinitions:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .unused_imports import skip_unused_imports
+
+    skip_unused_imports()  # this process builds definitions only (see pipeline_code/unused_imports.py)
     (argument,) = sys.argv[1:] if argv is None else argv
     request = json.loads(argument)
     cfg = Config(**request["config"])

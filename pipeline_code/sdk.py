@@ -73,32 +73,41 @@ def offline_sdk(region: str) -> Iterator[None]:
 _env_lock = threading.RLock()
 
 
+#: The shared loaders (by search path), kept for the process: building the
+#: second definition reuses what the first parsed.
+_LOADERS: dict[Any, Any] = {}
+
+
 @contextlib.contextmanager
 def _one_botocore_session() -> Iterator[None]:
-    """Let every botocore session the SDK creates share one data loader.
+    """Let every botocore loader the SDK asks for be one data loader.
 
     Building the two definitions makes the SDK create 25 clients in 6 sessions
-    of its own; each new botocore session parses the service models again
-    (JSON of several MB for SageMaker): 1.6 s of a 3 s build. One loader (its
-    cache is per instance) parses each model once. No AWS call is made either way.
+    of its own, and ``image_uris.retrieve`` asks ``botocore.loaders.create_loader()``
+    for a new loader on every call (7 here) to read ``endpoints.json``; each new
+    loader parses its JSON again (several MB for SageMaker's model and the
+    endpoints). One loader (its cache is per instance) parses each file once.
+    No AWS call is made either way.
     """
     import botocore.loaders
     import botocore.session
 
     original = botocore.loaders.create_loader
-    loaders: dict[Any, Any] = {}
 
     def create_loader(search_path_string: Any = None) -> Any:
-        if search_path_string not in loaders:
-            loaders[search_path_string] = original(search_path_string)
-        return loaders[search_path_string]
+        if search_path_string not in _LOADERS:
+            _LOADERS[search_path_string] = original(search_path_string)
+        return _LOADERS[search_path_string]
 
-    # botocore.session imported the name: that binding is the one sessions call.
+    # botocore.session imported the name (sessions call that binding); the
+    # SDK's endpoint resolvers call botocore.loaders.create_loader.
     botocore.session.create_loader = create_loader
+    botocore.loaders.create_loader = create_loader
     try:
         yield
     finally:
         botocore.session.create_loader = original
+        botocore.loaders.create_loader = original
 
 
 @contextlib.contextmanager
