@@ -357,3 +357,34 @@ def test_the_monitor_program_files_include_the_data_quality_modules():
     assert {"monitor_data_quality.py", "data_quality.py", "pair_features.py",
             "performance_estimation.py"} <= set(monitor.PROGRAM_FILES)
     assert monitor_outputs.data_quality_metrics({"status": monitor_data_quality.DQ_NOT_EVALUATED}) == []
+
+
+def test_regression_watches_the_score_and_says_why_it_estimates_nothing(tmp_path):
+    rows = _pairs() * 10
+    pairs = [(a, b) for a, b, _ in rows]
+    scores = np.array([4.5 if y else 1.0 for *_, y in rows]) + np.linspace(0, 0.4, len(rows))
+    columns = data_quality.feature_columns(pairs, names.REGRESSION, score=np.round(scores, 6))
+    statistics = data_quality.dataset_statistics(columns, len(pairs))
+    folder = tmp_path / "dq"
+    folder.mkdir()
+    (folder / names.STATISTICS_FILE).write_text(json.dumps(statistics))
+    (folder / names.CONSTRAINTS_FILE).write_text(json.dumps(data_quality.suggest_constraints(statistics, comparison_threshold=0.1)))
+    window = Window(tmp_path / "w")
+    window.dq = folder
+    (window.baseline / names.CONSTRAINTS_FILE).write_text(json.dumps(
+        {"version": 0.0, "regression_constraints": {"mae": {"threshold": 1.0, "comparison_operator": "GreaterThanThreshold"}}}))
+    captured = _in_distribution(100)
+    window.traffic([(a, b, 0) for a, b, _ in captured])
+    path = next(window.capture.rglob("*.jsonl"))  # answers as the regressor gives them: one score
+    path.write_text("".join(json.dumps(_as_score(json.loads(line))) + "\n" for line in path.read_text().splitlines()))
+    code, result = window.run()
+    dq = result["data_quality"]
+    assert code == 0 and dq["status"] in (names.MONITOR_COMPLETED, names.MONITOR_VIOLATIONS)
+    assert {f["feature"] for f in dq["features"]} == set(names.data_quality_features(names.REGRESSION))
+    assert next(f for f in dq["features"] if f["feature"] == "score")["completeness"] == 1.0
+    assert dq["estimated"]["metrics"] == {} and "not estimated for Regression" in dq["estimated"]["reason"]
+
+
+def _as_score(record: dict) -> dict:
+    record["captureData"]["endpointOutput"]["data"] = "3.2\n"
+    return record
