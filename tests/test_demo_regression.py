@@ -46,6 +46,9 @@ def test_graded_similarity_scores_run_end_to_end_as_regression(tmp_path, repo_ro
         package = Registry(state.registry_db).latest_approved_package("stsPackageGroup")
         assert f"{package['ModelPackageArn']} is PendingManualApproval: the review step approves it" in run.stdout
         assert f"v{package['ModelPackageVersion']}: PendingManualApproval -> Approved" in run.stdout
+        group_version = f"stsPackageGroup/{package['ModelPackageVersion']}"
+        for status in ("PendingManualApproval", "Approved"):  # printed by train, then by approve
+            assert f"event: SageMaker Model Package State Change: {group_version} {status} -> " in run.stdout
         assert package["ApprovalDescription"].startswith("approved by stsmon demo --manual-approval")
         events = [json.loads(line) for line in (state.root / "events" / "events.jsonl").read_text().splitlines()]
         assert [(e["Event"]["detail"]["ModelApprovalStatus"], len(e["Deliveries"])) for e in events

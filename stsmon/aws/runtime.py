@@ -106,6 +106,14 @@ class AwsRuntime:
     def next_steps(self) -> str:
         return "`stsmon status --target aws`; remove it all (it costs money) with `npx cdk destroy --all`."
 
+    # -- events: on AWS EventBridge delivers them (the alarm topic); nothing to print here --------
+
+    def event_marker(self) -> int:
+        return 0
+
+    def events_since(self, marker: int) -> list[str]:
+        return []
+
     # -- what only the local runtime knows: nothing more on AWS ----------------------------------
 
     def endpoint_details(self, name: str) -> dict[str, Any]:

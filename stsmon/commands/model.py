@@ -108,11 +108,15 @@ def _set_status(target: str, state_dir: Path | None, context: tuple[str, ...], v
     from ..models.versions import gate
 
     with command_clients(target, state_dir, context) as clients:
+        marker = clients.runtime.event_marker()
         before, after = set_status(clients, version, status, description=description, force=force)
         checked = gate(clients, after).describe()
+        events = clients.runtime.events_since(marker)
         cfg = clients.config
         hint = clients.deploy_hint(f"{cfg.stack_name('serving')} {cfg.stack_name('monitoring')}")
     click.echo(f"{after.label}: {before.status} -> {after.status}" + (f' ("{after.description}")' if after.description else ""))
+    for line in events:
+        click.echo(f"event: {line}")
     if status == "Approved":
         click.echo(f"Its evaluation: {checked}" + (" (approved with --force)" if force else "") + ".")
     if status == "Approved" and not after.served:

@@ -96,6 +96,7 @@ def command(
     overrides = parse_parameters(parameters)
     with command_clients(target, state_dir, context) as clients:
         outputs = deployed_outputs(clients, ("foundation", "training"))
+        marker = clients.runtime.event_marker()
         record = run_training(
             clients,
             pipeline_name=pipeline_name or outputs.get("TrainingPipelineName") or clients.config.pipeline_name,
@@ -107,8 +108,11 @@ def command(
             sleep=cli_sleep,
         )
         state = clients.state
+        events = clients.runtime.events_since(marker)
     paths = write_record(record, state, out_file)
     _summary(record)
+    for line in events:  # the registration's event on the local bus (on AWS: EventBridge -> the alarm topic)
+        click.echo(f"event: {line}")
     click.echo(f"Run record: {paths[-1]}")
     if record["status"] != "Succeeded":
         step = next((s for s in record["steps"] if s["name"] == record.get("failed_step")), None)

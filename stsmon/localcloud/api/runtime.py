@@ -60,6 +60,20 @@ class LocalRuntime:
     def next_steps(self) -> str:
         return "`stsmon status` to see what is deployed, `stsmon cleanup` to stop and remove it all."
 
+    # -- the local event bus: what a command caused is printed by it ---------------------------
+
+    def event_marker(self) -> int:
+        """Where the local event log ends now (pass it to :meth:`events_since`)."""
+        from ..events import log_size
+
+        return log_size(self.state)
+
+    def events_since(self, marker: int) -> list[str]:
+        """One line per event put on the local bus since ``marker`` (what happened, which rule targets got it)."""
+        from ..events import describe_entry, read_events
+
+        return [describe_entry(entry) for entry in read_events(self.state, marker)]
+
     # -- what only the local runtime knows (stsmon status) --------------------------------------
 
     def endpoint_details(self, name: str) -> dict[str, Any]:

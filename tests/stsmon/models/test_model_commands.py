@@ -89,9 +89,20 @@ def test_describe_shows_the_package(state):
 
 
 def test_approve_stores_the_description_as_sagemaker_does_and_says_how_to_serve_it(state):
+    """...and prints the State Change event the approval put on the local bus, with the rule target it reached
+    (the foundation stack's rule on the group's packages, pending or approved -> the alarm topic)."""
+    from stsmon.localcloud.events import write_rule
+
+    write_rule(state.dir, {"Name": "sts-registry-events", "Arn": "arn:aws:events:us-east-1:000000000000:rule/sts-registry-events",
+                           "State": "ENABLED", "EventPattern": {"source": ["aws.sagemaker"],
+                                                                "detail-type": ["SageMaker Model Package State Change"],
+                                                                "detail": {"ModelPackageGroupName": [GROUP]}},
+                           "Targets": [{"Id": "Alarms", "Arn": "arn:aws:sns:us-east-1:000000000000:sts-alarms"}]})
     code, out, err = model(state, "approve", "3", "-d", "reviewed: +2 points on the test split")
     assert code == 0, err
     assert out.splitlines()[0] == 'v3: PendingManualApproval -> Approved ("reviewed: +2 points on the test split")'
+    assert out.splitlines()[1] == ("event: SageMaker Model Package State Change: stsPackageGroup/3 Approved -> "
+                                   "sts-alarms (rule sts-registry-events)")
     assert "stsmon deploy" in out
     described = package(state, 3)
     assert described["ModelApprovalStatus"] == "Approved"
@@ -119,6 +130,7 @@ def test_the_gate_is_the_configured_one(state):
 def test_reject_the_served_version_says_it_still_serves(state):
     code, out, err = model(state, "reject", "1", "--description", "bad on new traffic")
     assert code == 0, err
+    assert "event: SageMaker Model Package State Change: stsPackageGroup/1 Rejected (no rule matched)" in out
     assert 'v1: Approved -> Rejected ("bad on new traffic")' in out and "still what the endpoint serves" in out
     assert package(state, 1)["ApprovalDescription"] == "bad on new traffic"
 
