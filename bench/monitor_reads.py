@@ -151,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             step = placeholders.substitute(definition, {
                 placeholders.BUCKET: bucket, placeholders.REGION: REGION,
                 placeholders.BASELINE_URI: f"s3://{bucket}/sts/baseline/constraints.json",
+                placeholders.DATA_QUALITY_BASELINE_URI: f"s3://{bucket}/sts/baseline/",
                 placeholders.ROLE_ARN: "arn:aws:iam::123456789012:role/bench", placeholders.KMS_KEY_ARN: "k"})["Steps"][0]
             out = run_step(s3, step, dict(params, PublishCloudWatch="false",
-                                          BaselineConstraintsUri=f"s3://{bucket}/sts/baseline/constraints.json"),
+                                          BaselineConstraintsUri=f"s3://{bucket}/sts/baseline/constraints.json",
+                                          DataQualityBaselineUri=f"s3://{bucket}/sts/baseline/"),
                            Path(tmp) / f"job-{days}" / "opt" / "ml")
             rows.append((days, held, out))
     print(f"One monitoring run (default window: the previous hour), {args.per_hour} captures an hour, 4 files an hour\n")

@@ -453,6 +453,30 @@ def result_lines(result: dict[str, Any] | None, *, failure: str = "") -> list[st
             lines.append(f"  {name:<11} {_fmt(value):>8}   {rule:<18} {mark}")
     for v in result.get("violations", []):
         lines.append(f"  violation: {v['description']}")
+    return lines + data_quality_lines(result)
+
+
+def data_quality_lines(result: dict[str, Any]) -> list[str]:
+    """The label-free half of a run for the terminal: its status, the drifted features, the estimates."""
+    mq, dq = result.get("model_quality") or {}, result.get("data_quality")
+    lines = []
+    if mq.get("status") == "NotEvaluated":
+        lines.append(f"  model quality: not evaluated ({mq.get('reason', '')})")
+    if not dq:
+        return lines
+    head = f"  data quality: {dq['status']}"
+    if dq.get("reason"):
+        head += f" ({dq['reason']})"
+    if "records" in dq:
+        head += f"; {dq['records']} records{' (a sample)' if dq.get('sampled') else ''}"
+    lines.append(head)
+    for v in dq.get("violations", []):
+        lines.append(f"  data-quality violation: {v['feature_name']}: {v['description']}")
+    estimated = (dq.get("estimated") or {}).get("metrics") or {}
+    if estimated:
+        lines.append("  estimated before labels (95% interval): " + ", ".join(
+            f"{name} {e['value']:.4f} [{e['lower']:.4f}, {e['upper']:.4f}]{' VIOLATION' if e.get('status') == 'Violation' else ''}"
+            for name, e in estimated.items()))
     return lines
 
 

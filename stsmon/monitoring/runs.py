@@ -39,9 +39,10 @@ from . import metrics
 
 
 def monitoring_alarm_prefixes(prefix: str) -> tuple[str, ...]:
-    """Name prefixes of the monitoring stack's alarms: quality ({p}-quality-*) and the monitor's own
-    ({p}-monitor-failed, {p}-monitor-no-result)."""
-    return (f"{prefix}-quality-", f"{prefix}-monitor-")
+    """Name prefixes of the monitoring stack's alarms: quality ({p}-quality-*), the monitor's own
+    ({p}-monitor-failed, {p}-monitor-no-result) and the label-free ones ({p}-data-quality-drift*,
+    {p}-estimated-*)."""
+    return (f"{prefix}-quality-", f"{prefix}-monitor-", f"{prefix}-data-quality-", f"{prefix}-estimated-")
 
 
 def _hour(moment: datetime) -> datetime:

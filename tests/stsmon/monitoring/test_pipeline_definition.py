@@ -26,6 +26,8 @@ def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypat
     assert (cfg.endpoint_name, cfg.monitoring_pipeline_name) == (ENDPOINT, PIPELINE)
     definition = placeholders.substitute(build_monitoring_definition(cfg, "sts/code/abc"), {
         placeholders.BUCKET: BUCKET, placeholders.BASELINE_URI: BASELINE_URI, placeholders.REGION: "us-east-1",
+        # a package without a data-quality baseline: the model-quality folder (the served package's fallback)
+        placeholders.DATA_QUALITY_BASELINE_URI: BASELINE_URI.rsplit("/", 1)[0] + "/",
         placeholders.ROLE_ARN: "arn:aws:iam::000000000000:role/sts", placeholders.KMS_KEY_ARN: "arn:aws:kms:us-east-1:000000000000:key/k"})
     env = LocalEnvironment()
     write_pipeline(deployment.state, {"PipelineName": PIPELINE, "PipelineArn": pipeline_arn(env, PIPELINE),
@@ -35,6 +37,7 @@ def test_the_generated_monitoring_definition_runs_monitor_py(tmp_path, monkeypat
     run = run_monitor(local_clients(deployment.state), "2026-11-27T13:00:00Z", MinLabelCoverage="0.5")
     assert run.execution["PipelineExecutionStatus"] == "Succeeded", run.execution.get("FailureReason")
     assert run.status == "Completed" and run.result["counts"]["matched"] == 250
+    assert run.result["data_quality"]["status"] == "NotEvaluated"
     assert run.result["min_label_coverage"] == 0.5 and run.result["schedule_name"] == cfg.monitoring_schedule_name
     assert run.output_uri.startswith(f"s3://{BUCKET}/sts/monitoring/{cfg.monitoring_schedule_name}/")
     assert published_points(deployment.state, run) > 0  # by monitor.py in the stack's region, to the local CloudWatch

@@ -164,3 +164,23 @@ def test_runs_sharing_a_window_are_charted_side_by_side():
     assert labels is None and [x.hour for x in xs] == [12, 13] and title == "window end, UTC"
     xs, labels, _ = _run_axis([run(12), run(12), run(13)])
     assert xs == [0, 1, 2] and labels == ["11-27 12:00 #1", "11-27 12:00 #2", "11-27 13:00 #1"]
+
+
+def test_result_lines_show_the_label_free_half():
+    """A window with no labels: the model-quality half is not evaluated, the data-quality half's verdict,
+    violations and estimates are shown (the shape processing_scripts/monitor.py writes)."""
+    unlabelled = dict(result(3, 0.8), status="CompletedWithViolations", metrics={}, violations=[],
+                      model_quality={"status": "NotEvaluated", "reason": "none of the 200 captured records has a label"},
+                      data_quality={"status": "CompletedWithViolations", "reason": "", "records": 200, "sampled": False,
+                                    "violations": [{"feature_name": "word1_f1", "constraint_check_type": "baseline_drift_check",
+                                                    "description": "Baseline drift distance: 0.83 exceeds threshold: 0.05 (Robust)"}],
+                                    "estimated": {"metrics": {"accuracy": {"value": 0.55, "lower": 0.5, "upper": 0.6,
+                                                                           "status": "Violation"}},
+                                                  "violations": [], "records": 200, "reliable": True, "reason": ""}})
+    lines = report.result_lines(unlabelled)
+    assert "  model quality: not evaluated (none of the 200 captured records has a label)" in lines
+    assert "  data quality: CompletedWithViolations; 200 records" in lines
+    assert any("word1_f1: Baseline drift distance: 0.83" in line for line in lines)
+    assert "  estimated before labels (95% interval): accuracy 0.5500 [0.5000, 0.6000] VIOLATION" in lines
+    assert report.data_quality_lines(result(3, 0.8)) == []  # an older result: nothing to add
+
