@@ -10,7 +10,8 @@ no label:
    prediction (``endpointOutput``). A record whose request does not hold
    exactly one readable pair has its pair features missing; one whose
    answer does not hold exactly one prediction, its prediction features
-   (the completeness check counts both). Records are taken as captured,
+   (the completeness check counts both); a line that is not a capture
+   record at all is no row. Records are taken as captured,
    duplicates included, as Model Monitor's data-quality job takes them.
 2. **Sample.** The pair features cost ~0.1 ms a pair in Python
    (``pair_features.pair_row``), so a window of more than ``--data-quality-
@@ -205,15 +206,17 @@ def _text(part: Any) -> tuple[str, str] | None:
     return data, content_type
 
 
-def record_row(line: bytes) -> tuple[tuple[str, str] | None, dict[str, float]]:
-    """(the record's one sentence pair or None, its one prediction or {}) from a capture line."""
+def record_row(line: bytes) -> tuple[tuple[str, str] | None, dict[str, float]] | None:
+    """(the record's one sentence pair or None, its one prediction or {}) from a capture line; None
+    for a line that is not a capture record at all (bad JSON, a truncated last line: the
+    model-quality half counts those as malformed lines; they are not rows with missing values)."""
     try:
         record = json.loads(line)
     except (ValueError, UnicodeDecodeError):
-        return None, {}
+        return None
     capture = record.get("captureData") if isinstance(record, dict) else None
     if not isinstance(capture, dict):
-        return None, {}
+        return None
     request, answer = _text(capture.get("endpointInput")), _text(capture.get("endpointOutput"))
     pairs = pair_features.request_pairs(*request) if request else []
     predictions = pair_features.answer_rows(*answer) if answer else []
@@ -225,9 +228,10 @@ def window_columns(lines: Sequence[bytes], problem_type: str,
     """The watched features of the sampled records (data_quality.feature_columns' shape)."""
     pairs, answers = [], []
     for line in lines:
-        pair, answer = record_row(line)
-        pairs.append(pair)
-        answers.append(answer)
+        row = record_row(line)
+        if row is not None:
+            pairs.append(row[0])
+            answers.append(row[1])
 
     def column(key: str) -> np.ndarray:
         return np.array([float(a[key]) if key in a else math.nan for a in answers], dtype=float)
@@ -303,11 +307,14 @@ def run_data_quality(capture_files: Sequence[Path], baseline: DataQualityBaselin
     }
     block["estimated"] = estimated_quality(problem_type, prediction, score, model_constraints, baseline.calibration,
                                            comparisons)
-    if not lines:
-        block["reason"] = f"no capture records in the window ({len(capture_files)} capture files)"
-        return block, None
     columns = window_columns(lines, problem_type, baseline.vocabulary)
-    statistics = data_quality.dataset_statistics(columns, len(lines))
+    rows = len(columns[0][2])
+    block["records"] = rows
+    if not rows:
+        block["reason"] = (f"no capture records in the window ({len(capture_files)} capture files, "
+                           f"{len(lines)} lines that are not capture records)")
+        return block, None
+    statistics = data_quality.dataset_statistics(columns, rows)
     statistics["dataset"]["evaluation_time"] = execution_time
     violations, results = data_quality.check(baseline.constraints, baseline.statistics, statistics,
                                              {name: values for name, _, values in columns})

@@ -388,3 +388,13 @@ def test_regression_watches_the_score_and_says_why_it_estimates_nothing(tmp_path
 def _as_score(record: dict) -> dict:
     record["captureData"]["endpointOutput"]["data"] = "3.2\n"
     return record
+
+
+def test_lines_that_are_not_capture_records_are_not_rows(window):
+    path = window.traffic(_in_distribution(100))
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write('{"captureData": {"endpointInput": {"observedContentType": "text/csv", "da')  # truncated last line
+    _, result = window.run()
+    assert result["counts"]["malformed_capture_lines"] == 1
+    dq = result["data_quality"]
+    assert dq["records"] == 100 and dq["status"] == names.MONITOR_COMPLETED, dq["violations"]
