@@ -19,6 +19,20 @@ import netguard_impl  # noqa: E402
 
 netguard_impl.install()
 
+import scheduling  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest work units first (tests/scheduling.py), so no worker is left with one at the end."""
+    scheduling.order_items(items)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with the files that share session fixtures kept together (tests/scheduling.py)."""
+    if config.getvalue("dist") == "loadfile":
+        return scheduling.SharedFixtureScheduling(config, log)
+    return None
+
 #: Environment variable naming a folder with the MSRP files (tests, CI, demo).
 MSRP_ENV = "STSMON_MSRP_DIR"
 MSRP_FILES = ("msr_paraphrase_train.txt", "msr_paraphrase_test.txt", "stsmsrpc.txt")
