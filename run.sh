@@ -3,6 +3,7 @@
 #
 #   ./run.sh demo [OPTIONS]   set up, then run the whole flow locally (stsmon demo)
 #   ./run.sh test [ARGS]      set up with the test tools, then run the test suite (pytest)
+#   ./run.sh test --fast      the same without the tests marked slow (the edit-test loop)
 #   ./run.sh setup [--dev]    set up only
 #
 # Setup is idempotent and incremental: .venv (requirements*.txt, the stsmon
@@ -145,7 +146,12 @@ case "$cmd" in
   test)
     setup --dev
     export PATH="$ROOT/.venv-tools/bin:$ROOT/node_modules/.bin:$PATH"
-    exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
+    # --fast: the edit-test loop, without the tests marked slow (end-to-end runs, real synths, servers under load)
+    args=()
+    for arg in "$@"; do
+      if [ "$arg" = "--fast" ]; then args+=(-m "not slow"); else args+=("$arg"); fi
+    done
+    exec .venv/bin/python -m pytest -n 2 --dist loadfile ${args[@]+"${args[@]}"}
     ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'

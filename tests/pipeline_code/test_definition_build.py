@@ -39,6 +39,7 @@ def test_in_process_build_is_stored_and_a_second_call_reads_it(tmp_path, built):
     assert json.dumps(second.get("training")) == json.dumps(built["training"])  # same bytes, same key order
 
 
+@pytest.mark.slow
 def test_background_build_matches_the_in_process_build(tmp_path, built):
     """Byte for byte: the builder process imports placeholders for pandas, numpy, scipy, docker,
     paramiko and omegaconf (pipeline_code/unused_imports.py); the in-process build has the real ones."""
@@ -49,6 +50,7 @@ def test_background_build_matches_the_in_process_build(tmp_path, built):
     assert len(list(tmp_path.glob("*.json"))) == 1
 
 
+@pytest.mark.slow
 def test_background_failure_is_reported_with_the_child_error(tmp_path):
     cfg = build.Config(region="xx-nowhere-1")  # a region the SDK has no image for
     source = build.BackgroundDefinitions(cfg, CODE_PREFIX)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,12 +43,14 @@ def levenshtein_table(a: list, b: list) -> int:
     return prev[-1]
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None)
 @given(tokens, tokens)
 def test_lcs_and_run_equal_the_tables(a, b):
     assert featurizer._lcs(a, b) == lcs_table(a, b)
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None)
 @given(tokens, tokens)
 def test_edit_distance_equals_the_table(a, b):
@@ -60,6 +64,7 @@ def test_long_sequences_beyond_machine_words():
     assert featurizer._lcs(a, b) == lcs_table(a, b)
 
 
+@pytest.mark.slow
 def test_features_do_not_depend_on_the_string_hash_seed(tmp_path, subprocess_env, scripts_dir):
     """Set iteration order changes with PYTHONHASHSEED; the features must not."""
     import subprocess

@@ -131,6 +131,7 @@ def test_archive_serves_the_same_predictions_outside_the_repo(binary_run, tmp_pa
     assert [p["label"] for p in result["body"]["predictions"]] == [int(p >= 0.5) for p in expected]
 
 
+@pytest.mark.slow
 def test_regression_pipeline_outputs(regression_run):
     report = json.loads((regression_run.evaluation / names.EVALUATION_FILE).read_text())
     assert report["problem_type"] == names.REGRESSION
@@ -150,6 +151,7 @@ def test_regression_pipeline_outputs(regression_run):
     assert checks["mae"]["threshold"] >= stats["regression_metrics"]["mae"]["value"]
 
 
+@pytest.mark.slow
 def test_regression_model_serves_scores(regression_run):
     import inference
 
@@ -193,6 +195,7 @@ def _docs(run) -> dict[str, dict]:
                                  (run.baseline, names.CONSTRAINTS_FILE))}
 
 
+@pytest.mark.slow
 def test_the_scripts_outputs_follow_their_json_schemas(binary_run, regression_run):
     """evaluation.json, statistics.json and constraints.json as the scripts wrote them
     (stscontracts/schemas/; the container does not validate, so the suite does)."""

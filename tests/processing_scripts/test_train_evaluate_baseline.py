@@ -147,6 +147,7 @@ def test_missing_or_broken_model(binary_run, tmp_path, capsys, script_env):
     assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_accepts_an_extracted_model_and_checks_the_labels(binary_run, regression_run, tmp_path, capsys):
     report = evaluate.evaluate(binary_run.model, binary_run.test, tmp_path / "e", n_bootstrap=0)
     assert report["binary_classification_metrics"]["accuracy"]["standard_deviation"] is None

@@ -21,7 +21,7 @@ import pytest
 
 import realstack
 
-pytestmark = pytest.mark.usefixtures("real_stack")
+pytestmark = [pytest.mark.usefixtures("real_stack"), pytest.mark.slow]
 
 #: The environment the package was registered with before the fix (issue 10, fault 1).
 BEFORE_FIX = ("SAGEMAKER_PROGRAM", "SAGEMAKER_SUBMIT_DIRECTORY")

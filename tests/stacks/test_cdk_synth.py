@@ -96,6 +96,7 @@ def _run_app(env, outdir, context=None):
     return subprocess.run([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_app_rejects_bad_configuration_with_one_message(subprocess_env, tmp_path):
     env = _env(subprocess_env)
     env["DEPLOY_PROFILE"] = "staging"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cdk_helpers import logical_id, pipeline_definition, policy_statements, render
 from stscontracts import names
 
@@ -92,6 +94,7 @@ def test_a_failed_window_or_no_result_at_all_raises_an_alarm(dev):
         "ExecutionFailed", "Sum", 1, "notBreaching")
 
 
+@pytest.mark.slow
 def test_the_no_result_alarm_period_follows_the_schedule(tmp_path):
     from cdk_helpers import synthesize
 

@@ -51,12 +51,14 @@ def staged(tmp_path_factory, repo_root):
     return folder
 
 
+@pytest.mark.slow
 def test_scripts_import_the_contracts_from_the_step_code_folder(staged, subprocess_env):
     origins = _origins(staged, subprocess_env)
     assert {"stscontracts", "stscontracts.names"} <= set(origins)
     assert all(path and path.startswith(str(staged / names.PACKAGE)) for path in origins.values()), origins
 
 
+@pytest.mark.slow
 def test_train_imports_the_contracts_from_the_extracted_sourcedir(staged, tmp_path, subprocess_env):
     extracted = tmp_path / "opt-ml-code"
     with tarfile.open(staged / names.SOURCEDIR_ARCHIVE) as tar:

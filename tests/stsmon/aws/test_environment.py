@@ -145,6 +145,7 @@ def _cdk_cli_region(repo_root: Path, workdir: Path, env: dict[str, str], profile
     return json.loads(probe.read_text())["region"]
 
 
+@pytest.mark.slow
 def test_the_pinned_cdk_cli_resolves_the_same_region(repo_root, tmp_path, aws_files):
     """The cases of ASK_CDK, asked of the real CDK CLI (run two at a time)."""
     if not (repo_root / "node_modules" / ".bin" / "cdk").is_file() or shutil.which("python3") is None:

@@ -6,6 +6,8 @@ import http.client
 import os
 from collections import Counter
 
+import pytest
+
 from stsmon.endpoint.server import ConnectionBalance
 
 
@@ -65,6 +67,7 @@ def _server_side_inodes(server_port: int) -> dict[int, int]:
     return out
 
 
+@pytest.mark.slow
 def test_eight_sequential_clients_land_four_and_four(start_server, toy_model_dir):
     server = start_server(toy_model_dir, workers=2, capture=False)
     connections = []

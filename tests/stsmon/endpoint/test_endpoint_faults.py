@@ -106,6 +106,7 @@ def test_a_crashed_worker_is_replaced(start_server, toy_model_dir):
     assert post(server.port, b"a b,a c\n")[0] == 200
 
 
+@pytest.mark.slow
 def test_redeploy_swaps_the_model_without_dropping_a_request(start_server, toy_model_dir, toy_builder,
                                                              server_env, tmp_path):
     server = start_server(toy_model_dir, workers=2)
@@ -161,6 +162,7 @@ def test_a_model_that_fails_to_load_on_redeploy_leaves_the_old_one_serving(start
     assert read_record(server.state, server.name)["model_dir"] == str(toy_model_dir)
 
 
+@pytest.mark.slow
 def test_sigterm_drains_in_flight_requests_and_closes_capture_files(start_server, toy_model_dir):
     server = start_server(toy_model_dir, workers=2, flush_interval=1.0)
     pid = server.record["pid"]

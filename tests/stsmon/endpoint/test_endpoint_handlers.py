@@ -111,6 +111,7 @@ def deploy_chain(ctx: DeployContext, previous: dict | None = None) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_serving_stack_lifecycle(world, toy_model_dir, toy_builder, tmp_path, runtime_client):
     state, env, reg = world
     first = register_package(reg, state, pack(toy_model_dir, state, "sts/pipelines/exec1/model.tar.gz"), 1)
@@ -155,6 +156,7 @@ def test_serving_stack_lifecycle(world, toy_model_dir, toy_builder, tmp_path, ru
     assert read_record(state, ENDPOINT) is None
 
 
+@pytest.mark.slow
 def test_no_capture_option_serves_without_capture(world, toy_model_dir):
     state, env, reg = world
     register_package(reg, state, pack(toy_model_dir, state, "sts/m.tar.gz"), 1)
