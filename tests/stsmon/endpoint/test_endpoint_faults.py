@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from stsmon.endpoint.capture import scan_capture
@@ -65,6 +66,19 @@ def wait_until(predicate, timeout: float = 20.0, step: float = 0.05):
     return predicate()
 
 
+def accepted_connections(server) -> int:
+    """Client connections the server's workers have accepted: the sockets they hold on its port (a connection
+    still in the kernel's accept queue belongs to no process)."""
+    count = 0
+    for pid in read_record(server.state, server.name)["worker_pids"]:
+        try:
+            connections = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        count += sum(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == server.port for c in connections)
+    return count
+
+
 def test_overload_answers_503_with_retry_after_and_never_hangs(start_server, toy_model_dir):
     server = start_server(toy_model_dir, workers=1, limits=WorkerLimits(max_queue=2, max_batch=1))
     results = in_parallel(post, [(server.port, b"__sleep__ 0.3,x\n")] * 12)
@@ -78,14 +92,15 @@ def test_overload_answers_503_with_retry_after_and_never_hangs(start_server, toy
     assert server.ping() == 200
 
 
-def test_invocation_timeout_answers_504_and_424_model_error(start_server, toy_model_dir):
+def test_invocation_timeout_answers_504_and_424_model_error(start_server, toy_model_dir, tmp_path):
     server = start_server(toy_model_dir, workers=1, limits=WorkerLimits(timeout=1.0))
     # The slow request must occupy the worker before the second arrives (on a busy machine
-    # two requests sent "together" may reach it in either order).
+    # two requests sent "together" may reach it in either order): the model says when it has it.
+    started = tmp_path / "slow-started"
     slow: list = []
-    first = threading.Thread(target=lambda: slow.append(post(server.port, b"__sleep__ 3,x\n")))
+    first = threading.Thread(target=lambda: slow.append(post(server.port, f"__sleep__ 3 {started},x\n".encode())))
     first.start()
-    time.sleep(0.5)
+    assert wait_until(started.exists), "the slow request never reached the model"
     runtime = post(server.port, b"__sleep__ 0.1,x\n", None, f"/endpoints/{server.name}/invocations")
     first.join(30)
     (container,) = slow
@@ -171,9 +186,11 @@ def test_sigterm_drains_in_flight_requests_and_closes_capture_files(start_server
                for i in range(6)]
     for t in threads:
         t.start()
-    # Wait until every request is inside the server (queued or predicting).
-    time.sleep(0.3)
+    # Wait until every request is inside the server (queued or predicting: its workers hold the connection) or
+    # answered, then stop it with some still in flight (6 x 0.4 s on 2 workers take >= 1.2 s).
+    assert wait_until(lambda: accepted_connections(server) + len(answers) == 6), (accepted_connections(server), answers)
     os.kill(pid, signal.SIGTERM)
+    assert len(answers) < 6, "every request was answered before the SIGTERM: nothing was drained"
     for t in threads:
         t.join(30)
     assert sorted(a[0] for a in answers) == [200] * 6

@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from stsmon.errors import StsmonError
@@ -453,6 +454,26 @@ start_execution(StateDir(Path(sys.argv[1])), "p", {"Threshold": "0.1"},
 """
 
 
+def step_scripts(state: StateDir, but: int | None = None) -> list[str]:
+    """Command lines of the running processes that work in ``state`` (the step scripts), except ``but``."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if process.info["pid"] != but and str(state.root) in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def until(predicate, timeout: float = 60.0) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 @pytest.mark.slow
 def test_killing_the_executor_mid_run_leaves_consistent_state_and_the_next_run_works(state, subprocess_env, clock):
     definition = full_definition()
@@ -468,16 +489,14 @@ def test_killing_the_executor_mid_run_leaves_consistent_state_and_the_next_run_w
                 break
             time.sleep(0.2)
         assert records, "the execution never started"
-        time.sleep(0.5)
+        assert until(lambda: step_scripts(state, but=proc.pid)), "the step's script never started"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    # The step's script died with its executor (no orphan keeps running).
-    time.sleep(0.5)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert f"{state.root}" not in ps
+    # The step's script (sleeping 30 s) died with its executor (no orphan keeps running).
+    assert until(lambda: not step_scripts(state), timeout=10), step_scripts(state)
 
     (stale,) = list_executions(state, "p")
     assert stale["PipelineExecutionStatus"] == "Failed"

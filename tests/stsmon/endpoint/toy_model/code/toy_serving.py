@@ -6,7 +6,8 @@ container hands them over (text for ``text/csv`` and ``application/json``, with
 replacement characters for bytes that were not UTF-8; else bytes).
 
 Test hooks (this toy only): a pair whose first sentence is ``__sleep__ S`` sleeps S
-seconds in ``predict``, ``__boom__`` raises a bug (500), ``__exit__`` kills the worker.
+seconds in ``predict`` (``__sleep__ S FILE`` first creates FILE, so a test can wait until
+the model is busy with it), ``__boom__`` raises a bug (500), ``__exit__`` kills the worker.
 """
 
 import csv
@@ -92,7 +93,10 @@ def parse(body, content_type):
 def predict(data, model):
     for a, _b in data:
         if a.startswith("__sleep__"):
-            time.sleep(float(a.split()[1]))
+            _, seconds, *started = a.split(maxsplit=2)
+            if started:
+                open(started[0], "w").close()
+            time.sleep(float(seconds))
         elif a == "__boom__":
             raise RuntimeError("a bug in the model code")
         elif a == "__exit__":
