@@ -414,6 +414,9 @@ def start_execution(
     previous = None
     if threading.current_thread() is threading.main_thread():
         def on_term(signum: int, frame: Any) -> None:
+            # Once: the stop this starts records Stopped. `stsmon cleanup` sends one SIGTERM per running
+            # execution; a second KeyboardInterrupt would break that stop half way (record left Executing).
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, on_term)

@@ -183,6 +183,9 @@ class LocalSageMaker:
             return
 
         def on_term(signum: int, frame: Any) -> None:
+            # Once: closing the clients stops the executions; `stsmon cleanup` sends one SIGTERM per running
+            # execution, and a second KeyboardInterrupt would break that stop half way (records left Executing).
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             raise KeyboardInterrupt
 
         self._previous_sigterm = signal.signal(signal.SIGTERM, on_term)

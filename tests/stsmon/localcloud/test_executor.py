@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -538,6 +539,34 @@ def test_stop_running_executions_stops_the_scripts_and_records_stopped(state, su
     assert record["PipelineExecutionStatus"] == "Stopped"
     assert steps_by_name(record)["Preprocess"]["StepStatus"] == "Stopped"
     assert "Train" in record["NotExecuted"]
+
+
+@pytest.mark.slow
+def test_more_sigterms_while_stopping_do_not_leave_the_execution_executing(state, subprocess_env):
+    """`stsmon cleanup` sends SIGTERM once per running execution, so a process running several gets more than
+    one. The first stops the execution; the next ones used to interrupt that stop half way (a second
+    KeyboardInterrupt in its `finally`, or inside a finalizer: an "Exception ignored" warning), leaving the
+    record Executing for ever."""
+    definition = full_definition()
+    definition["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"] += ["--sleep", "60"]
+    register(state, definition)
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(state.root)], env=subprocess_env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert until(lambda: step_scripts(state, but=proc.pid)), "the step's script never started"
+        while proc.poll() is None:  # SIGTERM after SIGTERM until the executor is gone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            time.sleep(0.01)
+        stderr = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    (record,) = list_executions(state, "p")
+    assert record["PipelineExecutionStatus"] == "Stopped", stderr[-3000:]
+    assert steps_by_name(record)["Preprocess"]["StepStatus"] == "Stopped"
+    assert "During handling of the above exception" not in stderr and "Exception ignored" not in stderr, stderr
 
 
 @pytest.mark.parametrize("fail", ["no", "yes"])
