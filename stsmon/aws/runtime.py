@@ -18,17 +18,24 @@ if TYPE_CHECKING:
 
 
 def aws_deploy_argv(project: Path, assembly: Path, stacks: tuple[str, ...], exclusively: bool,
-                    cdk_args: list[str] | tuple[str, ...] = (), *, pinned_package: str | None = None) -> list[str]:
+                    cdk_args: list[str] | tuple[str, ...] = (), *, pinned_package: str | None = None,
+                    unpin: bool = False) -> list[str]:
     """``cdk deploy`` of the synthesized assembly (no synth): the stacks named, else ``--all``.
 
     With ``pinned_package`` the app is synthesized again into ``assembly`` with
     ``-c MODEL_PACKAGE_ARN=<it>`` (a pin is part of the templates: the
-    approved-package custom resource's ``ModelPackageArn``), then deployed.
+    approved-package custom resource's ``ModelPackageArn``), then deployed; the
+    assembly keeps the pin for later deploys. ``unpin`` synthesizes it again
+    without one.
     """
     from ..commands.synth import cdk_command
 
-    source = ["--app", str(assembly)] if not pinned_package else \
-        ["--output", str(assembly), "-c", f"MODEL_PACKAGE_ARN={pinned_package}"]
+    if pinned_package:
+        source = ["--output", str(assembly), "-c", f"MODEL_PACKAGE_ARN={pinned_package}"]
+    elif unpin:  # synthesize again with the configuration's MODEL_PACKAGE_ARN (none, unless you set one)
+        source = ["--output", str(assembly)]
+    else:
+        source = ["--app", str(assembly)]
     argv = [*cdk_command(project), "deploy", *cdk_args, *source, "--no-notices",
             "--require-approval", "broadening"]
     if exclusively:
@@ -162,7 +169,8 @@ class AwsRuntime:
         if dry_run:
             argv = aws_diff_argv(Path.cwd(), assembly, stacks, exclusively, cdk_args)
         else:
-            argv = aws_deploy_argv(Path.cwd(), assembly, stacks, exclusively, cdk_args, pinned_package=pinned)
+            argv = aws_deploy_argv(Path.cwd(), assembly, stacks, exclusively, cdk_args, pinned_package=pinned,
+                                   unpin=bool(getattr(serving, "unpin", False)))
         result = subprocess.run(argv, env={**os.environ})
         if result.returncode:
             raise StsmonError(f"cdk {'diff' if dry_run else 'deploy'} failed (exit code {result.returncode})")

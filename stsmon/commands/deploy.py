@@ -17,7 +17,9 @@ from .common import assembly_option, command_clients, context_option, state_dir_
 @click.option("--exclusively", is_flag=True, help="Only the named stacks, not the stacks they depend on.")
 @click.option("--dry-run", is_flag=True, help="Check and show the differences; change nothing.")
 @click.option("--no-capture", is_flag=True, help="Serve without data capture (local endpoint).")
-@click.option("--package-arn", default=None, help="Serve this model package instead of the latest approved one.")
+@click.option("--package-arn", default=None, help="Serve this model package instead of the latest approved one "
+              "(pinned: later deploys keep it until --unpin).")
+@click.option("--unpin", is_flag=True, help="Forget a pinned package: serve the latest Approved one again.")
 @click.option("--foreground", is_flag=True, help="Run the local endpoint in this process until Ctrl-C.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Local endpoint address (loopback unless told otherwise).")
 @click.option("--port", type=int, default=None, help="Local endpoint port (default: the endpoint's own).")
@@ -32,6 +34,7 @@ def command(
     dry_run: bool,
     no_capture: bool,
     package_arn: str | None,
+    unpin: bool,
     foreground: bool,
     host: str,
     port: int | None,
@@ -48,12 +51,18 @@ def command(
     With --target aws this runs `cdk deploy` on the same assembly (the
     serving options, which shape the local endpoint, do not apply there;
     --package-arn synthesizes the app again with -c MODEL_PACKAGE_ARN=...
-    into the assembly folder, since on AWS a pin is part of the templates).
+    into the assembly folder, since on AWS a pin is part of the templates,
+    and --unpin synthesizes it again without).
     """
     from ..localcloud.handlers import ServingOptions
 
     serving = ServingOptions(
-        capture=not no_capture, package_arn=package_arn, foreground=foreground, host=host, port=port, stop=stop
+        capture=not no_capture, package_arn=package_arn, unpin=unpin, foreground=foreground, host=host, port=port,
+        stop=stop,
     )
+    if package_arn and unpin:
+        from ..errors import UsageError
+
+        raise UsageError("--package-arn pins a package and --unpin forgets the pin: give one of them")
     with command_clients(target, state_dir, context) as clients:
         clients.runtime.deploy(assembly, stacks, exclusively=exclusively, dry_run=dry_run, serving=serving, echo=click.echo)

@@ -202,9 +202,8 @@ def rollback(target: str, state_dir: Path | None, assembly: Path, context: tuple
     Deploys the serving stack (and the monitoring stack, whose package follows
     the endpoint) with that package pinned; the endpoint is updated in place,
     without dropping a request. Refused, with nothing changed, when there is
-    no earlier Approved version. A later deploy without a pin serves the
-    latest Approved version again: reject the version you rolled back from
-    (`stsmon model reject N`) to keep this one.
+    no earlier Approved version. Later deploys keep the pin until
+    `stsmon deploy --unpin` (which serves the latest Approved version).
     """
     from ..models.release import rollback as run_rollback
 
@@ -212,5 +211,6 @@ def rollback(target: str, state_dir: Path | None, assembly: Path, context: tuple
         done = run_rollback(clients, assembly, to=to, echo=click.echo)
     click.echo(f"The endpoint serves v{done['to_version']} again (was v{done['from_version']})"
                + (f"; the monitor's baseline is {done['baseline_uri']}" if done.get("baseline_uri") else "") + ".")
-    click.echo(f"v{done['to_version']} is pinned for this deploy: a later `stsmon deploy` serves the latest Approved "
-               f"version again unless you reject v{done['from_version']} (`stsmon model reject {done['from_version']}`).")
+    click.echo(f"v{done['to_version']} is pinned: later deploys keep serving it until `stsmon deploy --unpin` "
+               f"(then the latest Approved version serves; reject v{done['from_version']} first if it should not: "
+               f"`stsmon model reject {done['from_version']}`).")

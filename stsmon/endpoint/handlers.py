@@ -6,7 +6,11 @@
   against the local registry and local buckets, so "latest approved",
   "pinned" and "the endpoint's package" mean exactly what they mean on AWS. Unlike CloudFormation (which calls it only when a property changes),
   every local deploy re-resolves it, so ``stsmon deploy`` after a newly
-  approved package serves that package. ``stsmon deploy --package-arn`` pins.
+  approved package serves that package. ``stsmon deploy --package-arn`` (and
+  ``stsmon model rollback``) pins a package: the pin is recorded
+  (``endpoints/_pin.json``) and later deploys keep serving it until
+  ``stsmon deploy --unpin`` — as on AWS, where the pin is in the synthesized
+  templates until the app is synthesized again without it.
 - ``AWS::SageMaker::Model`` — resolves its container (``ModelPackageName``
   through the registry, or ``PrimaryContainer``/``Containers``) to a model
   data URL and environment. A changed container is a new model (new name),
@@ -137,8 +141,17 @@ class ApprovedPackageHandler(ResourceHandler):
 
     def _resolve(self, ctx: DeployContext, props: dict[str, Any]) -> HandlerResult:
         props = dict(props)
-        if ctx.serving.package_arn and not props.get("EndpointName"):
-            props["ModelPackageArn"] = ctx.serving.package_arn
+        pin = _pin_path(ctx.state)
+        pinned = ""
+        if not props.get("EndpointName"):  # the serving stack's package (the monitoring stack's follows the endpoint)
+            if ctx.serving.unpin:
+                pin.unlink(missing_ok=True)
+            pinned = ctx.serving.package_arn or ("" if ctx.serving.unpin else _read_pin(pin))
+            if pinned:
+                props["ModelPackageArn"] = pinned
+                if not ctx.serving.package_arn:
+                    ctx.echo(f"{ctx.stack_name}: keeping the pinned package {pinned} "
+                             "(`stsmon deploy --unpin` serves the latest Approved one)")
         try:
             physical_id, data = served_package.handle("Create", props, {}, sagemaker=_LocalSageMaker(ctx),
                                                       s3=_LocalS3(ctx.state))
@@ -149,6 +162,8 @@ class ApprovedPackageHandler(ResourceHandler):
             raise
         except Exception as exc:  # e.g. the registry refusing an unknown ARN
             raise StsmonError(f"cannot resolve the model package to serve: {exc}") from exc
+        if ctx.serving.package_arn and not props.get("EndpointName"):
+            _write(pin, {"ModelPackageArn": data["ModelPackageArn"]})
         return HandlerResult(physical_id, data)
 
     def create(self, ctx, logical_id, props):
@@ -167,7 +182,23 @@ class ApprovedPackageHandler(ResourceHandler):
         return None
 
     def delete(self, ctx, logical_id, previous):
+        if not previous.properties.get("EndpointName"):
+            _pin_path(ctx.state).unlink(missing_ok=True)
         return None
+
+
+def _pin_path(state: StateDir) -> Path:
+    """The serving stack's pinned package (``stsmon deploy --package-arn``, ``stsmon model rollback``)."""
+    return state.endpoints / "_pin.json"
+
+
+def _read_pin(path: Path) -> str:
+    try:
+        return str(json.loads(path.read_text()).get("ModelPackageArn") or "")
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError) as exc:
+        raise StsmonError(f"the pin {path} cannot be read ({exc}): `stsmon deploy --unpin` removes it") from None
 
 
 def _name_of(previous: DeployedResource, attribute: str) -> str:

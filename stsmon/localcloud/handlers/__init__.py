@@ -104,7 +104,8 @@ class ServingOptions:
 
     ``capture``: False with ``--no-capture`` (serve without data capture, even if
     the endpoint config declares it). ``package_arn``: ``--package-arn`` pins the
-    model package instead of the latest approved one. ``foreground``: serve in
+    model package instead of the latest approved one (the pin is kept for later
+    deploys until ``unpin``: ``--unpin``). ``foreground``: serve in
     this process until Ctrl-C instead of a background server. ``host``/``port``:
     where the local endpoint listens (``port=None``: the handler's default).
     ``stop``: stop the local endpoint server (its record stays deployed).
@@ -112,6 +113,7 @@ class ServingOptions:
 
     capture: bool = True
     package_arn: str | None = None
+    unpin: bool = False
     foreground: bool = False
     host: str = "127.0.0.1"
     port: int | None = None

@@ -139,15 +139,21 @@ def test_serving_stack_lifecycle(world, toy_model_dir, toy_builder, tmp_path, ru
     assert swapped["pid"] == record["pid"] and swapped["generation"] == 2
     assert swapped["info"]["ModelPackageArn"] == second and swapped["port"] == record["port"]
 
-    # --package-arn pins the first package again.
+    # --package-arn pins the first package again (stsmon model rollback does this) ...
     pinned = deploy_chain(context(state, env, package_arn=first), again)
     assert read_record(state, ENDPOINT)["info"]["ModelPackageArn"] == first
 
     # --stop stops the server, a plain deploy starts it again, delete removes it.
     deploy_chain(context(state, env, stop=True), pinned)
     assert not read_record(state, ENDPOINT)["running"]
-    deploy_chain(context(state, env), pinned)
+    kept = deploy_chain(context(state, env), pinned)
     assert read_record(state, ENDPOINT)["running"]
+    # ... and the pin holds for a plain deploy (as a pinned assembly does on AWS) until --unpin.
+    assert kept["ServedPackage"].attributes["ModelPackageArn"] == first
+    assert read_record(state, ENDPOINT)["info"]["ModelPackageArn"] == first
+    pinned = deploy_chain(context(state, env, unpin=True), kept)
+    assert pinned["ServedPackage"].attributes["ModelPackageArn"] == second
+    assert deploy_chain(context(state, env), pinned)["ServedPackage"].attributes["ModelPackageArn"] == second
     # Capture went to the config's destination, with the inference id.
     records = scan_capture(state.s3_path(CAPTURE_URI)).records
     assert [r["eventMetadata"]["inferenceId"] for r in records] == ["handler_1"]

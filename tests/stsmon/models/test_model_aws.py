@@ -119,6 +119,9 @@ def test_a_pinned_aws_deploy_synthesizes_with_the_pin(tmp_path):
     argv = aws_deploy_argv(tmp_path, Path("cdk.out"), ("sts-serving", "sts-monitoring"), True, pinned_package=arn(1))
     assert argv[1:] == ["deploy", "--output", "cdk.out", "-c", f"MODEL_PACKAGE_ARN={arn(1)}", "--no-notices",
                         "--require-approval", "broadening", "--exclusively", "sts-serving", "sts-monitoring"]
+    unpinned = aws_deploy_argv(tmp_path, Path("cdk.out"), ("sts-serving",), True, unpin=True)
+    assert unpinned[1:] == ["deploy", "--output", "cdk.out", "--no-notices", "--require-approval", "broadening",
+                            "--exclusively", "sts-serving"]
 
 
 def test_compare_on_aws_reads_the_registering_runs_test_split_and_both_models_through_the_clients(
