@@ -2,7 +2,9 @@
 
 synth → local deploy (foundation, training) → train → deploy (serving,
 monitoring) → traffic over the test split → true labels → monitor →
-noisy labels (the drift drill) → monitor → report.
+noisy labels (the drift drill) → monitor → the test split again as
+mismatched pairs with no labels (the label-free drill) → monitor (data-quality
+drift and its alarm in the same hour) → report.
 
 Each step is the same ``stsmon`` command a person would type (invoked
 in-process), so the demo proves the commands, not a shortcut around them.
@@ -37,6 +39,11 @@ SYNTH_STAMP = "stsmon-synth-inputs.sha256"
 
 #: The drill's label noise: 30 % wrong labels must trip the accuracy constraint.
 DRILL_ERROR_RATE = 0.3
+#: The label-free drill: the test split again as mismatched pairs (``stsmon traffic --shift``), with
+#: inference ids of their own and no labels; the data-quality check must find drift in the same hour.
+SHIFT = "mismatched"
+SHIFT_SEED = 11
+SHIFT_PREFIX = "shift_"
 
 
 class DemoFailed(StsmonError):
@@ -154,6 +161,8 @@ def latest_monitor_result(clients: Any, pipeline: str, output_uri: str | None,
     last = found[-1]
     result = last.result or {}
     report = f"{last.output_uri}/{names.REPORT_FILE}" if last.output_uri and last.result else None
+    states = runs.alarm_states(clients, alarm_prefixes)
+    dq = result.get("data_quality") or {}
     return {
         "execution_id": last.execution_id,
         "status": last.status,
@@ -161,9 +170,24 @@ def latest_monitor_result(clients: Any, pipeline: str, output_uri: str | None,
         "violations": sorted(v.get("metric_name") for v in result.get("violations", [])),
         "counts": result.get("counts", {}),
         "metrics": {k: v for k, v in (result.get("metrics") or {}).items() if isinstance(v, (int, float))},
-        "alarms": {a["name"]: a["state"] for a in runs.alarm_states(clients, alarm_prefixes)},
+        "alarms": {a["name"]: a["state"] for a in states},
+        "alarm_metrics": {a["name"]: a.get("metric") for a in states},
+        "model_quality_status": (result.get("model_quality") or {}).get("status", last.status),
+        "data_quality": {"status": dq.get("status"), "records": dq.get("records"),
+                         "drifted": sorted({v.get("feature_name", "") for v in dq.get("violations") or []
+                                            if v.get("constraint_check_type") == "baseline_drift_check"}),
+                         "violations": len(dq.get("violations") or [])},
         "report": clients.runtime.show_uri(report) if report else None,
     }
+
+
+def drift_alarms(outcome: dict[str, Any]) -> list[str]:
+    """The names of the outcome's data-quality drift alarms: on ``baseline_drift_violations`` or a
+    ``feature_baseline_drift_<feature>`` metric, or a metric-math alarm named ``*-data-quality-drift*``
+    (the model-monitor backend's, which has no single metric name)."""
+    return sorted(name for name, metric in (outcome.get("alarm_metrics") or {}).items()
+                  if metric == names.METRIC_DRIFT_VIOLATIONS or str(metric or "").startswith(names.FEATURE_DRIFT_PREFIX)
+                  or "-data-quality-drift" in name)
 
 
 TRAIN_KEY_FILE = "train_key.json"
@@ -244,3 +268,16 @@ def check_project(project: Path) -> None:
 def parse_time(text: str) -> datetime:
     """An ISO-8601 UTC time as :func:`traffic_window` writes it."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def traffic_in_window(record_file: Path, window: str) -> bool:
+    """Whether the traffic run of ``record_file`` (``started``..``ended``) falls in ``window``
+    (``START/END``); False when there is no such record. An earlier label-free drill in the hour
+    the demo monitors again (a rerun within the hour) is in that window's data."""
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+        started, ended = parse_time(record["started"]), parse_time(record["ended"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    start, end = (parse_time(t) for t in window.split("/"))
+    return started < end and ended >= start

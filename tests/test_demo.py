@@ -57,7 +57,7 @@ def test_demo_succeeds_and_prints_its_summary(demo_run):
     assert "Traceback" not in run.stderr
     summary = json.loads((demo_run["state"].root / "demo" / "demo_summary.json").read_text())
     assert [t["step"].split(":")[0] for t in summary["timings"]][:2] == ["Data", "Synth"]
-    assert len(summary["timings"]) == 10
+    assert len(summary["timings"]) == 11
 
 
 def test_the_local_run_made_only_well_formed_aws_calls(demo_run):
@@ -189,7 +189,9 @@ def test_capture_has_exactly_one_record_per_request(demo_run):
     state = demo_run["state"]
     traffic = json.loads((state.root / "demo" / "testendpoint_out.json").read_text())
     assert traffic["requests"] == traffic["succeeded"] > 800  # 15 % of 5801 pairs
-    sent = {row["inference_id"] for row in traffic["inferences"]}
+    shifted = json.loads((state.root / "demo" / "shifted_traffic.json").read_text())  # the label-free drill
+    assert shifted["requests"] == shifted["succeeded"] == traffic["requests"]
+    sent = {row["inference_id"] for row in traffic["inferences"] + shifted["inferences"]}
     capture_root = state.s3_path(f"s3://{BUCKET}/sts/datacapture/sts-endpoint/AllTraffic")
     records = [r for path in sorted(capture_root.rglob("*.jsonl")) for r in jsonl(path)]
     ids = [r["eventMetadata"]["inferenceId"] for r in records]
@@ -218,9 +220,9 @@ def test_monitoring_completed_then_the_drill_violated(demo_run):
     root = state.s3_path(f"s3://{BUCKET}/sts/monitoring/sts-model-quality")
     results = sorted((json.loads(p.read_text()) for p in root.glob("*/monitoring_result.json")),
                      key=lambda r: r.get("execution_time") or "")
-    statuses = sorted(r["status"] for r in results)
-    assert statuses == ["Completed", "CompletedWithViolations"]
-    violated = next(r for r in results if r["status"] == "CompletedWithViolations")
+    statuses = [r["status"] for r in results]
+    assert statuses == ["Completed", "CompletedWithViolations", "CompletedWithViolations"]  # clean, drill, label-free
+    violated = results[1]
     assert "accuracy" in {v["metric_name"] for v in violated["violations"]}
     for folder in root.iterdir():
         for name in ("statistics.json", "constraint_violations.json", "report.html", "cloudwatch_metrics.json"):
@@ -228,6 +230,38 @@ def test_monitoring_completed_then_the_drill_violated(demo_run):
     alarms = {json.loads(p.read_text())["AlarmName"]: json.loads(p.read_text())["StateValue"]
               for p in (state.metrics / "alarms").glob("*.json")}
     assert alarms["sts-quality-accuracy"] == "ALARM"
+
+
+def test_the_label_free_drill_drifted_and_alarmed_in_the_hour_while_the_in_distribution_hour_stayed_clean(demo_run):
+    """Issue 12's drill: the test split again as mismatched pairs, no label for any of them; the same
+    hour's monitor run finds baseline drift and the drift alarm goes to ALARM, while the run over the
+    in-distribution traffic had a clean data-quality check and no drift alarm in ALARM."""
+    from stsmon import demo as d
+
+    state = demo_run["state"]
+    summary = json.loads((state.root / "demo" / "demo_summary.json").read_text())
+    clean, shifted = summary["monitor_clean"], summary["monitor_label_free"]
+    assert clean["data_quality"]["status"] == "Completed" and clean["data_quality"]["drifted"] == []
+    assert clean["data_quality"]["violations"] == 0
+    assert not [n for n in d.drift_alarms(clean) if clean["alarms"][n] == "ALARM"]
+    assert shifted["data_quality"]["status"] == "CompletedWithViolations" and shifted["data_quality"]["drifted"]
+    assert [n for n in d.drift_alarms(shifted) if shifted["alarms"][n] == "ALARM"]
+    record = json.loads((state.root / "demo" / "shifted_traffic.json").read_text())
+    assert record["shift"] == "mismatched pairs" and all("label" not in r for r in record["inferences"])
+    labelled = {r["eventMetadata"]["eventId"] for p in state.s3_path(f"s3://{BUCKET}/sts/ground-truth").rglob("*.jsonl")
+                for r in jsonl(p)}
+    assert not {r["inference_id"] for r in record["inferences"]} & labelled  # no label for the shifted pairs
+    start, end = (d.parse_time(t) for t in shifted["window"].split("/"))
+    assert start <= d.parse_time(record["started"]) and d.parse_time(record["ended"]) < end  # the same hour(s)
+    root = state.s3_path(f"s3://{BUCKET}/sts/monitoring/sts-model-quality")
+    result = json.loads((root / shifted["execution_id"] / "monitoring_result.json").read_text())
+    found = json.loads((root / shifted["execution_id"] / "data-quality" / "constraint_violations.json").read_text())
+    assert {v["constraint_check_type"] for v in found["violations"]} >= {"baseline_drift_check"}
+    assert result["data_quality"]["status"] == "CompletedWithViolations"
+    page = (state.root / "demo" / "report" / "index.html").read_text()
+    assert "Data quality (no labels needed)" in page
+    for chart in ("data_quality_drift.png", "data_quality_histograms.png", "estimated_quality.png"):
+        assert f"src='{chart}'" in page  # the histograms: the run's statistics against the served baseline
 
 
 def test_report_files_are_written(demo_run):

@@ -141,9 +141,9 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
         out_file.write_text(json.dumps({"model_package_arn": "arn:pkg/1", "model_approval_status": "Approved",
                                         "metrics": {"accuracy": 0.79}}))
 
-    def sent(out_file, **_):
-        out_file.write_text(json.dumps({"inferences": [{"inference_id": "sts_1", "error": None},
-                                                       {"inference_id": "sts_2", "error": None}]}))
+    def sent(out_file, prefix="sts_", **_):
+        out_file.write_text(json.dumps({"inferences": [{"inference_id": f"{prefix}1", "error": None},
+                                                       {"inference_id": f"{prefix}2", "error": None}]}))
 
     monkeypatch.setattr(deploy, "command", recorder("deploy", calls))
     monkeypatch.setattr(train, "command", recorder("train", calls, trained))
@@ -166,6 +166,11 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
          "report": "s3://x/1/report.html"},
         {"status": "CompletedWithViolations", "failure_reason": "", "violations": ["accuracy"], "metrics": {},
          "alarms": {"sts-quality-accuracy": "ALARM"}, "report": "s3://x/2/report.html"},
+        {"status": "CompletedWithViolations", "failure_reason": "", "violations": [], "metrics": {},
+         "data_quality": {"status": "CompletedWithViolations", "drifted": ["word1_f1"], "violations": 1},
+         "alarms": {"sts-quality-accuracy": "ALARM", "sts-quality-data-drift": "ALARM"},
+         "alarm_metrics": {"sts-quality-accuracy": "accuracy", "sts-quality-data-drift": "baseline_drift_violations"},
+         "report": "s3://x/3/report.html"},
     ])
     monkeypatch.setattr(d, "latest_monitor_result", lambda clients, pipeline, uri, prefixes: next(outcomes))
 
@@ -176,12 +181,15 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
     steps = [(name, kw.get("target")) for name, kw in calls if name != "synth"]
     assert steps == [("deploy", "aws"), ("train", "aws"), ("deploy", "aws"), ("traffic", "aws"),
                      ("ground-truth", "aws"), ("monitor run", "aws"), ("ground-truth", "aws"),
-                     ("monitor run", "aws"), ("report", "aws")]
+                     ("monitor run", "aws"), ("traffic", "aws"), ("monitor run", "aws"), ("report", "aws")]
     deploys = [kw["stacks"] for name, kw in calls if name == "deploy"]
     assert deploys == [("sts-foundation", "sts-training"), ()]
     labels = [(kw["mode"], kw.get("error_rate")) for name, kw in calls if name == "ground-truth"]
     assert labels[0][0] == "true" and labels[1] == ("noise", d.DRILL_ERROR_RATE)
-    assert waited == [("<s3 client>", CAPTURE_URI, "sts-endpoint", {"sts_1", "sts_2"})]
+    shifted = [kw for name, kw in calls if name == "traffic"][1]
+    assert (shifted["shift_text"], shifted["prefix"]) == (d.SHIFT, d.SHIFT_PREFIX)  # the label-free drill
+    assert waited == [("<s3 client>", CAPTURE_URI, "sts-endpoint", {"sts_1", "sts_2"}),
+                      ("<s3 client>", CAPTURE_URI, "sts-endpoint", {"shift_1", "shift_2"})]
 
 
 def test_a_drill_without_violations_fails_the_aws_demo(tmp_path, repo_root, monkeypatch):
@@ -213,3 +221,17 @@ def test_a_drill_without_violations_fails_the_aws_demo(tmp_path, repo_root, monk
                             "--assembly", str(tmp_path / "cdk.out"), "--input-data", str(data)])
     assert code == 1
     assert [name for name, _ in calls][-1] == "monitor run"  # stopped at the drill; no report
+
+
+def test_an_earlier_label_free_drill_in_the_window_is_known_and_drift_alarms_are_found(tmp_path):
+    record = tmp_path / "shifted_traffic.json"
+    assert not d.traffic_in_window(record, "2033-05-01T10:00:00Z/2033-05-01T11:00:00Z")  # no drill yet
+    record.write_text(json.dumps({"started": "2033-05-01T10:40:02Z", "ended": "2033-05-01T10:41:30Z"}))
+    assert d.traffic_in_window(record, "2033-05-01T10:00:00Z/2033-05-01T11:00:00Z")
+    assert not d.traffic_in_window(record, "2033-05-01T11:00:00Z/2033-05-01T12:00:00Z")
+    record.write_text("not json")
+    assert not d.traffic_in_window(record, "2033-05-01T10:00:00Z/2033-05-01T11:00:00Z")
+    outcome = {"alarm_metrics": {"sts-quality-accuracy": "accuracy", "sts-quality-drift": "baseline_drift_violations",
+                                 "sts-quality-drift-word1_f1": "feature_baseline_drift_word1_f1",
+                                 "sts-monitor-failed": "monitoring_failed", "sts-data-quality-drift-1": None}}
+    assert d.drift_alarms(outcome) == ["sts-data-quality-drift-1", "sts-quality-drift", "sts-quality-drift-word1_f1"]

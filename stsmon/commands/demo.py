@@ -20,7 +20,8 @@ STEPS = (
     "Ground truth: the true labels of the captured inferences",
     "Monitor: model quality of the window (expect Completed)",
     "Drift drill: 30 % wrong labels, monitor again (expect CompletedWithViolations)",
-    "Report: metrics over time, violations, confusion matrix",
+    "Label-free drill: mismatched pairs, no labels, monitor the hour (expect data-quality drift and its alarm)",
+    "Report: metrics over time, violations, confusion matrix, data quality",
 )
 
 
@@ -34,7 +35,7 @@ STEPS = (
 @click.option("--assembly", type=click.Path(file_okay=False, path_type=Path), default=Path("cdk.out"),
               show_default=True, help="Where to synthesize the cloud assembly.")
 @click.option("--fresh", is_flag=True, help="Start over: stop local processes, delete the state folder, synthesize again.")
-@click.option("--no-drill", is_flag=True, help="Skip the drift drill.")
+@click.option("--no-drill", is_flag=True, help="Skip the drills (noisy labels; shifted traffic without labels).")
 @click.option("--retrain", is_flag=True,
               help="Train even when the pipeline definition and the data are those of the package already registered.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
@@ -49,7 +50,9 @@ def command(ctx: click.Context, target: str, state_dir: Path | None, context: tu
     """Run the complete original workflow on this machine, no AWS account
     needed: synth, local deploy, train, deploy the endpoint with data capture,
     send the test split, label it, monitor, then a drift drill (noisy labels
-    must raise violations), and write the report.
+    must raise violations) and a label-free drill (mismatched pairs with no
+    labels must raise data-quality drift and its alarm within the hour), and
+    write the report.
 
     Rerunnable: unchanged inputs are not synthesized again, deploys apply only
     differences, and the model is not trained again when the pipeline
@@ -107,7 +110,7 @@ def _demo(ctx: click.Context, clients: Any, *, project: Path, assembly: Path, co
     result = d.DemoResult(state)
     out = state.root / "demo"
     echo = click.echo
-    total = len(STEPS) - (1 if no_drill else 0)
+    total = len(STEPS) - (2 if no_drill else 0)
     numbers = iter(range(1, total + 1))
 
     def step(index: int) -> Any:
@@ -193,25 +196,40 @@ def _demo(ctx: click.Context, clients: Any, *, project: Path, assembly: Path, co
     with step(6):
         ctx.invoke(steps["ground_truth"], mode="true", window=window, traffic_record=traffic_file, **common)
 
-    def monitor(expect: str) -> dict:
+    def monitor(expect: str, *, window: str = window, model_quality_only: bool = False) -> dict:
         try:
             ctx.invoke(steps["monitor"], window=window, **common)
         except MonitoringFailed:
             pass  # the result below says what happened
         outcome = d.latest_monitor_result(clients, outputs["MonitoringPipelineName"], outputs.get("MonitoringOutputUri"),
                                           prefixes)
-        if outcome["status"] != expect:
+        status = outcome.get("model_quality_status", outcome["status"]) if model_quality_only else outcome["status"]
+        if status != expect:
             detail = outcome["failure_reason"] or ", ".join(outcome["violations"]) or "no violations"
-            raise d.DemoFailed(f"the monitor ended {outcome['status']} ({detail}), expected {expect}; "
+            dq = outcome.get("data_quality") or {}
+            if dq.get("drifted"):
+                detail += f"; data-quality drift: {', '.join(dq['drifted'])}"
+            raise d.DemoFailed(f"the monitor ended {status} ({detail}), expected {expect}; "
                                f"see {outcome['report']}")
         return outcome
 
+    shifted_file = out / "shifted_traffic.json"
     with step(7) as s:
-        clean = monitor("Completed")
+        # A rerun within the hour of an earlier label-free drill monitors that drill's shifted captures
+        # too: the data-quality check rightly finds them, so only the model quality must be clean then.
+        earlier_shift = d.traffic_in_window(shifted_file, window)
+        clean = monitor("Completed", model_quality_only=earlier_shift)
+        if not earlier_shift:
+            alarmed = [n for n in d.drift_alarms(clean) if clean["alarms"].get(n) == "ALARM"]
+            if alarmed:
+                raise d.DemoFailed(f"the in-distribution hour left drift alarms in ALARM: {', '.join(alarmed)}")
         result.facts["monitor_clean"] = clean
         metric = cfg.quality_metric
         value = clean["metrics"].get(metric)
-        s.note = f"{clean['status']}, {metric} " + (f"{value:.4f}" if isinstance(value, (int, float)) else "n/a")
+        dq_status = (clean.get("data_quality") or {}).get("status")
+        s.note = (f"{clean['status']}, {metric} " + (f"{value:.4f}" if isinstance(value, (int, float)) else "n/a")
+                  + (f"; data quality {dq_status}" if dq_status else "")
+                  + ("; the hour also holds an earlier label-free drill's captures" if earlier_shift else ""))
 
     if not no_drill:
         with step(8) as s:
@@ -224,7 +242,30 @@ def _demo(ctx: click.Context, clients: Any, *, project: Path, assembly: Path, co
             result.facts["monitor_drill"] = drill
             s.note = f"violations: {', '.join(drill['violations'])}; in ALARM: {', '.join(in_alarm)}"
 
-    with step(9) as s:
+    if not no_drill:
+        with step(9) as s:
+            started = clock.now()
+            ctx.invoke(steps["traffic"], concurrency=concurrency, out_file=shifted_file, shift_text=d.SHIFT,
+                       seed=d.SHIFT_SEED, prefix=d.SHIFT_PREFIX, **common)
+            sent = {r["inference_id"] for r in json.loads(shifted_file.read_text())["inferences"] if not r.get("error")}
+            hours = d.traffic_window(started, clock.now()).split("/")
+            d.wait_for_s3_capture(
+                clients.s3, outputs["DataCaptureUri"], endpoint_name, d.parse_time(hours[0]), d.parse_time(hours[1]),
+                sent, timeout=clients.timing.capture_timeout, poll=clients.timing.capture_poll, sleep=sleep, echo=echo)
+            shift_window = d.traffic_window(started, clock.now())
+            shifted = monitor("CompletedWithViolations", window=shift_window)
+            drifted = (shifted.get("data_quality") or {}).get("drifted") or []
+            if not drifted:
+                raise d.DemoFailed(f"the mismatched pairs raised no baseline_drift_check violation in {shift_window}; "
+                                   f"see {shifted['report']}")
+            in_alarm = [n for n in d.drift_alarms(shifted) if shifted["alarms"].get(n) == "ALARM"]
+            if not in_alarm:
+                raise d.DemoFailed("the label-free drill raised data-quality drift but no drift alarm is in ALARM")
+            result.facts["monitor_label_free"] = shifted | {"window": shift_window}
+            result.files["shifted_traffic_record"] = str(shifted_file)
+            s.note = f"drifted: {', '.join(drifted)}; in ALARM: {', '.join(in_alarm)}"
+
+    with step(10) as s:
         report_dir = out / "report"
         ctx.invoke(steps["report"], out_dir=report_dir, **common)
         result.files["report"] = str(report_dir / "index.html")

@@ -163,3 +163,14 @@ def test_a_failed_window_then_a_good_one(deployment, clock, local_clients):
     listed = runs.list_runs(clients, PIPELINE)
     assert [r.status for r in listed] == ["Failed", good.status]
     assert listed[0].failure_reason == bad.failure_reason
+
+
+def test_the_alarm_prefixes_cover_every_alarm_of_the_monitoring_stack(repo_root):
+    """report, monitor run and the demo read alarm states by these prefixes: every alarm the monitoring
+    stack defines (its snapshot: quality, the monitor's own, data-quality drift, estimated quality) is read."""
+    template = json.loads((repo_root / "tests" / "stacks" / "snapshots" / "sts-monitoring.json").read_text())
+    alarms = [r["Properties"]["AlarmName"] for r in template["Resources"].values()
+              if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert "sts-data-quality-drift" in alarms and "sts-estimated-accuracy" in alarms
+    prefixes = runs.monitoring_alarm_prefixes("sts")
+    assert [a for a in alarms if not a.startswith(prefixes)] == []
