@@ -12,11 +12,18 @@ What it does, in one run on the same data:
    response, as inference.py writes it) and one ground-truth file
    (stsmon.monitoring.synthetic), from local files: this measures parse,
    join, metrics and outputs, not S3 (docs/monitoring.md says what a run on
-   AWS reads first);
+   AWS reads first); and a data-quality baseline of the same traffic
+   (statistics, constraints, vocabulary, calibration: ``data_quality``'s and
+   ``performance_estimation``'s own functions on the window's first
+   records), so the window is in distribution;
 2. runs, alternately, ``--rounds`` times each (so a busy machine slows both
    alike), each in a process of its own:
-   - ``processing_scripts/monitor.py`` as the pipeline runs it: parse + join +
-     metrics + constraints + all five outputs;
+   - ``processing_scripts/monitor.py`` as the pipeline runs it, both checks
+     in one job (issue 12): parse + join + metrics + constraints + all five
+     outputs, and the data-quality half (pair features of a sample, drift
+     against the baseline, CBPE estimates over every prediction, its files);
+   - the same with the model-quality check alone (no data-quality baseline),
+     unless ``--skip-model-quality-only``;
    - the plain reference: pandas ``read_json(lines=True)`` of each file, the
      fields taken out of the records, ``drop_duplicates`` + ``merge``,
      scikit-learn's accuracy, precision, recall, f1 and ROC AUC - no outputs
@@ -31,7 +38,9 @@ What it does, in one run on the same data:
    ratio reference / monitor.
 
 Targets (issue 14): the monitor at most 6 s and 1 GiB for 1 million records on
-the project's 2-core machine, and not slower than the reference.
+the project's 2-core machine, and not slower than the reference; issue 12:
+both checks in one job within that budget. The verdict is on the run with
+both checks.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from stsmon.monitoring.synthetic import write_constraints, write_window  # noqa: E402
+from stsmon.monitoring.synthetic import PAIRS, SyntheticWindow, write_constraints, write_window  # noqa: E402
 
 HOUR = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
 EVIDENTLY_VENV = REPO / ".venv-evidently"
@@ -115,6 +124,36 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "report_s": t3 - t2,
 """
 
 METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+#: What a reused --workdir must have been made with (bumped when the data changes).
+DATA_VERSION = 2
+#: Records of the window the data-quality baseline is made from.
+BASELINE_RECORDS = 5000
+
+
+def write_data_quality_baseline(folder: Path, window: SyntheticWindow) -> None:
+    """The served package's data-quality baseline for this traffic, as data_quality_baseline.py
+    writes it (statistics, constraints with its default comparison, vocabulary, calibration),
+    from the window's first records: their pairs (``write_window`` cycles ``PAIRS``), predictions
+    and probabilities."""
+    sys.path.insert(0, str(REPO / "processing_scripts"))
+    import data_quality
+    import data_quality_baseline
+    import pair_features
+    import performance_estimation
+
+    n = min(BASELINE_RECORDS, len(window.score))
+    pairs = [PAIRS[i % len(PAIRS)] for i in range(n)]
+    vocabulary = sorted({w for a, b in PAIRS for w in pair_features.tokens(a) + pair_features.tokens(b)})
+    columns = data_quality.feature_columns(pairs, "BinaryClassification", vocabulary=set(vocabulary),
+                                           probability=window.score[:n], label=window.y_pred[:n])
+    statistics = data_quality.dataset_statistics(columns, n)
+    constraints = data_quality.suggest_constraints(statistics, comparison_threshold=data_quality_baseline.DEFAULT_THRESHOLD,
+                                                   comparison_method=data_quality_baseline.DEFAULT_METHOD)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "statistics.json").write_text(json.dumps(statistics))
+    (folder / "constraints.json").write_text(json.dumps(constraints))
+    (folder / "vocabulary.txt").write_text("".join(f"{w}\n" for w in vocabulary))
+    (folder / "calibration.json").write_text(json.dumps(performance_estimation.calibration(window.score[:n], window.y_true[:n])))
 
 
 def run_with_rusage(cmd: list[str]) -> tuple[float, float, float, str]:
@@ -170,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-evidently", action="store_true", help="create/update .venv-evidently first")
     parser.add_argument("--skip-evidently", action="store_true")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--skip-model-quality-only", action="store_true",
+                        help="do not also time monitor.py without the data-quality check")
     args = parser.parse_args(argv)
 
     if args.setup_evidently:
@@ -177,17 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     try:
         capture, gt, baseline, out = work / "capture", work / "ground_truth", work / "baseline", work / "out"
+        dq_baseline = work / "data_quality_baseline"
         stamp = work / "window.json"
+        made = {"records": args.records, "files": args.files, "version": DATA_VERSION}
         t = time.perf_counter()
-        if stamp.is_file() and json.loads(stamp.read_text()) == {"records": args.records, "files": args.files}:
+        if stamp.is_file() and json.loads(stamp.read_text()) == made:
             window = None
             gen = "reused"
         else:
-            for folder in (capture, gt, out):
+            for folder in (capture, gt, out, dq_baseline):
                 shutil.rmtree(folder, ignore_errors=True)
             window = write_window(capture, gt, HOUR, args.records, accuracy=0.85, seed=42, files=args.files)
             write_constraints(baseline, accuracy=0.8, f1=0.8, auc=0.8)
-            stamp.write_text(json.dumps({"records": args.records, "files": args.files}))
+            write_data_quality_baseline(dq_baseline, window)
+            stamp.write_text(json.dumps(made))
             gen = f"generated in {time.perf_counter() - t:.1f} s"
         capture_files = sorted(capture.rglob("*.jsonl"))
         label_files = sorted(gt.rglob("*.jsonl"))
@@ -196,17 +240,29 @@ def main(argv: list[str] | None = None) -> int:
         monitor_cmd = [sys.executable, str(REPO / "processing_scripts" / "monitor.py"),
                        "--capture-dir", str(capture), "--ground-truth-dir", str(gt), "--baseline-dir", str(baseline),
                        "--output-dir", str(out), "--execution-time", "2026-11-27T13:05:00Z",
-                       "--endpoint-name", "sts-endpoint", "--schedule-name", "bench"]
+                       "--endpoint-name", "sts-endpoint", "--schedule-name", "bench",
+                       "--exit-message-file", str(work / "message")]
+        both_cmd = [*monitor_cmd, "--data-quality-baseline-dir", str(dq_baseline)]
+        model_only_cmd = [*monitor_cmd, "--data-quality-baseline-dir", str(work / "no-data-quality-baseline")]
         reference_cmd = [sys.executable, "-c", REFERENCE_SCRIPT, *map(str, capture_files), "--", *map(str, label_files)]
-        runs: dict[str, list[tuple[float, float, float]]] = {"monitor": [], "reference": []}
+        runs: dict[str, list[tuple[float, float, float]]] = {"monitor": [], "model-only": [], "reference": []}
         values: dict[str, dict] = {}
-        for _ in range(args.rounds):  # alternate, so a busy machine slows both alike
-            wall, cpu, rss, stdout = run_with_rusage(monitor_cmd)
+        for _ in range(args.rounds):  # alternate, so a busy machine slows all alike
+            wall, cpu, rss, stdout = run_with_rusage(both_cmd)
             runs["monitor"].append((wall, cpu, rss))
             result = json.loads((out / "monitoring_result.json").read_text())
             if result["counts"]["matched"] != args.records:
                 raise SystemExit(f"monitor matched {result['counts']['matched']} of {args.records}: {stdout}")
+            if result["data_quality"]["status"] not in ("Completed", "CompletedWithViolations"):
+                raise SystemExit(f"the data-quality check did not run: {json.dumps(result['data_quality'])[:500]}")
             values["monitor"] = result["metrics"]
+            if not args.skip_model_quality_only:
+                wall, cpu, rss, stdout = run_with_rusage(model_only_cmd)
+                runs["model-only"].append((wall, cpu, rss))
+                alone = json.loads((out / "monitoring_result.json").read_text())
+                if alone["data_quality"]["status"] != "NotEvaluated" or alone["metrics"] != result["metrics"]:
+                    raise SystemExit(f"the model-quality-only run differs: {json.dumps(alone)[:500]}")
+                values["model-only"] = alone["metrics"]
             if not args.skip_reference:
                 wall, cpu, rss, stdout = run_with_rusage(reference_cmd)
                 runs["reference"].append((wall, cpu, rss))
@@ -214,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
                 if values["reference"]["matched"] != args.records:
                     raise SystemExit(f"the reference matched {values['reference']['matched']} of {args.records}")
 
-        rows = [("monitor.py (parse 2 JSONL sets, join, metrics, 5 output files)", runs["monitor"], values["monitor"])]
+        rows = [("monitor.py, both checks (model quality: parse 2 JSONL sets, join, metrics, 5 output files; "
+                 "data quality: sample, drift, CBPE estimates, its 2 files)", runs["monitor"], values["monitor"])]
+        if runs["model-only"]:
+            rows.append(("monitor.py, model quality only (no data-quality baseline)", runs["model-only"], values["model-only"]))
         if runs["reference"]:
             rows.append(("reference: pandas read_json(lines=True) + merge + scikit-learn metrics (no outputs)",
                          runs["reference"], values["reference"]))
@@ -254,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         monitor_median = statistics.median(w for w, _, _ in runs["monitor"])
         monitor_rss = max(r for _, _, r in runs["monitor"])
         passed = monitor_median <= TARGET_SECONDS and monitor_rss <= TARGET_MIB
-        verdict = (f"Targets for monitor.py (<= {TARGET_SECONDS:g} s, <= {TARGET_MIB:,.0f} MiB): "
+        verdict = (f"Targets for monitor.py with both checks (<= {TARGET_SECONDS:g} s, <= {TARGET_MIB:,.0f} MiB): "
                    f"{'PASS' if passed else 'MISS'} (median {monitor_median:.2f} s, min {monitor_min:.2f} s, {monitor_rss:,.0f} MiB).")
         if runs["reference"]:
             ref_median = statistics.median(w for w, _, _ in runs["reference"])
@@ -266,6 +325,12 @@ def main(argv: list[str] | None = None) -> int:
                         f" {'not slower' if faster else 'SLOWER'}; metrics {'agree' if agree else 'DISAGREE'}.")
         print(verdict)
         print(f"\nMonitor status: {result['status']}, counts: {json.dumps(result['counts'])}")
+        dq = result["data_quality"]
+        estimated = dq.get("estimated", {})
+        print(f"\nData quality: {dq['status']}, {dq.get('records', 0):,} records sampled for the pair features, "
+              f"{len(dq.get('violations', []))} violation(s); estimated accuracy "
+              f"{estimated.get('metrics', {}).get('accuracy', {}).get('value', float('nan')):.4f} over "
+              f"{estimated.get('records', 0):,} predictions")
         for note in notes:
             print(f"\n{note}")
         return 0 if passed else 1

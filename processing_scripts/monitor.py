@@ -185,6 +185,10 @@ def run_monitor(settings: Settings, baseline: Baseline, read: ReadStats | None =
         settings.ground_truth_dir, settings.window_start, settings.label_end
     ) if settings.ground_truth_dir else []
 
+    # The data-quality sample reads the same capture files: on a large window, on the other core
+    # while the whole window is parsed here (monitor_data_quality.start_sample).
+    sample = monitor_data_quality.start_sample(capture_files, data_baseline[0], problem_type,
+                                               settings.data_quality_sample)
     matched = monitor_records.match(capture_files, label_files, problem_type)
     counts = matched.counts
     coverage = counts["matched"] / counts["captured"] if counts["captured"] else 0.0
@@ -220,7 +224,7 @@ def run_monitor(settings: Settings, baseline: Baseline, read: ReadStats | None =
         capture_files, *data_baseline, problem_type=problem_type, prediction=matched.captured_prediction,
         score=matched.captured_score, model_constraints=baseline.constraints,
         comparisons=monitor_baseline.COMPARISONS, execution_time=iso(settings.execution_time),
-        limit=settings.data_quality_sample)
+        limit=settings.data_quality_sample, sample=sample.result())
     model_quality = {"status": model_status, "reason": failure_reason}
     status, failure_reason = combined_status(model_quality, data_quality_block, no_labels=counts["captured"] > 0
                                              and counts["matched"] == 0)

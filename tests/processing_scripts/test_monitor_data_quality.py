@@ -398,3 +398,40 @@ def test_lines_that_are_not_capture_records_are_not_rows(window):
     assert result["counts"]["malformed_capture_lines"] == 1
     dq = result["data_quality"]
     assert dq["records"] == 100 and dq["status"] == names.MONITOR_COMPLETED, dq["violations"]
+
+SAMPLE_IN_CHILD_PROBE = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+from processing_scripts import monitor_data_quality as m
+files = sorted(Path(sys.argv[1]).rglob("*.jsonl"))
+baseline = m.DataQualityBaseline(Path("."), {}, {}, frozenset({"the", "witness"}), None)
+m.ALL_BYTES = 0  # as for a window of more than ALL_BYTES: read at offsets, in a forked child
+started = m.start_sample(files, baseline, "BinaryClassification", 150)
+child = started.result()
+here = m.sample_columns(files, "BinaryClassification", baseline.vocabulary, 150)
+same = (child.lines, child.sampled) == (here.lines, here.sampled) and [(n, k) for n, k, _ in child.columns] == [
+    (n, k) for n, k, _ in here.columns] and all(np.array_equal(a, b, equal_nan=True)
+                                               for (_, _, a), (_, _, b) in zip(child.columns, here.columns))
+m.ALL_BYTES = 1 << 40
+print(json.dumps({"in_child": type(started).__name__, "same": same, "lines": child.lines,
+                  "small_window": type(m.start_sample(files, baseline, "BinaryClassification", 150)).__name__,
+                  "no_baseline": m.start_sample(files, None, "BinaryClassification", 150).result()}))
+"""
+
+
+def test_a_large_windows_sample_is_computed_in_a_forked_child_with_the_same_result(tmp_path, subprocess_env):
+    """Over ALL_BYTES of capture, the sample's features come from a forked child (on the other
+    core while the job parses the window) and equal those computed in the job's process; a small
+    window, and a run without a data-quality baseline, start no child. (In its own interpreter:
+    the test process has threads, where the job never forks.)"""
+    import subprocess
+    import sys
+
+    from stsmon.monitoring.synthetic import write_window
+
+    write_window(tmp_path / "capture", tmp_path / "gt", H, 600, files=3)
+    out = subprocess.run([sys.executable, "-c", SAMPLE_IN_CHILD_PROBE, str(tmp_path / "capture")], capture_output=True,
+                         text=True, env=subprocess_env, check=True).stdout
+    assert json.loads(out) == {"in_child": "_InChild", "same": True, "lines": 150, "small_window": "_Done",
+                               "no_baseline": None}
