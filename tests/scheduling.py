@@ -40,8 +40,7 @@ SHARED: dict[str, tuple[str, ...]] = {
 
 #: The longest work units, longest first (seconds on this 2-core machine, from ``--durations``).
 LONGEST_FIRST: tuple[str, ...] = (
-    "tests/test_demo.py",                       # the demo on the full corpus, then its rerun
-    "tests/stsmon/commands/test_train.py",      # synth, deploy, two training runs
+    "tests/test_demo.py",                       # the demo on the full corpus, its rerun, a release, two trainings
     "tests/test_demo_regression.py",            # the demo on graded scores
     "tests/stacks/test_cdk_synth.py",           # three real `cdk synth` runs
     "tests/processing_scripts[binary_run]",

@@ -298,7 +298,7 @@ def test_a_release_pending_compare_approve_swap_then_roll_back(demo_run, repo_ro
     registered PendingManualApproval, is not served by a deploy; compare runs both on its test split;
     approve, then a deploy swaps it into the running endpoint while requests keep coming (none is
     dropped) and the monitor's baseline becomes its own; rollback serves v1 again, pinned, and the
-    monitor's baseline is v1's again. (Last in this file: the rerun test above expects one package.)"""
+    monitor's baseline is v1's again. (After the rerun test above, which expects one package.)"""
     import threading
 
     import boto3
@@ -414,3 +414,67 @@ def test_a_release_pending_compare_approve_swap_then_roll_back(demo_run, repo_ro
     assert refused.returncode == 2 and "no Approved version older than v1" in refused.stderr
     # Leave the deployment as the demo left it: only v1 Approved.
     cli("model", "reject", "2", "-d", "rolled back")
+
+
+# -- `stsmon train` end to end, on the demo's deployment -------------------------------------------
+# The real assembly, synthesized and deployed by the demo, shared instead of synthesized and deployed again
+# (these ran on a synth + deploy of their own in tests/stsmon/commands/test_train.py). After the release
+# test: they add versions.
+
+
+def _train(demo_run, *args):
+    """``stsmon train`` in a process of its own, from a project folder (cdk.json) of its own."""
+    import shutil
+
+    work, state = demo_run["work"], demo_run["state"]
+    run = work / f"train-run{len(list(work.glob('train-run*')))}"
+    run.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "cdk.json", run / "cdk.json")
+    proc = stsmon(["train", "--state-dir", str(state.root), *args], cwd=run, env=demo_run["env"])
+    record = json.loads((run / "trainmodel_out.json").read_text()) if (run / "trainmodel_out.json").exists() else None
+    return proc, record
+
+
+def _corpus_sample(demo_run, msrp, pairs: int = 600) -> Path:
+    """The first ``pairs`` pairs of the MSRP corpus (the demo trains on all of it and checks the model's
+    accuracy band; here the command and the pipeline's wiring are under test)."""
+    path = demo_run["work"] / f"msrp-{pairs}.txt"
+    if not path.exists():
+        lines = (msrp / "stsmsrpc.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+        path.write_text("".join(lines[:pairs + 1]), encoding="utf-8")
+    return path
+
+
+def test_train_end_to_end_registers_an_approved_package_with_metrics_and_baseline(demo_run, msrp):
+    proc, record = _train(demo_run, "--input-data", str(_corpus_sample(demo_run, msrp)), "-p", "QualityThreshold=0.5")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = demo_run["state"]
+    assert [s["name"] for s in record["steps"]] == ["Preprocess", "Train", "Evaluate", "CheckQuality", "Baseline",
+                                                    "BaselineDataQuality", "RegisterModel"]
+    assert 0.5 <= record["metrics"]["accuracy"] <= 1.0
+    package = Registry(state.registry_db).latest_approved_package("stsPackageGroup")
+    assert package["ModelPackageArn"] == record["model_package_arn"]
+    assert state.s3_path(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]).is_file()
+    uris = Registry.metric_uris(package)
+    constraints = json.loads(state.s3_path(uris["DriftCheckBaselines.ModelQuality.Constraints"]).read_text())
+    assert "accuracy" in constraints["binary_classification_constraints"]
+    statistics = json.loads(state.s3_path(uris["DriftCheckBaselines.ModelQuality.Statistics"]).read_text())
+    assert statistics["binary_classification_metrics"]["accuracy"]["value"] > 0.5
+    data_constraints = json.loads(state.s3_path(uris["DriftCheckBaselines.ModelDataQuality.Constraints"]).read_text())
+    assert "word1_f1" in {f["name"] for f in data_constraints["features"]}
+    data_folder = state.s3_path(uris["DriftCheckBaselines.ModelDataQuality.Statistics"]).parent
+    assert {p.name for p in data_folder.iterdir()} >= {"statistics.json", "constraints.json", "vocabulary.txt",
+                                                        "preprocessor.py", "calibration.json"}
+    evaluation = json.loads(state.s3_path(record["metrics_uri"]).read_text())
+    assert evaluation["binary_classification_metrics"]["accuracy"]["value"] == record["metrics"]["accuracy"]
+
+
+def test_train_end_to_end_impossible_quality_gate_fails_without_registering(demo_run, msrp):
+    state = demo_run["state"]
+    before = Registry(state.registry_db).list_model_packages()["ModelPackageSummaryList"]
+    proc, record = _train(demo_run, "--input-data", str(_corpus_sample(demo_run, msrp)), "-p", "QualityThreshold=0.999")
+    assert proc.returncode == 1
+    assert "the quality gate stopped the pipeline:" in proc.stderr and "0.999" in proc.stderr
+    assert record["status"] == "Failed" and record["failed_step"] == "QualityGateFailed"
+    assert record["model_package_arn"] is None
+    assert Registry(state.registry_db).list_model_packages()["ModelPackageSummaryList"] == before

@@ -7,9 +7,6 @@ import contextlib
 import io
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import botocore.session
@@ -261,77 +258,5 @@ def test_aws_target_starts_the_deployed_pipeline_and_follows_it(tmp_path, monkey
     assert [(s["name"], s["type"]) for s in record["steps"]] == [("Evaluate", "Processing"), ("RegisterModel", "RegisterModel")]
 
 
-# -- end to end on the real assembly -------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def e2e(repo_root, tmp_path_factory, msrp):
-    """synth (the real CDK app) -> local deploy of foundation + training."""
-    work = tmp_path_factory.mktemp("e2e")
-    assembly = work / "cdk.out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    synth = subprocess.run([sys.executable, "-m", "stsmon.cli", "synth", "-o", str(assembly)], cwd=repo_root, env=env, capture_output=True, text=True)
-    assert synth.returncode == 0, synth.stderr[-3000:]
-    state = StateDir(work / "state")
-    deploy = subprocess.run([sys.executable, "-m", "stsmon.cli", "deploy", "sts-training", "--assembly", str(assembly), "--state-dir", str(state.root)],
-                            cwd=repo_root, env=env, capture_output=True, text=True)
-    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
-    return work, state
-
-
-def _train(e2e, *args):
-    work, state = e2e
-    run = work / f"run{len(list(work.glob('run*')))}"
-    run.mkdir()
-    shutil.copy(Path(__file__).resolve().parents[3] / "cdk.json", run / "cdk.json")
-    proc = subprocess.run([sys.executable, "-m", "stsmon.cli", "train", "--state-dir", str(state.root), *args], cwd=run, capture_output=True, text=True)
-    record = json.loads((run / "trainmodel_out.json").read_text()) if (run / "trainmodel_out.json").exists() else None
-    return proc, record
-
-
-def _corpus_sample(e2e, msrp, pairs: int = 600) -> Path:
-    """The first ``pairs`` pairs of the MSRP corpus (the demo test trains on all of it and checks the
-    model's accuracy band; here the command and the pipeline's wiring are under test)."""
-    work, _ = e2e
-    path = work / f"msrp-{pairs}.txt"
-    if not path.exists():
-        lines = (msrp / "stsmsrpc.txt").read_text(encoding="utf-8").splitlines(keepends=True)
-        path.write_text("".join(lines[:pairs + 1]), encoding="utf-8")
-    return path
-
-
-@pytest.mark.slow
-def test_end_to_end_registers_an_approved_package_with_metrics_and_baseline(e2e, msrp):
-    proc, record = _train(e2e, "--input-data", str(_corpus_sample(e2e, msrp)), "-p", "QualityThreshold=0.5")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    _, state = e2e
-    assert [s["name"] for s in record["steps"]] == ["Preprocess", "Train", "Evaluate", "CheckQuality", "Baseline",
-                                                    "BaselineDataQuality", "RegisterModel"]
-    assert 0.5 <= record["metrics"]["accuracy"] <= 1.0
-    package = Registry(state.registry_db).latest_approved_package("stsPackageGroup")
-    assert package["ModelPackageArn"] == record["model_package_arn"]
-    assert state.s3_path(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]).is_file()
-    uris = Registry.metric_uris(package)
-    constraints = json.loads(state.s3_path(uris["DriftCheckBaselines.ModelQuality.Constraints"]).read_text())
-    assert "accuracy" in constraints["binary_classification_constraints"]
-    statistics = json.loads(state.s3_path(uris["DriftCheckBaselines.ModelQuality.Statistics"]).read_text())
-    assert statistics["binary_classification_metrics"]["accuracy"]["value"] > 0.5
-    data_constraints = json.loads(state.s3_path(uris["DriftCheckBaselines.ModelDataQuality.Constraints"]).read_text())
-    assert "word1_f1" in {f["name"] for f in data_constraints["features"]}
-    data_folder = state.s3_path(uris["DriftCheckBaselines.ModelDataQuality.Statistics"]).parent
-    assert {p.name for p in data_folder.iterdir()} >= {"statistics.json", "constraints.json", "vocabulary.txt",
-                                                        "preprocessor.py", "calibration.json"}
-    evaluation = json.loads(state.s3_path(record["metrics_uri"]).read_text())
-    assert evaluation["binary_classification_metrics"]["accuracy"]["value"] == record["metrics"]["accuracy"]
-
-
-@pytest.mark.slow
-def test_end_to_end_impossible_quality_gate_fails_without_registering(e2e, msrp):
-    _, state = e2e
-    before = Registry(state.registry_db).list_model_packages()["ModelPackageSummaryList"]
-    proc, record = _train(e2e, "--input-data", str(_corpus_sample(e2e, msrp)), "-p", "QualityThreshold=0.999")
-    assert proc.returncode == 1
-    assert "the quality gate stopped the pipeline:" in proc.stderr and "0.999" in proc.stderr
-    assert record["status"] == "Failed" and record["failed_step"] == "QualityGateFailed"
-    assert record["model_package_arn"] is None
-    assert Registry(state.registry_db).list_model_packages()["ModelPackageSummaryList"] == before
+# The command end to end on the real assembly (synth, local deploy, the training pipeline on 600 MSRP pairs) runs on
+# the demo's deployment: tests/test_demo.py, test_train_end_to_end_*.
