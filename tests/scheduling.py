@@ -28,6 +28,8 @@ SHARED: dict[str, tuple[str, ...]] = {
     ),
     # dev / prod: one in-process synth per configuration, with the nag packs (stacks/conftest.py)
     "tests/stacks[synth]": (
+        "tests/stacks/test_cdk_synth.py",
+        "tests/stacks/test_security_gates.py",
         "tests/stacks/test_authorization.py",
         "tests/stacks/test_custom_resource_handlers.py",
         "tests/stacks/test_foundation_stack.py",
@@ -41,15 +43,17 @@ SHARED: dict[str, tuple[str, ...]] = {
 #: The longest work units, longest first (seconds on this 2-core machine, from ``--durations``).
 LONGEST_FIRST: tuple[str, ...] = (
     "tests/test_demo.py",                       # the demo on the full corpus, its rerun, a release, two trainings
+    "tests/stacks[synth]",                      # the in-process synths, three real `cdk synth`s, cfn-lint, checkov
     "tests/test_demo_regression.py",            # the demo on graded scores
-    "tests/stacks/test_cdk_synth.py",           # three real `cdk synth` runs
     "tests/processing_scripts[binary_run]",
     "tests/stsmon/endpoint/test_endpoint_faults.py",
-    "tests/stacks[synth]",
+    "tests/processing_scripts/test_featurizer_alignment.py",
+    "tests/pipeline_code/test_definition_build.py",
     "tests/stsmon/endpoint/test_endpoint_handlers.py",
     "tests/serving/test_real_serving.py",
-    "tests/stacks/test_security_gates.py",
-    "tests/stsmon/monitoring/test_runs.py",
+    "tests/pipeline_code/test_training_pipeline_definition.py",
+    "tests/stsmon/models/test_model_aws.py",
+    "tests/stsmon/commands/test_status_cleanup.py",
 )
 
 _GROUP_OF = {path: group for group, paths in SHARED.items() for path in paths}

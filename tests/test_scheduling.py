@@ -16,9 +16,6 @@ SESSION_FIXTURES = {
     "dev": "tests/stacks[synth]",
     "prod": "tests/stacks[synth]",
 }
-#: Files that use one of them on purpose in a unit of their own (they run real tools, and the group would be
-#: one long unit): the fixture is then built on their worker too.
-OWN_UNIT = {"tests/stacks/test_cdk_synth.py", "tests/stacks/test_security_gates.py"}
 
 
 def fixtures_used(path: Path) -> set[str]:
@@ -41,7 +38,7 @@ def test_files_using_an_expensive_session_fixture_share_its_unit():
     for path in sorted((REPO / "tests").rglob("test_*.py")):
         rel = path.relative_to(REPO).as_posix()
         for fixture in sorted(fixtures_used(path) & SESSION_FIXTURES.keys()):
-            if scheduling.work_unit(rel) != SESSION_FIXTURES[fixture] and rel not in OWN_UNIT:
+            if scheduling.work_unit(rel) != SESSION_FIXTURES[fixture]:
                 wrong.append(f"{rel} uses {fixture}: add it to scheduling.SHARED[{SESSION_FIXTURES[fixture]!r}]")
     assert wrong == []
 
