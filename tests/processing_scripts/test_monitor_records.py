@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,3 +275,30 @@ def test_labels_read_once_per_distinct_text_read_as_one_by_one():
     table = dict(zip(dict.fromkeys(texts), one_by_one))
     np.testing.assert_array_equal(few, [table[t] for t in texts])
     assert np.isnan(table["1_0"]) and np.isnan(table["١"]) and table[" 1 "] == 1.0 and table["1e0"] == 1.0
+
+
+def test_the_job_process_keeps_the_memory_it_frees_where_glibc_allows(monkeypatch):
+    """monitor.py as a program sets glibc's mmap/trim thresholds (fewer page faults for a large
+    window); where there is no glibc it does nothing and says so."""
+    import ctypes
+    import platform
+
+    from processing_scripts import monitor
+
+    source = (Path(monitor.__file__)).read_text()
+    assert 'if __name__ == "__main__":\n    keep_freed_memory()\n    sys.exit(main())' in source
+
+    def no_libc(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
+    assert monitor.keep_freed_memory() is False
+    monkeypatch.undo()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        import subprocess
+        import sys
+
+        probe = "from processing_scripts import monitor; print(monitor.keep_freed_memory())"
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                             cwd=Path(monitor.__file__).parent.parent).stdout
+        assert out.strip() == "True"
