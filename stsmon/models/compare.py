@@ -339,8 +339,11 @@ def compare(clients: Any, ref_a: str, ref_b: str, *, data: Path | None = None, w
                                  paired_bootstrap(problem_type, y_live, pred_a[n:], pred_b[n:],
                                                   resamples=resamples, seed=seed),
                                  _agreement(problem_type, pred_a[n:], pred_b[n:]))
-        if live.skipped:
-            note = f"{live.skipped} labelled request(s) left out (not one readable pair)"
+        left_out = [f"{live.skipped} labelled request(s) left out (not one readable pair)"] if live.skipped else []
+        if live.duplicates:
+            left_out.append(f"{live.duplicates} repeated capture(s) of an id counted once, as the monitor does")
+        if left_out:
+            note = "; ".join(left_out)
     elif windows > 0 and not note:
         note = "the labelled monitoring windows have fewer than 2 readable pairs"
     return Comparison(a, b, problem_type, test, verdict_metric, resamples, seed, window_section, note)

@@ -7,7 +7,8 @@ are read back from S3 through the clients — the window's capture records
 ground truth of the hours the monitor reads for it (the window's start to its
 end plus ``MONITOR_LABEL_DELAY_HOURS``), matched as the monitor matches them
 (``inferenceId``, else ``eventId``; a newer label of an id replaces an older
-one). Requests that carried more than one pair, or whose input cannot be read,
+one; of a window's captures with the same id the first counts, the others are
+duplicates). Requests that carried more than one pair, or whose input cannot be read,
 are left out and counted.
 """
 
@@ -34,6 +35,7 @@ class WindowPairs:
     labels: list[float] = field(default_factory=list)
     windows: list[dict[str, str]] = field(default_factory=list)
     skipped: int = 0
+    duplicates: int = 0
     note: str = ""
 
 
@@ -90,6 +92,29 @@ def _labels(s3: Any, ground_truth_uri: str, start: datetime, end: datetime) -> d
     return labels
 
 
+def _join(records: Any, labels: dict[str, float], found: WindowPairs) -> None:
+    """Add one window's labelled pairs to ``found``, matched as the monitor matches them.
+
+    Of the window's captures with the same id the first counts (the monitor's
+    rule, ``monitor_records.match``); the others are counted as duplicates.
+    """
+    keys: set[str] = set()
+    for record in records:
+        if record.key in keys:
+            found.duplicates += 1
+            continue
+        keys.add(record.key)
+        label = labels.get(record.key)
+        if label is None:
+            continue
+        pair = _pair(record)
+        if pair is None:
+            found.skipped += 1
+            continue
+        found.pairs.append(pair)
+        found.labels.append(label)
+
+
 def labelled_windows(clients: Any, count: int) -> WindowPairs:
     """The labelled pairs of the newest ``count`` monitoring windows that matched labels (see the module doc)."""
     from ..clients.stacks import deployed_outputs
@@ -124,15 +149,6 @@ def labelled_windows(clients: Any, count: int) -> WindowPairs:
     for window in windows:
         start, end = parse_time(window["start"]), parse_time(window["end"])
         labels = _labels(clients.s3, outputs["GroundTruthUri"], start, end + delay)
-        for record in read_captures(clients.s3, outputs["DataCaptureUri"], outputs["EndpointName"], start, end):
-            label = labels.get(record.key)
-            pair = _pair(record) if label is not None else None
-            if label is None:
-                continue
-            if pair is None:
-                found.skipped += 1
-                continue
-            found.pairs.append(pair)
-            found.labels.append(label)
+        _join(read_captures(clients.s3, outputs["DataCaptureUri"], outputs["EndpointName"], start, end), labels, found)
         found.windows.append({"start": window["start"], "end": window["end"]})
     return found

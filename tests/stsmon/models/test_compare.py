@@ -186,3 +186,21 @@ def test_a_model_that_cannot_load_is_one_clear_line(two_versions):
     code, _, err = model(state, "compare", "1", "2", "--data", str(data))
     assert code == 1 and err.startswith("Error: cannot extract model archive")
     assert "Traceback" not in err
+
+
+def test_a_window_counts_each_id_once_as_the_monitor_does():
+    """The same inference id captured twice in a window (a client retrying, a rerun) is one labelled pair:
+    the first capture counts, as in the monitor's match (processing_scripts/monitor_records.py), so compare
+    scores what the monitor scored. Before, every repeat was another pair (the demo's rerun doubled 870 to 1740)."""
+    from stsmon.models.windows import WindowPairs, _join
+    from stsmon.monitoring.records import CapturedInference
+
+    def rec(key, data):
+        return CapturedInference(key, key, "e", "", "", "", data, "text/csv", "CSV")
+
+    found = WindowPairs()
+    _join([rec("a", "first a,x\n"), rec("b", "b1,b2\n"), rec("a", "second a,x\n"), rec("c", "c1,c2\n"),
+           rec("d", "d1,d2\nd3,d4\n")], {"a": 1.0, "b": 0.0, "d": 1.0}, found)
+    assert found.pairs == [("first a", "x"), ("b1", "b2")]
+    assert found.labels == [1.0, 0.0]
+    assert (found.duplicates, found.skipped) == (1, 1)  # "c" has no label: neither pair nor skipped
