@@ -44,6 +44,10 @@ DRILL_ERROR_RATE = 0.3
 SHIFT = "mismatched"
 SHIFT_SEED = 11
 SHIFT_PREFIX = "shift_"
+#: At least this many shifted requests: the Robust drift check subtracts a window's sampling noise, so
+#: a handful of pairs cannot show drift (bench/data_quality_thresholds.py: 200-request windows with a
+#: quarter shifted are found 96-100 % of the time). A smaller test split is sent again, reshuffled.
+SHIFT_MIN_REQUESTS = 200
 
 
 class DemoFailed(StsmonError):

@@ -245,9 +245,17 @@ def _demo(ctx: click.Context, clients: Any, *, project: Path, assembly: Path, co
     if not no_drill:
         with step(9) as s:
             started = clock.now()
-            ctx.invoke(steps["traffic"], concurrency=concurrency, out_file=shifted_file, shift_text=d.SHIFT,
-                       seed=d.SHIFT_SEED, prefix=d.SHIFT_PREFIX, **common)
-            sent = {r["inference_id"] for r in json.loads(shifted_file.read_text())["inferences"] if not r.get("error")}
+            sent: set[str] = set()
+            requests, passes = 0, 0
+            while requests < d.SHIFT_MIN_REQUESTS:  # a small test split goes again, reshuffled, with new ids
+                record_file = shifted_file if passes == 0 else out / f"shifted_traffic-{passes + 1}.json"
+                ctx.invoke(steps["traffic"], concurrency=concurrency, out_file=record_file, shift_text=d.SHIFT,
+                           seed=d.SHIFT_SEED + passes, prefix=d.SHIFT_PREFIX, start=requests + 1, **common)
+                inferences = json.loads(record_file.read_text())["inferences"]
+                sent |= {r["inference_id"] for r in inferences if not r.get("error")}
+                requests, passes = requests + len(inferences), passes + 1
+                if not inferences:
+                    break
             hours = d.traffic_window(started, clock.now()).split("/")
             d.wait_for_s3_capture(
                 clients.s3, outputs["DataCaptureUri"], endpoint_name, d.parse_time(hours[0]), d.parse_time(hours[1]),
