@@ -23,7 +23,7 @@ from .state import StateDir
 STATE_ENTRIES = {
     "s3", "deployments", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", "registry.sqlite-journal",
     "executions", "endpoints", "scheduler", "metrics", "runs", "pipelines", "alarms", "dashboards", "reports",
-    "schedules", "assets", "locks", "deploy.lock", "demo", "inputs",
+    "schedules", "assets", "locks", "deploy.lock", "demo", "inputs", "events", "models",
 }
 
 

@@ -478,3 +478,23 @@ def test_train_end_to_end_impossible_quality_gate_fails_without_registering(demo
     assert record["status"] == "Failed" and record["failed_step"] == "QualityGateFailed"
     assert record["model_package_arn"] is None
     assert Registry(state.registry_db).list_model_packages()["ModelPackageSummaryList"] == before
+
+
+def test_cleanup_stops_everything_and_removes_the_state_folder(demo_run, repo_root):
+    """Last on the demo's deployment: `stsmon cleanup` after everything the tests above did (a demo, a
+    rerun, a release, trainings) stops the endpoint and the scheduler and removes the state folder.
+    Before, it refused: the local event bus's `events/` and compare's `models/` folders were not among
+    the entries a state folder may hold, so a user's cleanup after `stsmon demo` failed."""
+    import psutil
+
+    from stsmon.endpoint.process import list_records
+
+    state = demo_run["state"]
+    records = list_records(state)
+    assert records, "the demo's endpoint has a record"
+    pids = [int(r["pid"]) for r in records] + [int(p) for r in records for p in r.get("worker_pids", [])]
+    done = stsmon(["cleanup", "--state-dir", str(state.root), "--yes"], cwd=repo_root, env=demo_run["env"], timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not state.root.exists()
+    assert f"removed {state.root}" in done.stdout
+    assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
