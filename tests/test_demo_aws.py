@@ -141,9 +141,9 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
         out_file.write_text(json.dumps({"model_package_arn": "arn:pkg/1", "model_approval_status": "Approved",
                                         "metrics": {"accuracy": 0.79}}))
 
-    def sent(out_file, prefix="sts_", **_):
-        out_file.write_text(json.dumps({"inferences": [{"inference_id": f"{prefix}1", "error": None},
-                                                       {"inference_id": f"{prefix}2", "error": None}]}))
+    def sent(out_file, prefix="sts_", start=1, **_):
+        out_file.write_text(json.dumps({"inferences": [{"inference_id": f"{prefix}{start}", "error": None},
+                                                       {"inference_id": f"{prefix}{start + 1}", "error": None}]}))
 
     monkeypatch.setattr(deploy, "command", recorder("deploy", calls))
     monkeypatch.setattr(train, "command", recorder("train", calls, trained))
@@ -181,7 +181,11 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
     steps = [(name, kw.get("target")) for name, kw in calls if name != "synth"]
     assert steps == [("deploy", "aws"), ("train", "aws"), ("deploy", "aws"), ("traffic", "aws"),
                      ("ground-truth", "aws"), ("monitor run", "aws"), ("ground-truth", "aws"),
-                     ("monitor run", "aws"), ("traffic", "aws"), ("monitor run", "aws"), ("report", "aws")]
+                     ("monitor run", "aws")] + [("traffic", "aws")] * 100 + [("monitor run", "aws"), ("report", "aws")]
+    # the label-free drill: a 2-pair test split goes again until 200 shifted requests went out, ids continuing
+    shifted = [kw for name, kw in calls if name == "traffic" and kw.get("shift_text")]
+    assert [kw["start"] for kw in shifted] == list(range(1, 201, 2))
+    assert {kw["prefix"] for kw in shifted} == {"shift_"} and len({kw["seed"] for kw in shifted}) == 100
     deploys = [kw["stacks"] for name, kw in calls if name == "deploy"]
     assert deploys == [("sts-foundation", "sts-training"), ()]
     labels = [(kw["mode"], kw.get("error_rate")) for name, kw in calls if name == "ground-truth"]
@@ -189,7 +193,7 @@ def test_every_step_runs_with_target_aws_in_order(tmp_path, repo_root, monkeypat
     shifted = [kw for name, kw in calls if name == "traffic"][1]
     assert (shifted["shift_text"], shifted["prefix"]) == (d.SHIFT, d.SHIFT_PREFIX)  # the label-free drill
     assert waited == [("<s3 client>", CAPTURE_URI, "sts-endpoint", {"sts_1", "sts_2"}),
-                      ("<s3 client>", CAPTURE_URI, "sts-endpoint", {"shift_1", "shift_2"})]
+                      ("<s3 client>", CAPTURE_URI, "sts-endpoint", {f"shift_{n}" for n in range(1, 201)})]
 
 
 def test_a_drill_without_violations_fails_the_aws_demo(tmp_path, repo_root, monkeypatch):
