@@ -32,7 +32,10 @@ def main() -> None:
         sys.exit(2)
     # cdk.json's context again as app defaults, so `python app.py` without the
     # CLI synthesizes the same (CLI-provided context takes precedence).
-    app = cdk.App(builtin_cloud_formation_validation=False, context=cdk_json)
+    # No performance report: aws-cdk-lib writes cdk.out/performance-counters.json
+    # (timings) when synth takes over 10 s a stack, so a loaded machine would
+    # get a different assembly from the same inputs.
+    app = cdk.App(builtin_cloud_formation_validation=False, context=cdk_json, performance_reporting=False)
     try:
         config = load_config(
             cli_overrides(app.node.get_all_context(), cdk_json),

@@ -40,10 +40,11 @@ def _env(subprocess_env: dict) -> dict:
     return env
 
 
-def _synth(outdir, env):
+def _synth(outdir, env, *context: str):
     if not CDK.is_file():
         pytest.fail(f"{CDK} missing: run ./run.sh setup (npm ci installs the pinned CDK CLI)")
-    command = [*_unshare_prefix(), str(CDK), "synth", "--all", "--quiet", "--no-notices", "--output", str(outdir)]
+    command = [*_unshare_prefix(), str(CDK), "synth", "--all", "--quiet", "--no-notices", "--output", str(outdir),
+               *[arg for c in context for arg in ("-c", c)]]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Traceback" not in result.stderr
@@ -69,9 +70,13 @@ def _same_tree(a, b) -> list[str]:
 def test_cdk_synth_offline_is_byte_identical_on_repeat(tmp_path, subprocess_env):
     env = _env(subprocess_env)
     first, second = tmp_path / "one", tmp_path / "two"
-    _synth(first, env)
-    _synth(second, env)
+    # Every synth counts as slow (aws-cdk-lib's threshold, 10 s a stack, is what a loaded machine
+    # reaches): the assembly must still hold no timing report (cdk.out/performance-counters.json).
+    slow = "@aws-cdk/core.slowSynthThreshold=0"
+    _synth(first, env, slow)
+    _synth(second, env, slow)
     assert _same_tree(first, second) == []
+    assert not list(first.glob("performance-counters.json"))
     # Synthesizing again into a used folder reads the cached definitions
     # (cdk.out/.definitions/) and produces the same bytes.
     snapshot = {p.name: p.read_bytes() for p in first.glob("*.json")}
