@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from aws_cdk import Duration, Fn, Stack
+from aws_cdk import CfnResource, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -169,6 +169,33 @@ class PipelineQualityMonitor(Construct):
         )
 
 
+
+def _job_name(stem: str, literal: dict[str, Any], package: ServedModelPackage) -> str:
+    """``{stem}-{hash of the synth-time settings}-v{served package version}``: job definitions are
+    immutable, so a change of either gets a new name and never clashes with the old one."""
+    digest = hashlib.sha256(json.dumps(literal, sort_keys=True).encode()).hexdigest()[:8]
+    return Fn.join("", [f"{stem}-{digest}-v", package.model_package_version])
+
+
+def _schedule(scope: Construct, job_definition: CfnResource, job_name: str, monitoring_type: str,
+              endpoint: CaptureEndpoint, schedule_name: str, schedule_expression: str) -> sagemaker.CfnMonitoringSchedule:
+    """The hourly Model Monitor schedule of ``job_definition`` (created after it and the endpoint)."""
+    job_definition.node.add_dependency(endpoint.endpoint)
+    schedule = sagemaker.CfnMonitoringSchedule(
+        scope,
+        "Schedule",
+        monitoring_schedule_name=schedule_name,
+        endpoint_name=endpoint.endpoint_name,
+        monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
+            monitoring_job_definition_name=job_name,
+            monitoring_type=monitoring_type,
+            schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(schedule_expression=schedule_expression),
+        ),
+    )
+    schedule.add_dependency(job_definition)
+    return schedule
+
+
 class NativeQualityMonitor(Construct):
     """Model Monitor's model-quality job definition and hourly schedule."""
 
@@ -206,11 +233,7 @@ class NativeQualityMonitor(Construct):
             "image": image_uri, "problem": problem_type, "instance": instance_type,
             "input": endpoint_input, "schedule": schedule_name,
         }
-        # Job definitions are immutable: a change replaces them, so the name
-        # carries a hash of the synth-time settings and the served package's
-        # version (which moves the baseline) to never clash with the old one.
-        digest = hashlib.sha256(json.dumps(literal, sort_keys=True).encode()).hexdigest()[:8]
-        job_name = Fn.join("", [f"{prefix}-mq-{digest}-v", package.model_package_version])
+        job_name = _job_name(f"{prefix}-mq", literal, package)
         self.job_definition = sagemaker.CfnModelQualityJobDefinition(
             self,
             "JobDefinition",
@@ -249,19 +272,8 @@ class NativeQualityMonitor(Construct):
             ),
             stopping_condition=sagemaker.CfnModelQualityJobDefinition.StoppingConditionProperty(max_runtime_in_seconds=1800),
         )
-        self.job_definition.node.add_dependency(endpoint.endpoint)
-        self.schedule = sagemaker.CfnMonitoringSchedule(
-            self,
-            "Schedule",
-            monitoring_schedule_name=schedule_name,
-            endpoint_name=endpoint.endpoint_name,
-            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
-                monitoring_job_definition_name=job_name,
-                monitoring_type="ModelQuality",
-                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(schedule_expression=schedule_expression),
-            ),
-        )
-        self.schedule.add_dependency(self.job_definition)
+        self.schedule = _schedule(self, self.job_definition, job_name, "ModelQuality", endpoint, schedule_name,
+                                  schedule_expression)
 
     def metric_quality(self, metric: str) -> cloudwatch.Metric:
         return _quality_metric(names.MODEL_MONITOR_NAMESPACE, metric, self.endpoint_name, self.schedule_name)
@@ -302,9 +314,7 @@ class NativeDataQualityMonitor(Construct):
         self.output_uri = output_uri
         cfn = sagemaker.CfnDataQualityJobDefinition
         literal = {"image": image_uri, "instance": instance_type, "schedule": schedule_name}
-        # Immutable like the model-quality one: the name moves with the settings and the package version.
-        digest = hashlib.sha256(json.dumps(literal, sort_keys=True).encode()).hexdigest()[:8]
-        job_name = Fn.join("", [f"{prefix}-dq-{digest}-v", package.model_package_version])
+        job_name = _job_name(f"{prefix}-dq", literal, package)
         folder = package.data_quality_baseline_uri  # ends with "/"
         self.job_definition = cfn(
             self,
@@ -338,19 +348,8 @@ class NativeDataQualityMonitor(Construct):
                 enable_inter_container_traffic_encryption=True, enable_network_isolation=True),
             stopping_condition=cfn.StoppingConditionProperty(max_runtime_in_seconds=1800),
         )
-        self.job_definition.node.add_dependency(endpoint.endpoint)
-        self.schedule = sagemaker.CfnMonitoringSchedule(
-            self,
-            "Schedule",
-            monitoring_schedule_name=schedule_name,
-            endpoint_name=endpoint.endpoint_name,
-            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
-                monitoring_job_definition_name=job_name,
-                monitoring_type="DataQuality",
-                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(schedule_expression=schedule_expression),
-            ),
-        )
-        self.schedule.add_dependency(self.job_definition)
+        self.schedule = _schedule(self, self.job_definition, job_name, "DataQuality", endpoint, schedule_name,
+                                  schedule_expression)
 
     def metric_data_quality(self, metric: str, statistic: str = "Maximum") -> cloudwatch.Metric:
         """Model Monitor's data-quality metric (``feature_baseline_drift_<feature>``, ...)."""
