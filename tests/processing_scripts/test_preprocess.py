@@ -10,7 +10,7 @@ import pytest
 
 from stscontracts import names
 import preprocess
-from conftest import run_script
+from script_runs import run_script
 from pairs_fixture import HEADER, binary_rows, graded_rows, msrp_text, write_msrp
 
 

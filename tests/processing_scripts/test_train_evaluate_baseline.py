@@ -15,7 +15,7 @@ from stscontracts import names
 import evaluate
 import stsmodel
 import train
-from conftest import run_script
+from script_runs import run_script
 
 WHEN = datetime(2033, 5, 17, 12, 30, 0, 250_000, tzinfo=timezone.utc)
 
