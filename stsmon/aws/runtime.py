@@ -14,6 +14,8 @@ from ..state import StateDir
 
 if TYPE_CHECKING:
     from stscontracts.config import Config
+
+    from ..clients.serving import ServingOptions
     from .environment import AwsEnvironment
 
 
@@ -155,8 +157,8 @@ class AwsRuntime:
 
     # -- stsmon deploy ---------------------------------------------------------------------------
 
-    def deploy(self, assembly: Path, stacks: tuple[str, ...], *, exclusively: bool, dry_run: bool, serving: Any,
-               echo: Callable[[str], None]) -> None:
+    def deploy(self, assembly: Path, stacks: tuple[str, ...], *, exclusively: bool, dry_run: bool,
+               serving: ServingOptions | None, echo: Callable[[str], None]) -> None:
         """`cdk deploy` of the same assembly, once it is known to be for this account and region."""
         from ..errors import StsmonError
         from .environment import assembly_mismatch
@@ -165,12 +167,12 @@ class AwsRuntime:
         if problem:
             raise StsmonError(f"not deploying: {problem}")
         cdk_args = self.environment.cdk_args() if self.environment is not None else []
-        pinned = getattr(serving, "package_arn", None)
+        pinned = serving.package_arn if serving is not None else None
         if dry_run:
             argv = aws_diff_argv(Path.cwd(), assembly, stacks, exclusively, cdk_args)
         else:
             argv = aws_deploy_argv(Path.cwd(), assembly, stacks, exclusively, cdk_args, pinned_package=pinned,
-                                   unpin=bool(getattr(serving, "unpin", False)))
+                                   unpin=serving is not None and serving.unpin)
         result = subprocess.run(argv, env={**os.environ})
         if result.returncode:
             raise StsmonError(f"cdk {'diff' if dry_run else 'deploy'} failed (exit code {result.returncode})")

@@ -54,7 +54,7 @@ def command(
     into the assembly folder, since on AWS a pin is part of the templates,
     and --unpin synthesizes it again without).
     """
-    from ..localcloud.handlers import ServingOptions
+    from ..clients.serving import ServingOptions
 
     serving = ServingOptions(
         capture=not no_capture, package_arn=package_arn, unpin=unpin, foreground=foreground, host=host, port=port,

@@ -75,7 +75,7 @@ def rollback_target(found: list[v.Version], to: str | None = None) -> tuple[v.Ve
 def rollback(clients: Any, assembly: Path, *, to: str | None = None, echo: Callable[[str], None]) -> dict[str, Any]:
     """Serve the previous Approved version, pinned (see the module docstring); what changed."""
     from ..clients.stacks import describe_stack, outputs_of
-    from ..localcloud.handlers import ServingOptions
+    from ..clients.serving import ServingOptions
 
     cfg = clients.config
     served, target = rollback_target(v.list_versions(clients, with_metrics=False), to)

@@ -10,6 +10,7 @@ from ...clock import Clock
 from ...state import StateDir
 
 if TYPE_CHECKING:
+    from ...clients.serving import ServingOptions
     from ...clients.validation import CallLog
     from stscontracts.config import Config
 
@@ -128,8 +129,8 @@ class LocalRuntime:
 
     # -- stsmon deploy ---------------------------------------------------------------------------
 
-    def deploy(self, assembly: Any, stacks: tuple[str, ...], *, exclusively: bool, dry_run: bool, serving: Any,
-               echo: Callable[[str], None]) -> None:
+    def deploy(self, assembly: Any, stacks: tuple[str, ...], *, exclusively: bool, dry_run: bool,
+               serving: ServingOptions | None, echo: Callable[[str], None]) -> None:
         """Deploy the assembly's stacks into the state folder (checked first, differences only); with
         ``serving.stop`` and no stacks, stop every local endpoint server instead."""
         from ...errors import NotDeployedError, StsmonError

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ...clients.serving import ServingOptions
 from ...clock import Clock
 from ...errors import StsmonError
 from ...state import StateDir
@@ -96,28 +97,6 @@ def is_resolved(value: Any) -> bool:
     if isinstance(value, list):
         return all(is_resolved(v) for v in value)
     return True
-
-
-@dataclass(frozen=True)
-class ServingOptions:
-    """The ``stsmon deploy`` flags that the serving handlers honour.
-
-    ``capture``: False with ``--no-capture`` (serve without data capture, even if
-    the endpoint config declares it). ``package_arn``: ``--package-arn`` pins the
-    model package instead of the latest approved one (the pin is kept for later
-    deploys until ``unpin``: ``--unpin``). ``foreground``: serve in
-    this process until Ctrl-C instead of a background server. ``host``/``port``:
-    where the local endpoint listens (``port=None``: the handler's default).
-    ``stop``: stop the local endpoint server (its record stays deployed).
-    """
-
-    capture: bool = True
-    package_arn: str | None = None
-    unpin: bool = False
-    foreground: bool = False
-    host: str = "127.0.0.1"
-    port: int | None = None
-    stop: bool = False
 
 
 @dataclass(frozen=True)
