@@ -259,4 +259,5 @@ def test_aws_target_starts_the_deployed_pipeline_and_follows_it(tmp_path, monkey
 
 
 # The command end to end on the real assembly (synth, local deploy, the training pipeline on 600 MSRP pairs) runs on
-# the demo's deployment: tests/test_demo.py, test_train_end_to_end_*.
+# the demo's deployment: tests/test_demo.py, the release test's v2 training and
+# test_train_end_to_end_impossible_quality_gate_fails_without_registering.
