@@ -55,6 +55,9 @@ from ..state import StateDir
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_KEYS = 1000
+#: How often the serving thread looks for a stop request (socketserver's default is 0.5 s): ``stop()``
+#: waits for it, and the executor stops the endpoint when a pipeline execution ends.
+SHUTDOWN_POLL_SECONDS = 0.02
 #: Credentials the local jobs sign with (nothing checks them; boto3 needs some to sign).
 LOCAL_ACCESS_KEY = "STSMONLOCALJOBKEY"
 LOCAL_SECRET_KEY = "stsmon-local-job-secret"
@@ -179,7 +182,8 @@ class JobEndpoint:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stsmon-job-endpoint", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,),
+                                        name="stsmon-job-endpoint", daemon=True)
         self._thread.start()
         return self
 
