@@ -6,6 +6,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -107,7 +108,7 @@ def _run_app(env, outdir, context=None):
 
 
 @pytest.mark.slow
-def test_app_rejects_bad_configuration_with_one_message(subprocess_env, tmp_path):
+def test_app_rejects_bad_configuration_with_one_message(subprocess_env, tmp_path, monkeypatch, capsys):
     env = _env(subprocess_env)
     env["DEPLOY_PROFILE"] = "staging"
     result = _run_app(env, tmp_path, {"QUALITY_THRESHOLD": "high", "CAPTURE_SAMPLING_PERCENTAGE": 200})
@@ -117,9 +118,17 @@ def test_app_rejects_bad_configuration_with_one_message(subprocess_env, tmp_path
     assert lines[0] == "error: invalid configuration:"
     assert "  QUALITY_THRESHOLD='high' (-c): must be a number" in lines
     # Parse errors stop before range checks; the profile is reported with them once values parse.
-    env_only = _run_app(env, tmp_path)
-    assert "DEPLOY_PROFILE='staging' (environment): must be one of dev, prod" in env_only.stderr
-    assert env_only.returncode == 2 and list(tmp_path.iterdir()) == []  # nothing written
+    # (app.py run as __main__ in this process: the same code and environment without a second
+    # interpreter and jsii kernel; the process above checks what the CLI sees of a failure.)
+    for key in ("CDK_CONTEXT_JSON", "CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("DEPLOY_PROFILE", "staging")
+    monkeypatch.setenv("CDK_OUTDIR", str(tmp_path))
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(REPO_ROOT / "app.py"), run_name="__main__")
+    env_only = capsys.readouterr()
+    assert "DEPLOY_PROFILE='staging' (environment): must be one of dev, prod" in env_only.err
+    assert exited.value.code == 2 and list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_every_resource_type_in_the_assembly_deploys_locally(dev):
