@@ -1,28 +1,44 @@
-"""One server worker process: an asyncio HTTP loop plus one inference thread.
+"""One server worker process: the endpoint's accept loop, uvicorn's HTTP/1.1
+protocol (httptools' C parser, llhttp), an ASGI app, and one inference thread.
 
-The event loop thread accepts connections, parses requests, answers
-``/ping`` and every error it can decide alone (404, 405, 413, validation,
-overload), and queues invocations. The inference thread takes **all** queued
-invocations at once (up to ``max_batch``), runs them through the model's
-``input_fn`` → one ``predict_fn`` → ``output_fn`` (see
-:class:`stsmon.endpoint.model.InferenceHandler`) and hands the results back
-to the loop, which writes the responses and queues the capture records. So a
-worker costs one core, and under concurrency the per-call overhead of the
-model (input parsing, scikit-learn's checks, the estimator call) is paid once
-per batch instead of once per request.
+The event loop thread accepts connections (one per wakeup, balanced over the
+sibling workers: :class:`stsmon.endpoint.server.ConnectionBalance`) and hands
+each to :class:`EndpointProtocol`, uvicorn 0.55's ``HttpToolsProtocol`` with
+what it lacks for an endpoint (a header-size limit, the slow-request and idle
+timeouts, drain). uvicorn parses and frames the requests and writes the
+answers; the ASGI app (:meth:`Worker.app`) answers ``/ping`` and every error
+it can decide alone (404, 405, 413, validation, overload) and queues
+invocations. The inference thread takes **all** queued invocations at once
+(up to ``max_batch``), runs them through the model's ``input_fn`` → one
+``predict_fn`` → ``output_fn`` (see :class:`stsmon.endpoint.model.InferenceHandler`)
+and hands the results back to the loop, which answers and queues the capture
+records. So a worker costs one core, and under concurrency the per-call
+overhead of the model (input parsing, scikit-learn's checks, the estimator
+call) is paid once per batch instead of once per request.
+
+uvicorn is used without ``uvicorn.Server`` (which installs its own signal
+handlers, re-raises the signal after shutdown and closes idle keep-alive
+connections at once): the worker builds a ``uvicorn.Config`` and a
+``ServerState`` and constructs the protocol per accepted socket, as
+``uvicorn.Server.startup`` does (uvicorn/server.py, 0.55.0).
 
 Limits, each answered, never a hang: body above ``max_body`` on the runtime
-path (SageMaker's 6 MB) or ``container_max_body`` on ``/invocations`` → 413; more
-than ``max_queue`` invocations waiting → 503 with ``Retry-After``; more than
+path (SageMaker's 6 MB) or ``container_max_body`` on ``/invocations`` → 413
+(keep-alive kept: uvicorn's parser skips the rest of the body; a declared
+length over :data:`DISCARD_LIMIT`, or ``Expect: 100-continue``, → 413 and
+close); a request head over :data:`MAX_HEAD` → 431 and close; more than
+``max_queue`` invocations waiting → 503 with ``Retry-After``; more than
 ``max_connections`` open connections → 503 and close; an invocation not
 answered within ``timeout`` seconds → 504 on ``/invocations`` (424
 ``ModelError`` on the runtime path, as SageMaker); a request whose bytes do
-not all arrive within ``timeout`` → connection closed; idle keep-alive
-connections closed after ``idle_timeout``.
+not all arrive within ``timeout`` → connection closed; connections idle for
+``idle_timeout`` (also never-used ones) closed. Malformed HTTP: uvicorn's
+400 "Invalid HTTP request received." and close.
 
 SIGTERM: stop accepting, answer everything already received (responses say
-``Connection: close``), close idle connections, write and close the capture
-files, exit. ``drain_timeout`` bounds the wait.
+``connection: close``), close keep-alive connections idle for
+:data:`DRAIN_IDLE_GRACE`, write and close the capture files, exit.
+``drain_timeout`` bounds the wait.
 """
 
 from __future__ import annotations
@@ -41,14 +57,18 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
 from stscontracts import names
 
 from ..clock import Clock
-from .capture import CaptureWriter
 from .batching import Batcher
+from .capture import CaptureWriter
 from .capture_record import CaptureEvent
 from .model import DEFAULT_ACCEPT, InferenceHandler, Result, container_request
-from .protocol import DISCARD_LIMIT, HttpConnection, Request
 
 log = logging.getLogger("stsmon.endpoint.worker")
 
@@ -61,6 +81,12 @@ ACCEPT_DEFERRALS = 5
 ACCEPT_DEFER_SECONDS = 0.002
 #: While draining, a keep-alive connection idle this long (s) is closed.
 DRAIN_IDLE_GRACE = 0.25
+#: The largest request head (request line + header lines, bytes); above: 431 and close.
+#: llhttp (httptools 0.9) has no limit of its own.
+MAX_HEAD = 64 * 1024
+#: A body above the path's limit gets 413 with keep-alive kept (the parser skips
+#: the rest, up to this size); a declared length above this gets 413 and close.
+DISCARD_LIMIT = 64 * 1024 * 1024
 
 #: SageMaker's limits.
 MAX_BODY = 6 * 1024 * 1024
@@ -72,6 +98,12 @@ _VALIDATION = "ValidationError:http://internal.amazon.com/coral/com.amazon.coral
 _MODEL_ERROR = "ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker/"
 _UNAVAILABLE = "ServiceUnavailable:http://internal.amazon.com/coral/com.amazon.sagemaker/"
 _INTERNAL = "InternalFailure:http://internal.amazon.com/coral/com.amazon.coral.service/"
+
+_CYCLE = "stsmon.cycle"  # scope key: uvicorn's RequestResponseCycle of the request
+_CLOSE = (b"connection", b"close")
+_PLAIN = "text/plain; charset=utf-8"
+#: The result a timed-out job's future gets (the sweep sets it).
+TIMED_OUT = object()
 
 
 @dataclass(frozen=True)
@@ -99,15 +131,13 @@ class WorkerLimits:
 
 
 class Job:
-    """One invocation waiting for (or in) the inference thread."""
+    """One invocation waiting for (or in) the inference thread; ``future`` gets its Result
+    (or :data:`TIMED_OUT`)."""
 
-    __slots__ = ("conn", "runtime", "body", "content_type", "program_type", "accept", "inference_id",
-                 "arrived", "deadline", "done", "keep_alive", "request_id")
+    __slots__ = ("body", "content_type", "program_type", "accept", "inference_id", "arrived", "deadline",
+                 "done", "future")
 
-    def __init__(self, conn, runtime, body, content_type, program_type, accept, inference_id, arrived, deadline,
-                 keep_alive):
-        self.conn = conn
-        self.runtime = runtime
+    def __init__(self, body, content_type, program_type, accept, inference_id, arrived, deadline, future):
         self.body = body
         self.content_type = content_type  # as the client sent it (capture records it)
         self.program_type = program_type  # as the container hands it to the program
@@ -115,9 +145,147 @@ class Job:
         self.inference_id = inference_id
         self.arrived = arrived
         self.deadline = deadline
-        self.done = False
-        self.keep_alive = keep_alive
-        self.request_id = None
+        self.done = False  # answered or timed out: the batcher skips it
+        self.future = future
+
+
+class _Rejected(Exception):
+    """Raised in a parser callback to stop the parser: the request is refused (``rejection``)."""
+
+
+class EndpointProtocol(HttpToolsProtocol):
+    """uvicorn 0.55's httptools protocol, plus what an endpoint needs and it lacks
+    (uvicorn/protocols/http/httptools_impl.py, 0.55.0):
+
+    - a head-size limit: llhttp has none, so the bytes of a request head are
+      counted (``on_url``/``on_header``, and whole packets that arrive while a
+      head is incomplete) and a head over :data:`MAX_HEAD` gets 431 and close;
+    - an HTTP/1.1 request without exactly one ``Host`` gets 400 and close (llhttp
+      does not check it; RFC 9112 §3.2 says MUST);
+    - timestamps for the worker's once-a-second sweep (:meth:`expired`): uvicorn
+      arms its keep-alive timeout only after a response (a connection that never
+      sends stays forever) and has no slow-request timeout; the sweep is the one
+      timer here, so :meth:`on_response_complete` arms none;
+    - :attr:`idle` for the drain.
+    """
+
+    def __init__(self, *args, worker: Worker, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.worker = worker
+        self.last_active = time.monotonic()
+        self.message_started = 0.0  # when the first byte of a request still arriving came; 0: none
+        self.in_head = False
+        self.head_bytes = 0
+        self.rejection: tuple[int, str] | None = None  # what on_headers_complete refused
+        self._began = False
+
+    # -- connection -------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.worker.publish()
+
+    def connection_lost(self, exc) -> None:
+        super().connection_lost(exc)
+        self.worker.publish()
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's data_received (same version), plus the head count and the 431.
+        self.last_active = time.monotonic()
+        counting = self.in_head
+        self._began = False
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self.rejection is not None:
+                self._reject(*self.rejection)
+                return
+            self.worker.counts["400 (malformed HTTP)"] += 1
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserUpgrade:
+            pass  # no WebSocket here (ws="none"): uvicorn answers the request as a plain one
+        if self.in_head:
+            if counting and not self._began:  # the whole packet belongs to this head
+                self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD:
+                self._reject(431, "request header section too large")
+
+    def _reject(self, status: int, message: str) -> None:
+        """Answer a request refused while parsing, and close."""
+        self.worker.counts[str(status)] += 1
+        body = (message + "\n").encode()
+        self.transport.write(b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+                             b"connection: close\r\n\r\n%s" % (STATUS_LINE[status], len(body), body))
+        self.transport.close()
+
+    # -- parser callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.in_head = True
+        self._began = True
+        self.head_bytes = 0
+        self.message_started = self.last_active
+
+    def on_url(self, url: bytes) -> None:
+        self.head_bytes += len(url) + 16
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_bytes += len(name) + len(value) + 4
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        if self.head_bytes > MAX_HEAD:
+            self.rejection = (431, "request header section too large")
+        else:
+            # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without
+            # exactly one Host (llhttp does not check; h11 does).
+            hosts = sum(1 for name, _ in self.headers if name == b"host")
+            if hosts != 1 and (hosts or self.parser.get_http_version() == "1.1"):
+                self.rejection = (400, "missing Host header (required in HTTP/1.1)" if not hosts
+                                  else "more than one Host header")
+        if self.rejection is not None:
+            raise _Rejected()  # the parser stops; data_received answers
+        super().on_headers_complete()
+        self.scope[_CYCLE] = self.cycle  # type: ignore[typeddict-unknown-key]
+
+    def on_message_complete(self) -> None:
+        self.message_started = 0.0
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        # uvicorn's on_response_complete without its keep-alive timer (the sweep closes idle connections).
+        self.server_state.total_requests += 1
+        self.last_active = time.monotonic()
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+
+    # -- for the worker -------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        """No request arriving, being answered or queued behind one (pipelining)."""
+        return not self.message_started and (self.cycle is None or self.cycle.response_complete) \
+            and not self.pipeline
+
+    def expired(self, now: float, idle_timeout: float, request_timeout: float) -> bool:
+        """Close-worthy: a request still arriving after ``request_timeout``, or idle too long."""
+        if self.transport.is_closing():
+            return False
+        if self.message_started:
+            return now - self.message_started > request_timeout
+        return self.idle and now - self.last_active > idle_timeout
+
+    def close(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
 class Worker:
@@ -154,7 +322,13 @@ class Worker:
         self.region = region
         self.account = account
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.connections: set[HttpConnection] = set()
+        # uvicorn's per-server state: its protocols add and remove themselves in ``connections``.
+        self.state = ServerState()
+        self.connections: set[EndpointProtocol] = self.state.connections  # type: ignore[assignment]
+        self.config = uvicorn.Config(self.app, http=EndpointProtocol, ws="none", interface="asgi3",
+                                     lifespan="off", access_log=False, log_config=None, log_level=logging.INFO,
+                                     proxy_headers=False,
+                                     server_header=False, date_header=False)
         self.inflight: dict[int, Job] = {}
         self.batcher = Batcher(handler, max_batch=limits.max_batch, batch_wait=limits.batch_wait,
                                open_connections=self.connections.__len__, deliver=self._from_batcher)
@@ -162,7 +336,7 @@ class Worker:
         self._done: asyncio.Future | None = None
         self._accepting = False
         self._runtime_prefix = "/endpoints/"
-        self._variant_header = ("X-Amzn-Invoked-Production-Variant", variant)
+        self._variant_header = (b"x-amzn-invoked-production-variant", variant.encode("latin-1"))
         self._log_stream = (f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}")
         self._rng = random.Random()
         self.counts = collections.Counter()
@@ -175,6 +349,7 @@ class Worker:
         loop = asyncio.new_event_loop()
         self.loop = loop
         asyncio.set_event_loop(loop)
+        self.config.load()
         self._done = loop.create_future()
         self.sock.setblocking(False)
         loop.add_reader(self.sock.fileno(), self._accept)
@@ -185,6 +360,7 @@ class Worker:
         loop.call_later(1.0, self._sweep)
         try:
             loop.run_until_complete(self._done)
+            self._finish_tasks()
         finally:
             self._shutdown()
             loop.close()
@@ -208,19 +384,17 @@ class Worker:
 
     def _check_drained(self, deadline: float) -> None:
         # A connection idle for DRAIN_IDLE_GRACE is closed; a busy client's next
-        # request is still answered (with Connection: close), so a client that
+        # request is still answered (with connection: close), so a client that
         # sends back to back never races the close of its connection.
         now = time.monotonic()
         for conn in list(self.connections):
             if conn.idle and now - conn.last_active >= DRAIN_IDLE_GRACE:
                 conn.close()
         if not self.inflight and not self.connections:
-            for conn in list(self.connections):
-                conn.close()
             if not self._done.done():
                 self._done.set_result(None)
             return
-        if time.monotonic() > deadline:
+        if now > deadline:
             log.warning("drain timeout: closing %d connection(s) with %d invocation(s) unanswered",
                         len(self.connections), len(self.inflight))
             for conn in list(self.connections):
@@ -230,9 +404,21 @@ class Worker:
             return
         self.loop.call_later(0.02, self._check_drained, deadline)
 
+    def _finish_tasks(self) -> None:
+        """Let the app's tasks end (after a drain timeout: cancel those still waiting)."""
+        for job in self.inflight.values():
+            job.done = True
+            if not job.future.done():
+                job.future.cancel()
+        tasks = [t for t in self.state.tasks if not t.done()]
+        if tasks:
+            self.loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+
     def _shutdown(self) -> None:
         self.batcher.stop(5.0)
         log.info("inference: %d batch(es), %d invocation(s)", self.batcher.batches, self.batcher.jobs)
+        if self.counts:
+            log.info("answers: %s", ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items())))
         if self.capture is not None:
             stats = self.capture.close()
             log.info("capture closed: %d written, %d dropped, %d file(s)", stats.written, stats.dropped, stats.files)
@@ -274,19 +460,24 @@ class Worker:
         conn.setblocking(False)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._attaching += 1
-        self._publish()
+        self.publish()
         self.loop.create_task(self._attach(conn))
+
+    def _protocol(self) -> EndpointProtocol:
+        # As uvicorn.Server.startup builds it (uvicorn/server.py, 0.55.0).
+        return EndpointProtocol(config=self.config, server_state=self.state, app_state={}, _loop=self.loop,
+                                worker=self)
 
     async def _attach(self, conn: socket.socket) -> None:
         try:
-            await self.loop.connect_accepted_socket(lambda: HttpConnection(self, self.limits.max_body), sock=conn)
+            await self.loop.connect_accepted_socket(self._protocol, sock=conn)
         except OSError:
             conn.close()
         finally:
             self._attaching -= 1
-            self._publish()
+            self.publish()
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
         if self.balance is not None:
             self.balance.publish(len(self.connections) + self._attaching)
 
@@ -294,37 +485,37 @@ class Worker:
         if self._accepting:
             self.loop.add_reader(self.sock.fileno(), self._accept)
 
-    def connection_made(self, conn: HttpConnection) -> None:
-        self.connections.add(conn)
-        self._publish()
-
-    def connection_lost(self, conn: HttpConnection) -> None:
-        self.connections.discard(conn)
-        self._publish()
-
     def _sweep(self) -> None:
         """Once a second: time out invocations, close idle and stalled connections."""
         now = time.monotonic()
-        expired = [job for job in self.inflight.values() if job.deadline < now]
-        for job in expired:
-            self._timeout(job)
+        for job in list(self.inflight.values()):
+            if job.deadline < now and not job.future.done():
+                job.done = True
+                job.future.set_result(TIMED_OUT)
         for conn in list(self.connections):
             if conn.expired(now, self.limits.idle_timeout, self.limits.timeout):
                 conn.close()
         if not self._done.done():
             self.loop.call_later(1.0, self._sweep)
 
-    # -- requests ---------------------------------------------------------------
+    # -- the ASGI app ---------------------------------------------------------------
 
-    def dispatch(self, conn: HttpConnection, req: Request) -> None:
-        path = req.target.split("?", 1)[0]
-        method = req.method
-        keep = req.keep_alive and not self.draining
+    async def app(self, scope, receive, send) -> None:
+        """ASGI 3: the container contract and the runtime API over the batcher."""
+        if scope["type"] != "http":
+            return
+        cycle = scope[_CYCLE]
+        if scope["http_version"] not in ("1.1", "1.0"):  # llhttp reads HTTP/2.0 too
+            await self._plain(send, cycle, 505, "only HTTP/1.0 and HTTP/1.1 are supported", close=True)
+            return
+        path = scope["raw_path"].decode("latin-1")
+        method = scope["method"]
         if path == "/ping":
             if method == "GET" or method == "HEAD":
-                conn.write_response(200, b"", None, (), keep)
+                await self._respond(send, cycle, 200, b"", None)
             else:
-                self._plain(conn, 405, f"method {method} is not allowed on /ping; use GET", keep, (("Allow", "GET, HEAD"),))
+                await self._plain(send, cycle, 405, f"method {method} is not allowed on /ping; use GET",
+                                  ((b"allow", b"GET, HEAD"),))
             return
         runtime = False
         if path == "/invocations":
@@ -332,47 +523,83 @@ class Worker:
         elif path.startswith(self._runtime_prefix):
             parts = path.split("/")
             if len(parts) != 4 or parts[3] != "invocations" or not parts[2]:
-                self._plain(conn, 404, f"no such path: {path}", keep)
+                await self._plain(send, cycle, 404, f"no such path: {path}")
                 return
             runtime = True
             name = unquote(parts[2])
             if method == "POST" and name != self.endpoint_name:
-                self._aws_error(conn, 404, _VALIDATION,
-                                f"Endpoint {name} of account {self.account} not found. "
-                                f"This server serves endpoint {self.endpoint_name}.", keep)
+                await self._aws_error(send, cycle, 404, _VALIDATION,
+                                      f"Endpoint {name} of account {self.account} not found. "
+                                      f"This server serves endpoint {self.endpoint_name}.")
                 return
         else:
-            self._plain(conn, 404, f"no such path: {path} (try POST /invocations or GET /ping)", keep)
+            await self._plain(send, cycle, 404, f"no such path: {path} (try POST /invocations or GET /ping)")
             return
         if method != "POST":
             msg = f"method {method} is not allowed on {path}; use POST"
             if runtime:
-                self._aws_error(conn, 405, _VALIDATION, msg, keep, (("Allow", "POST"),))
+                await self._aws_error(send, cycle, 405, _VALIDATION, msg, ((b"allow", b"POST"),))
             else:
-                self._plain(conn, 405, msg, keep, (("Allow", "POST"),))
+                await self._plain(send, cycle, 405, msg, ((b"allow", b"POST"),))
             return
-        self._invoke(conn, req, runtime, keep)
+        await self._invoke(scope, receive, send, cycle, runtime)
 
-    def body_limit(self, target: str) -> int:
-        """The body limit of a request: SageMaker's (6 MB) on the runtime path; on the
-        container path the container's own, none (up to ``container_max_body``, then
-        413 and close) - its program judges the size."""
-        return self.limits.max_body if target.startswith(self._runtime_prefix) else self.limits.container_max_body
-
-    def too_large(self, conn: HttpConnection, req: Request | None) -> None:
-        keep = bool(req and req.keep_alive) and not self.draining
-        runtime = bool(req and req.target.startswith(self._runtime_prefix))
-        limit = self.body_limit(req.target) if req else self.limits.max_body
+    async def _too_large(self, send, cycle, runtime: bool, close: bool) -> None:
+        limit = self.limits.max_body if runtime else self.limits.container_max_body
         msg = f"request body is larger than the {limit} byte limit"
         self.counts["413"] += 1
         if runtime:
-            self._aws_error(conn, 413, _VALIDATION, msg, keep)
+            await self._aws_error(send, cycle, 413, _VALIDATION, msg, close=close)
         else:
-            self._plain(conn, 413, msg, keep)
+            await self._plain(send, cycle, 413, msg, close=close)
 
-    def _invoke(self, conn: HttpConnection, req: Request, runtime: bool, keep: bool) -> None:
-        headers = req.headers
-        body = req.body
+    async def _invoke(self, scope, receive, send, cycle, runtime: bool) -> None:
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:  # names are lower case (uvicorn)
+            key = k.decode("latin-1")
+            val = v.decode("latin-1")
+            headers[key] = headers[key] + ", " + val if key in headers else val
+        te = headers.get("transfer-encoding")
+        if te is not None and te.lower() != "chunked":  # llhttp frames "gzip, chunked" as chunked; nothing decodes gzip
+            self.counts["501"] += 1
+            await self._plain(send, cycle, 501, f"transfer encoding {te!r} is not supported (only chunked)")
+            return
+        # The body limit: SageMaker's (6 MB) on the runtime path; on the container path the
+        # container's own, none (up to container_max_body) - its program judges the size.
+        limit = self.limits.max_body if runtime else self.limits.container_max_body
+        declared = headers.get("content-length")
+        if declared is not None and int(declared) > limit:  # llhttp accepts only digits, once
+            # Answered without reading: uvicorn's parser skips the body and keeps framing,
+            # unless the client waits for 100 Continue (it never comes: close).
+            await self._too_large(send, cycle, runtime, close=int(declared) > DISCARD_LIMIT)
+            return
+        message = await receive()
+        if message["type"] != "http.request":
+            self.counts["client gone"] += 1
+            return
+        body = message["body"]
+        if message.get("more_body"):
+            parts = [body]
+            size = len(body)
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    self.counts["client gone"] += 1
+                    return
+                size += len(message["body"])
+                if size > DISCARD_LIMIT:
+                    await self._too_large(send, cycle, runtime, close=True)
+                    return
+                if size > limit:
+                    parts = None  # read on and drop: 413 once the body has ended
+                elif parts is not None:
+                    parts.append(message["body"])
+                if not message.get("more_body"):
+                    break
+            if parts is None:
+                await self._too_large(send, cycle, runtime, close=False)
+                return
+            body = b"".join(parts)
         problem = None
         inference_id = headers.get("x-amzn-sagemaker-inference-id")
         if inference_id is not None and not _valid_inference_id(inference_id):
@@ -391,86 +618,91 @@ class Worker:
         if problem is not None:
             self.counts["400"] += 1
             if runtime:
-                self._aws_error(conn, 400, _VALIDATION, problem, keep)
+                await self._aws_error(send, cycle, 400, _VALIDATION, problem)
             else:
-                self._plain(conn, 400, problem, keep)
+                await self._plain(send, cycle, 400, problem)
             return
         if len(self.batcher) >= self.limits.max_queue:
             self.counts["503"] += 1
             msg = "the endpoint is overloaded; retry after 1 second"
-            extra = (("Retry-After", "1"),)
+            extra = ((b"retry-after", b"1"),)
             if runtime:
-                self._aws_error(conn, 503, _UNAVAILABLE, msg, keep, extra)
+                await self._aws_error(send, cycle, 503, _UNAVAILABLE, msg, extra)
             else:
-                self._plain(conn, 503, msg, keep, extra)
+                await self._plain(send, cycle, 503, msg, extra)
             return
         program_type, accept = container_request(headers, self.default_accept)
-        job = Job(conn, runtime, body, headers.get("content-type", ""), program_type, accept, inference_id,
-                  self.clock.now().timestamp(), time.monotonic() + self.limits.timeout, keep)
-        self.inflight[id(job)] = job
+        job = Job(body, headers.get("content-type", ""), program_type, accept, inference_id,
+                  self.clock.now().timestamp(), time.monotonic() + self.limits.timeout, self.loop.create_future())
+        key = id(job)
+        self.inflight[key] = job
         self.batcher.submit(job)
+        try:
+            res = await job.future
+        finally:
+            job.done = True
+            del self.inflight[key]
+        if cycle.disconnected:  # the client left before its answer: no answer, no capture record
+            self.counts["client gone"] += 1
+            return
+        if res is TIMED_OUT:
+            self.counts["timeout"] += 1
+            seconds = f"{self.limits.timeout:g}"
+            if runtime:
+                await self._model_error(send, cycle, 424, f"Your invocation timed out after {seconds} s while "
+                                        "waiting for a response from container primary.", original_status=0,
+                                        client=False)
+            else:
+                await self._plain(send, cycle, 504, f"the model did not answer within {seconds} s")
+            return
+        if res.kind == "ok":
+            await self._respond(send, cycle, 200, res.body, res.content_type,
+                                (self._variant_header, (b"x-amzn-requestid", str(uuid.uuid4()).encode())))
+            self.counts["200"] += 1
+            capture = self.capture
+            if capture is not None and (self.sampling >= 100 or self._rng.random() * 100 < self.sampling):
+                capture.submit(CaptureEvent(job.arrived, job.inference_id, job.content_type, job.body,
+                                            res.content_type, res.body))
+        else:
+            self.counts[str(res.status)] += 1
+            if runtime:
+                await self._model_error(send, cycle, res.status, res.message)
+            else:
+                await self._respond(send, cycle, res.status, res.body, res.content_type, (self._variant_header,))
 
     # -- inference thread -------------------------------------------------------
 
     def _from_batcher(self, jobs: list[Job], results) -> None:
         """Called in the inference thread: answer on the loop."""
-        self.loop.call_soon_threadsafe(self._deliver, jobs, results)
+        self.loop.call_soon_threadsafe(_deliver, jobs, results)
 
     # -- answering --------------------------------------------------------------
 
-    def _deliver(self, jobs: list[Job], results: list[Result]) -> None:
-        capture = self.capture
-        for job, res in zip(jobs, results):
-            if job.done:
-                continue
-            job.done = True
-            del self.inflight[id(job)]
-            conn = job.conn
-            if conn.closed:
-                self.counts["client gone"] += 1
-                continue
-            keep = job.keep_alive and not self.draining
-            if res.kind == "ok":
-                conn.write_response(200, res.body, res.content_type,
-                                    (self._variant_header, ("x-amzn-RequestId", str(uuid.uuid4()))), keep)
-                self.counts["200"] += 1
-                if capture is not None and (self.sampling >= 100 or self._rng.random() * 100 < self.sampling):
-                    capture.submit(CaptureEvent(job.arrived, job.inference_id, job.content_type, job.body,
-                                                res.content_type, res.body))
-            else:
-                self.counts[str(res.status)] += 1
-                if job.runtime:
-                    self._model_error(conn, res.status, res.message, keep)
-                else:
-                    conn.write_response(res.status, res.body, res.content_type, (self._variant_header,), keep)
+    async def _respond(self, send, cycle, status: int, body: bytes, content_type: str | None, extra=(),
+                       close: bool = False) -> None:
+        """One response. ``connection: close`` (uvicorn then closes after it) when asked, while
+        draining, and when the client waits for ``100 Continue`` that never came (the body was not read)."""
+        headers = [(b"content-length", b"%d" % len(body))]
+        if content_type:
+            headers.append((b"content-type", content_type.encode("latin-1")))
+        headers.extend(extra)
+        if close or self.draining or cycle.waiting_for_100_continue:
+            headers.append(_CLOSE)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
-    def _timeout(self, job: Job) -> None:
-        if job.done:
-            return
-        job.done = True
-        self.inflight.pop(id(job), None)
-        self.counts["timeout"] += 1
-        conn = job.conn
-        if conn.closed:
-            return
-        seconds = f"{self.limits.timeout:g}"
-        keep = job.keep_alive and not self.draining
-        if job.runtime:
-            self._model_error(conn, 424, f"Your invocation timed out after {seconds} s while waiting for a "
-                              "response from container primary.", keep, original_status=0, client=False)
-        else:
-            self._plain(conn, 504, f"the model did not answer within {seconds} s", keep)
+    async def _plain(self, send, cycle, status: int, message: str, extra=(), close: bool = False) -> None:
+        await self._respond(send, cycle, status, (message + "\n").encode("utf-8"), _PLAIN, extra, close)
 
-    def _plain(self, conn, status: int, message: str, keep: bool, extra=()) -> None:
-        conn.write_response(status, (message + "\n").encode("utf-8"), "text/plain; charset=utf-8", extra, keep)
-
-    def _aws_error(self, conn, status: int, error_type: str, message: str, keep: bool, extra=()) -> None:
+    async def _aws_error(self, send, cycle, status: int, error_type: str, message: str, extra=(),
+                         close: bool = False) -> None:
         body = json.dumps({"message": message}).encode("utf-8")
-        headers = (("x-amzn-ErrorType", error_type), ("x-amzn-RequestId", str(uuid.uuid4())), *extra)
-        conn.write_response(status, body, "application/json", headers, keep)
+        headers = ((b"x-amzn-errortype", error_type.encode()), (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+                   *extra)
+        await self._respond(send, cycle, status, body, "application/json", headers, close)
 
-    def _model_error(self, conn, status: int, message: str, keep: bool, *,
-                     original_status: int | None = None, client: bool | None = None) -> None:
+    async def _model_error(self, send, cycle, status: int, message: str, *,
+                           original_status: int | None = None, client: bool | None = None) -> None:
         """SageMaker's ``ModelError`` shape (``OriginalStatusCode``, ``OriginalMessage``)."""
         original = status if original_status is None else original_status
         is_client = (400 <= status < 500) if client is None else client
@@ -483,8 +715,15 @@ class Worker:
             "OriginalMessage": message,
             "OriginalStatusCode": original,
         }).encode("utf-8")
-        headers = (("x-amzn-ErrorType", _MODEL_ERROR), ("x-amzn-RequestId", str(uuid.uuid4())), self._variant_header)
-        conn.write_response(status, body, "application/json", headers, keep)
+        headers = ((b"x-amzn-errortype", _MODEL_ERROR.encode()), (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+                   self._variant_header)
+        await self._respond(send, cycle, status, body, "application/json", headers)
+
+
+def _deliver(jobs: list[Job], results: list[Result]) -> None:
+    for job, res in zip(jobs, results):
+        if not job.future.done():
+            job.future.set_result(res)
 
 
 def _valid_inference_id(value: str) -> bool:

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -111,6 +112,26 @@ def test_invocation_timeout_answers_504_and_424_model_error(start_server, toy_mo
     assert wait_until(lambda: server.ping() == 200)
 
 
+def test_idle_never_used_and_slow_connections_are_closed(start_server, toy_model_dir):
+    """uvicorn 0.55 arms its keep-alive timeout only after a response (a connection that never
+    sends stays open) and has no slow-request timeout (uvicorn/protocols/http/httptools_impl.py,
+    ``on_response_complete``): the worker's once-a-second sweep closes connections idle for
+    ``idle_timeout`` and requests whose bytes have not all arrived within ``timeout``."""
+    server = start_server(toy_model_dir, workers=1, capture=False, limits=WorkerLimits(timeout=1.0, idle_timeout=1.0))
+    started = time.monotonic()
+    never = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    slow.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 8\r\n\r\na b")
+    used = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    used.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert used.recv(65536).startswith(b"HTTP/1.1 200 ")
+    for sock in (never, slow, used):
+        assert sock.recv(65536) == b""  # closed by the server, without an answer
+        sock.close()
+    assert time.monotonic() - started < 8
+    assert server.ping() == 200
+
+
 def test_a_crashed_worker_is_replaced(start_server, toy_model_dir):
     server = start_server(toy_model_dir, workers=1)
     before = read_record(server.state, server.name)["worker_pids"]
@@ -189,11 +210,18 @@ def test_sigterm_drains_in_flight_requests_and_closes_capture_files(start_server
     # Wait until every request is inside the server (queued or predicting: its workers hold the connection) or
     # answered, then stop it with some still in flight (6 x 0.4 s on 2 workers take >= 1.2 s).
     assert wait_until(lambda: accepted_connections(server) + len(answers) == 6), (accepted_connections(server), answers)
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)  # a keep-alive client between requests
+    idle.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert idle.recv(65536).startswith(b"HTTP/1.1 200 ")
     os.kill(pid, signal.SIGTERM)
     assert len(answers) < 6, "every request was answered before the SIGTERM: nothing was drained"
     for t in threads:
         t.join(30)
     assert sorted(a[0] for a in answers) == [200] * 6
+    # Answers given while draining say so; an idle keep-alive connection is closed (after DRAIN_IDLE_GRACE).
+    assert any(a[1].get("connection") == "close" for a in answers), [a[1] for a in answers]
+    assert idle.recv(65536) == b""
+    idle.close()
     assert wait_until(lambda: not read_record(server.state, server.name)["running"], timeout=30)
     assert read_record(server.state, server.name)["status"] == "Stopped"
     scan = scan_capture(server.capture_root)
