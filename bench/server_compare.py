@@ -1,12 +1,13 @@
-"""The endpoint's HTTP server against a maintained one, same batching, same load, one run.
+"""The endpoint under an independent load generator, against the model's own compute limit, one run.
 
-Servers (both with data capture on, 100 % sampling, one worker per core, the
-package's container environment, the same dynamic batching,
-``stsmon.endpoint.batching.Batcher``):
-
-- ``stsmon``: ``python -m stsmon.endpoint serve`` (hand-written HTTP/1.1 parser);
-- ``uvicorn``: ``bench/asgi_endpoint.py`` (uvicorn + httptools, the same model
-  code, batcher and capture writer behind a small ASGI app).
+Server: ``python -m stsmon.endpoint serve`` (uvicorn 0.55's httptools protocol
+behind the endpoint's pre-fork, connection balancing, dynamic batching
+``stsmon.endpoint.batching.Batcher`` and capture writer), data capture on,
+100 % sampling, one worker per core, the package's container environment.
+Until commit 7def9be the endpoint's HTTP layer was hand-written and this
+script compared it with uvicorn + httptools doing the same batching
+(``bench/asgi_endpoint.py``, since deleted: the endpoint *is* that server
+now); the figures that decided the move are in docs/endpoint.md.
 
 Load: wrk (``apt-get install wrk``), an independent C load generator, on
 loopback: ``--duration`` seconds per phase at each ``--concurrency`` (keep-alive
@@ -23,7 +24,7 @@ the package's ``batch_transform_fn``, parse + one predict + answer) in a loop
 on batches of 1, 2, 4, 8, 16 pairs, no HTTP, no capture; pairs/s summed over
 the processes.
 
-The machine is shared: every round runs the servers (and the compute limit)
+The machine is shared: every round runs the server and the compute limit
 alternately, the order flipping each round; medians over ``--rounds`` are
 reported next to the individual figures.
 
@@ -169,15 +170,10 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env_args = [a for k, v in model_env().items() for a in ("--env", f"{k}={v}")]
-        common = ["--model", str(model), "--port", str(self.port), "--workers", str(workers),
-                  "--capture-dir", str(capture_dir), "--batch-wait", str(batch_wait), *env_args]
-        if kind == "stsmon":
-            argv = [sys.executable, "-m", "stsmon.endpoint", "serve", "--name", "bench", *common]
-            ready = b"in service at"
-        else:
-            argv = [sys.executable, str(HERE / "asgi_endpoint.py"), "--name", "bench", "--http", kind.split("-")[1],
-                    *common]
-            ready = b"ready"
+        argv = [sys.executable, "-m", "stsmon.endpoint", "serve", "--name", "bench", "--model", str(model),
+                "--port", str(self.port), "--workers", str(workers), "--capture-dir", str(capture_dir),
+                "--batch-wait", str(batch_wait), *env_args]
+        ready = b"in service at"
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.log = open(log, "ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT,
@@ -264,12 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=8.0)
     p.add_argument("--concurrency", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--servers", nargs="+", default=["stsmon", "uvicorn-httptools"],
-                   choices=["stsmon", "uvicorn-httptools", "uvicorn-h11"])
     p.add_argument("--batch-wait", type=float, default=WorkerLimits.batch_wait)
     p.add_argument("--compute-batches", type=int, nargs="*", default=[1, 2, 4, 8, 16])
     p.add_argument("--json-out", type=Path)
     args = p.parse_args(argv)
+    args.servers = ["stsmon"]
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     args.model = args.model.resolve()
@@ -323,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731
     cores = os.cpu_count() or 1
     print(f"\n{cores} cores, shared machine (load average before: {load0[0]:.1f}, after: "
-          f"{os.getloadavg()[0]:.1f}); {args.rounds} rounds, servers alternating, {args.duration:g} s per phase; "
+          f"{os.getloadavg()[0]:.1f}); {args.rounds} rounds, server and compute limit alternating, "
+          f"{args.duration:g} s per phase; "
           f"wrk -t2; capture on; batch_wait {args.batch_wait:g} s. req/s depends on the CPU share the "
           "server gets next to other jobs; CPU ms per request (server processes, from /proc) does not.\n")
     print("| server | connections | req/s, median | req/s per round | server CPU ms/req, median | per round "
@@ -351,13 +347,6 @@ def main(argv: list[str] | None = None) -> int:
         limits[b] = cores * 1000 / cpu
         print(f"| {b} | {med([c['pairs_per_s'] for c in cs]):.0f} | "
               f"{' / '.join(str(round(c['pairs_per_s'])) for c in cs)} | {cpu:.3f} | {limits[b]:.0f} |")
-    if len(args.servers) > 1:
-        base = args.servers[0]
-        print("\n| connections | " + " | ".join(f"{k} / {base}: req/s | CPU/req" for k in args.servers[1:]) + " |")
-        print("|---:|" + "---:|---:|" * (len(args.servers) - 1))
-        for c in args.concurrency:
-            print(f"| {c} | " + " | ".join(f"{medians[(k, c)] / medians[(base, c)]:.3f} | "
-                                          f"{cpu_med[(k, c)] / cpu_med[(base, c)]:.3f}" for k in args.servers[1:]) + " |")
     # A phase with c connections over the workers batches at most c / workers pairs per call:
     # its limit is the compute limit at that batch size.
     print(f"\nServed pairs/s on {cores} whole cores at the measured server CPU per request, as a share of the "
@@ -375,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nCapture checks: " + ", ".join(verdicts))
     for kind, text in logs.items():
         lines = [line.split(": ", 1)[-1] for line in text.splitlines()
-                 if "batch(es)" in line or "connection(s), " in line and "draining" not in line]
+                 if "batch(es)" in line or "answers: " in line]
         if lines:
             print(f"\n{kind} workers at exit:\n  " + "\n  ".join(lines))
     if args.json_out:

@@ -3,7 +3,6 @@ and answers every bad request with its status and a clear body."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 

@@ -155,7 +155,7 @@ def test_framing_agrees_with_h11(server, data, expect):
 def test_pipelined_invocations_are_answered_in_order(server):
     def invoke(i):
         return (f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n"
-                f"Content-Length: 8\r\n\r\na b,a c\n").encode()
+                f"X-Amzn-SageMaker-Inference-Id: pipe_{i}\r\nContent-Length: 8\r\n\r\na b,a c\n").encode()
     data = b"".join(invoke(i) + f"GET /p{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(4))
     answers, _closed = exchange(server, data, 8)
     assert [a[0] for a in answers] == [200, 404] * 4
