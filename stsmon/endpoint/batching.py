@@ -3,8 +3,8 @@
 Independent of the HTTP layer: the worker (:mod:`stsmon.endpoint.worker`)
 queues jobs from its asyncio loop and gets the results back through
 ``deliver``, called in the inference thread (the owner hands them to its
-loop). ``bench/asgi_endpoint.py`` runs the same batcher behind uvicorn, so a
-comparison of the two HTTP servers compares the HTTP layers alone.
+loop). It ran unchanged behind the hand-written HTTP layer and behind uvicorn
+when the two were compared (docs/endpoint.md § "The HTTP layer").
 
 A job is any object with ``body``, ``program_type``, ``accept`` (what
 :meth:`InferenceHandler.infer` takes) and a ``done`` flag (a job already
