@@ -26,6 +26,11 @@ SHARED: dict[str, tuple[str, ...]] = {
         "tests/processing_scripts/test_pipeline.py",
         "tests/processing_scripts/test_train_evaluate_baseline.py",
     ),
+    # toy_server: one background toy endpoint (tests/stsmon/endpoint/endpoint_fixtures.py)
+    "tests/stsmon/endpoint[toy_server]": (
+        "tests/stsmon/endpoint/test_endpoint_contract.py",
+        "tests/stsmon/endpoint/test_http_framing.py",
+    ),
     # dev / prod: one in-process synth per configuration, with the nag packs (stacks/conftest.py)
     "tests/stacks[synth]": (
         "tests/stacks/test_cdk_synth.py",

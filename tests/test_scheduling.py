@@ -15,6 +15,7 @@ SESSION_FIXTURES = {
     "regression_run": "tests/processing_scripts[binary_run]",
     "dev": "tests/stacks[synth]",
     "prod": "tests/stacks[synth]",
+    "toy_server": "tests/stsmon/endpoint[toy_server]",
 }
 
 

@@ -9,4 +9,5 @@ from endpoint_fixtures import (  # noqa: F401
     toy_builder,
     toy_functions_model_dir,
     toy_model_dir,
+    toy_server,
 )

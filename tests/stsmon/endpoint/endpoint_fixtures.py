@@ -171,6 +171,15 @@ def module_servers(tmp_path_factory) -> Iterator[ServerFactory]:
     factory.stop_all()
 
 
+@pytest.fixture(scope="session")
+def toy_server(tmp_path_factory, toy_model_dir) -> Iterator[Server]:
+    """One toy endpoint (``toy-endpoint``, one worker, capture on) shared by the files that only send it
+    requests (test_endpoint_contract.py, test_http_framing.py: one work unit, tests/scheduling.py)."""
+    factory = ServerFactory(tmp_path_factory.mktemp("toy-server"))
+    yield factory(toy_model_dir, name="toy-endpoint", workers=1)
+    factory.stop_all()
+
+
 @pytest.fixture
 def runtime_client():
     """``runtime_client(url)``: a real boto3 ``sagemaker-runtime`` client for a local

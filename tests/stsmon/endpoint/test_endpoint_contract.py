@@ -21,8 +21,9 @@ SIX_MB = 6 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def server(module_servers, toy_model_dir):
-    return module_servers(toy_model_dir, name=NAME, workers=1)
+def server(toy_server):
+    assert toy_server.name == NAME
+    return toy_server
 
 
 def wait_for_ids(server, ids: set[str], timeout: float = 15.0) -> dict[str, dict]:

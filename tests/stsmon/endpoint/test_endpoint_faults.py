@@ -93,8 +93,14 @@ def test_overload_answers_503_with_retry_after_and_never_hangs(start_server, toy
     assert server.ping() == 200
 
 
-def test_invocation_timeout_answers_504_and_424_model_error(start_server, toy_model_dir, tmp_path):
-    server = start_server(toy_model_dir, workers=1, limits=WorkerLimits(timeout=1.0))
+@pytest.fixture(scope="module")
+def short_timeouts(module_servers, toy_model_dir):
+    """One worker whose invocation, slow-request and idle timeouts are all 1 s."""
+    return module_servers(toy_model_dir, workers=1, capture=False, limits=WorkerLimits(timeout=1.0, idle_timeout=1.0))
+
+
+def test_invocation_timeout_answers_504_and_424_model_error(short_timeouts, tmp_path):
+    server = short_timeouts
     # The slow request must occupy the worker before the second arrives (on a busy machine
     # two requests sent "together" may reach it in either order): the model says when it has it.
     started = tmp_path / "slow-started"
@@ -112,12 +118,12 @@ def test_invocation_timeout_answers_504_and_424_model_error(start_server, toy_mo
     assert wait_until(lambda: server.ping() == 200)
 
 
-def test_idle_never_used_and_slow_connections_are_closed(start_server, toy_model_dir):
+def test_idle_never_used_and_slow_connections_are_closed(short_timeouts):
     """uvicorn 0.55 arms its keep-alive timeout only after a response (a connection that never
     sends stays open) and has no slow-request timeout (uvicorn/protocols/http/httptools_impl.py,
     ``on_response_complete``): the worker's once-a-second sweep closes connections idle for
     ``idle_timeout`` and requests whose bytes have not all arrived within ``timeout``."""
-    server = start_server(toy_model_dir, workers=1, capture=False, limits=WorkerLimits(timeout=1.0, idle_timeout=1.0))
+    server = short_timeouts
     started = time.monotonic()
     never = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)

@@ -5,7 +5,7 @@ The endpoint's HTTP layer is uvicorn 0.55's ``HttpToolsProtocol`` (httptools
 0.9, llhttp) with a few additions (``stsmon.endpoint.worker.EndpointProtocol``;
 docs/endpoint.md § "The HTTP layer"). Nothing of ours frames requests any more,
 so there is no parser of ours to fuzz: these tests send fixed byte streams to
-a real server (one worker) and read what it answers.
+a real server (one worker, shared with test_endpoint_contract.py) and read what it answers.
 
 Framing: a server that frames a byte stream differently from what is in
 front of it is how requests get smuggled. Every request of a stream targets
@@ -34,13 +34,16 @@ import pytest
 
 from stsmon.endpoint.worker import MAX_HEAD
 
-NAME = "framing-endpoint"
+NAME = "toy-endpoint"
 SIX_MB = 6 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def server(module_servers, toy_model_dir):
-    return module_servers(toy_model_dir, name=NAME, workers=1, capture=False)
+def server(toy_server):
+    """The toy endpoint test_endpoint_contract.py also uses (one worker; none of these requests is captured:
+    the pipelined invocations carry ``pipe_`` ids)."""
+    assert toy_server.name == NAME
+    return toy_server
 
 
 def read_responses(sock: socket.socket, count: int | None = None, timeout: float = 10.0) -> tuple[list, bool]:
