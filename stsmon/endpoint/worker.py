@@ -175,7 +175,10 @@ class EndpointProtocol(HttpToolsProtocol):
         self.last_active = time.monotonic()
         self.message_started = 0.0  # when the first byte of a request still arriving came; 0: none
         self.in_head = False
-        self.head_bytes = 0
+        # Two lower bounds of the current head's size (neither counts a byte twice or a byte of
+        # another message): its parsed fields, and the packets that arrived wholly inside it.
+        self.head_fields = 0
+        self.head_packets = 0
         self.rejection: tuple[int, str] | None = None  # what on_headers_complete refused
         self._began = False
 
@@ -207,8 +210,8 @@ class EndpointProtocol(HttpToolsProtocol):
             pass  # no WebSocket here (ws="none"): uvicorn answers the request as a plain one
         if self.in_head:
             if counting and not self._began:  # the whole packet belongs to this head
-                self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD:
+                self.head_packets += len(data)
+            if max(self.head_packets, self.head_fields) > MAX_HEAD:
                 self._reject(431, "request header section too large")
 
     def _reject(self, status: int, message: str) -> None:
@@ -225,20 +228,20 @@ class EndpointProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.in_head = True
         self._began = True
-        self.head_bytes = 0
+        self.head_fields = self.head_packets = 0
         self.message_started = self.last_active
 
     def on_url(self, url: bytes) -> None:
-        self.head_bytes += len(url) + 16
+        self.head_fields += len(url)
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_bytes += len(name) + len(value) + 4
+        self.head_fields += len(name) + len(value) + 4  # ": " and CRLF
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self.in_head = False
-        if self.head_bytes > MAX_HEAD:
+        if self.head_fields > MAX_HEAD:
             self.rejection = (431, "request header section too large")
         else:
             # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without
