@@ -41,7 +41,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline_code.serving_env import serving_environment  # noqa: E402
+from bench.endpoint_load import free_port, tree_cpu_seconds  # noqa: E402
 from stsmon.endpoint.capture import scan_capture  # noqa: E402
 from stsmon.endpoint.worker import WorkerLimits  # noqa: E402
 
@@ -120,28 +120,6 @@ for line in sys.stdin:  # "BATCH SECONDS": run, answer pairs/s
 """
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of ``pid`` and its children, from /proc."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def read_bodies(path: Path, limit: int = 2000) -> list[str]:
     """One CSV line per pair of a split file (``label,sentence1,sentence2``), without its newline."""
     bodies = []
@@ -160,8 +138,6 @@ def read_bodies(path: Path, limit: int = 2000) -> list[str]:
     return bodies
 
 
-def model_env() -> dict[str, str]:
-    return serving_environment()
 
 
 class Server:
@@ -169,7 +145,7 @@ class Server:
         self.kind = kind
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env_args = [a for k, v in model_env().items() for a in ("--env", f"{k}={v}")]
+        env_args = [a for k, v in serving_environment().items() for a in ("--env", f"{k}={v}")]
         argv = [sys.executable, "-m", "stsmon.endpoint", "serve", "--name", "bench", "--model", str(model),
                 "--port", str(self.port), "--workers", str(workers), "--capture-dir", str(capture_dir),
                 "--batch-wait", str(batch_wait), *env_args]
@@ -230,7 +206,7 @@ def capture_check(capture_dir: Path, phases: list[dict]) -> dict:
 def compute_limit(model: Path, bodies_file: Path, workers: int, batches: list[int], duration: float) -> dict:
     """Per batch size: (pairs/s of ``workers`` processes calling ``InferenceHandler.infer`` at
     once, their mean CPU ms per pair)."""
-    env = {**os.environ, **model_env(), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **serving_environment(), "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-c", COMPUTE_CHILD, str(ROOT), str(model), str(bodies_file)],
                               env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for _ in range(workers)]

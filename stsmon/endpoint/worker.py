@@ -47,7 +47,6 @@ import asyncio
 import collections
 import json
 import logging
-import os
 import random
 import signal
 import socket
@@ -97,7 +96,6 @@ MAX_CUSTOM_ATTRIBUTES = 1024
 _VALIDATION = "ValidationError:http://internal.amazon.com/coral/com.amazon.coral.validate/"
 _MODEL_ERROR = "ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker/"
 _UNAVAILABLE = "ServiceUnavailable:http://internal.amazon.com/coral/com.amazon.sagemaker/"
-_INTERNAL = "InternalFailure:http://internal.amazon.com/coral/com.amazon.coral.service/"
 
 _CYCLE = "stsmon.cycle"  # scope key: uvicorn's RequestResponseCycle of the request
 _CLOSE = (b"connection", b"close")
@@ -732,6 +730,3 @@ def _deliver(jobs: list[Job], results: list[Result]) -> None:
 def _valid_inference_id(value: str) -> bool:
     return 0 < len(value) <= MAX_INFERENCE_ID and not value[0].isspace() and value.isprintable()
 
-
-def worker_pid_label() -> str:
-    return f"worker {os.getpid()}"
